@@ -1,0 +1,55 @@
+// Time as data. Everything that needs "now" takes a Clock&, so tests drive time by hand.
+// Thread: SystemClock is thread-safe; ManualClock is safe to read from any thread while one
+// thread advances it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace anju::edge {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::int64_t wall_ms() const = 0;   // ms since the Unix epoch
+  virtual std::int64_t mono_ns() const = 0;   // monotonic, ns
+  virtual bool synced() const = 0;            // wall clock known to be synchronised
+  std::int64_t mono_ms() const { return mono_ns() / 1'000'000; }
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::int64_t wall_ms() const override;
+  std::int64_t mono_ns() const override;
+  // Asks the kernel (adjtimex) whether NTP has synchronised the clock; cached for a second.
+  bool synced() const override;
+
+ private:
+  mutable std::atomic<std::int64_t> checked_at_ns_{-1};
+  mutable std::atomic<bool> synced_{false};
+};
+
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(std::int64_t wall_ms = 1'760'000'000'000, bool synced = true)
+      : wall_ms_(wall_ms), synced_(synced) {}
+  std::int64_t wall_ms() const override { return wall_ms_.load(); }
+  std::int64_t mono_ns() const override { return mono_ns_.load(); }
+  bool synced() const override { return synced_.load(); }
+  void advance_ms(std::int64_t ms) {
+    wall_ms_ += ms;
+    mono_ns_ += ms * 1'000'000;
+  }
+  void set_synced(bool s) { synced_ = s; }
+
+ private:
+  std::atomic<std::int64_t> wall_ms_;
+  std::atomic<std::int64_t> mono_ns_{1'000'000'000};
+  std::atomic<bool> synced_;
+};
+
+// The kernel's boot id (/proc/sys/kernel/random/boot_id), read once.
+const std::string& boot_id();
+
+}  // namespace anju::edge

@@ -1,0 +1,45 @@
+#include "anju/edge/clock.hpp"
+
+#include <sys/timex.h>
+#include <time.h>
+
+#include <fstream>
+
+namespace anju::edge {
+
+std::int64_t SystemClock::wall_ms() const {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+std::int64_t SystemClock::mono_ns() const {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+bool SystemClock::synced() const {
+  const std::int64_t now = mono_ns();
+  const std::int64_t at = checked_at_ns_.load(std::memory_order_relaxed);
+  if (at < 0 || now - at > 1'000'000'000) {
+    timex tx{};
+    const int state = adjtimex(&tx);
+    // TIME_ERROR means the kernel considers the clock unsynchronised (STA_UNSYNC).
+    synced_.store(state != TIME_ERROR && !(tx.status & STA_UNSYNC), std::memory_order_relaxed);
+    checked_at_ns_.store(now, std::memory_order_relaxed);
+  }
+  return synced_.load(std::memory_order_relaxed);
+}
+
+const std::string& boot_id() {
+  static const std::string id = [] {
+    std::ifstream f("/proc/sys/kernel/random/boot_id");
+    std::string s;
+    std::getline(f, s);
+    return s.empty() ? std::string("unknown") : s;
+  }();
+  return id;
+}
+
+}  // namespace anju::edge

@@ -1,0 +1,137 @@
+// anjud's configuration: one YAML file, validated in full at start.
+// Errors name the file, line, column and key, and say what was expected; unknown keys are errors.
+// Thread: plain values; loaded once on the main thread before any stage starts.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace anju::firmware {
+
+struct TlsConfig {
+  bool enabled = false;
+  std::string ca_file;    // PEM bundle used to verify the server
+  std::string cert_file;  // client certificate (mutual TLS), optional
+  std::string key_file;   // client private key, optional
+  bool verify_hostname = true;
+};
+
+struct BrokerConfig {
+  std::string uri;        // tcp://host:port, ssl://host:port, mqtt://, mqtts://
+  std::string client_id;  // empty: derived from the site id
+  int mqtt_version = 5;   // 3 (= 3.1.1) or 5
+  int keepalive_s = 30;
+  std::string username_file;  // secrets live in their own files, never in this config
+  std::string password_file;
+  TlsConfig tls;
+};
+
+struct OutboxBudget {
+  std::int64_t status_bytes = 16 * 1024 * 1024;
+  std::int64_t summary_bytes = 16 * 1024 * 1024;
+  std::int64_t event_bytes = 64 * 1024 * 1024;
+  // alerts have no budget: they are never evicted
+};
+
+struct UplinkConfig {
+  bool enabled = true;
+  BrokerConfig broker;
+  int window = 64;                 // QoS 1 messages in flight at once
+  int backoff_min_ms = 500;
+  int backoff_max_ms = 60'000;
+  std::vector<std::string> event_kinds;  // event kinds sent on anju/v1/<site>/event
+  OutboxBudget outbox;
+};
+
+struct JournalConfig {
+  std::string synchronous = "full";  // "full" (survives power loss) or "normal"
+  int commit_window_ms = 2;          // group commit: wait at most this long to fill a batch
+  int max_batch = 512;
+  int retention_days = 90;           // events older than this are deleted
+  int alert_retention_days = 365;    // alerts (and the events they reference) kept longer
+  std::int64_t max_bytes = 512LL * 1024 * 1024;  // total journal size cap
+};
+
+struct SummaryConfig {
+  int interval_s = 300;
+};
+
+struct ThresholdRule {
+  std::string name;    // unique rule name, e.g. "temperature_high"
+  std::string kind;    // measured kind: "temperature" or "humidity"
+  std::optional<double> above;  // raise when the value goes above this
+  std::optional<double> below;  // raise when the value goes below this
+  double hysteresis = 1.0;      // clear only once the value is back by this much
+  int hold_s = 0;               // the condition must hold this long before raising
+  int severity = 3;
+  std::vector<std::string> devices;  // device ids or names; empty = every device of that kind
+};
+
+struct RulesConfig {
+  int battery_low_percent = 10;
+  int heartbeat_timeout_s = 3600;  // default silence that makes a device offline (0 = off)
+  std::vector<ThresholdRule> thresholds;
+};
+
+struct DeviceConfig {
+  std::string building;
+  std::string unit;
+  std::string room;
+  std::string grid_code;        // overrides the site's grid code
+  std::string gb28181;          // 20-digit GB/T 28181 code
+  std::optional<int> heartbeat_timeout_s;
+};
+
+struct Zigbee2MqttConfig {
+  bool enabled = true;
+  std::string base_topic = "zigbee2mqtt";
+  bool report_unchanged = false;  // a reading equal to the last one is not a new event
+  std::map<std::string, DeviceConfig> devices;  // keyed by IEEE address or friendly name
+};
+
+struct SiteConfig {
+  std::string id;             // compound id: [A-Za-z0-9_-]{1,64}, used in topics
+  std::string grid_code;      // CJ/T 349: 20 digits
+  std::string division_code;  // 12 digits, optional
+  std::string name;
+};
+
+struct Config {
+  std::string source_file;  // where it was loaded from ("<embedded demo>" for the built-in one)
+  SiteConfig site;
+  std::string data_dir = "/var/lib/anju";
+  std::string log_level = "info";
+  BrokerConfig local_broker;  // the compound's own bus
+  UplinkConfig uplink;
+  JournalConfig journal;
+  SummaryConfig summary;
+  RulesConfig rules;
+  Zigbee2MqttConfig zigbee2mqtt;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based
+  std::string key; // dotted path, e.g. "uplink.window"
+  std::string message;
+  std::string to_string() const;  // "file:line:column: key: message"
+};
+
+struct ConfigResult {
+  std::optional<Config> config;
+  std::vector<ConfigError> errors;  // every problem found, not just the first
+};
+
+// Pure: parses and validates YAML text. `file` is only used in error messages.
+ConfigResult parse_config(const std::string& yaml_text, const std::string& file);
+// Reads the file and parses it; an unreadable file is one error naming it.
+ConfigResult load_config(const std::string& path);
+
+// The embedded demo configuration (the same text as firmware/config/anju.demo.yaml).
+const std::string& demo_config_text();
+
+}  // namespace anju::firmware
