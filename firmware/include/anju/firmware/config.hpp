@@ -134,4 +134,16 @@ ConfigResult load_config(const std::string& path);
 // The embedded demo configuration (the same text as firmware/config/anju.demo.yaml).
 const std::string& demo_config_text();
 
+// One key of the schema, for reference output (`anju config keys` and the like). The same tables
+// drive validation, so this list is exactly what parse_config accepts.
+struct ConfigKeyDoc {
+  std::string path;           // "uplink.window", "rules.thresholds[].above", "a.<name>.b"
+  std::string type;           // "integer", "string", "size", "boolean", "number", "section", ...
+  std::string constraint;     // e.g. "1..1024", "20 digits"; empty: any value of the type
+  std::string default_value;  // as written in YAML; empty for required keys and sections
+  std::string description;
+  bool required = false;
+};
+std::vector<ConfigKeyDoc> config_schema();
+
 }  // namespace anju::firmware

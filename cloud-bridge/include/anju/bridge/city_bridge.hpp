@@ -1,0 +1,67 @@
+// The city contract on the edge side: which events, alert changes and summaries become uplink
+// messages, on which topics, with which payloads. It plugs into the pipeline as a hook, so the
+// outbox rows commit in the same transaction as the events that caused them.
+//
+// Topics: anju/v1/<site>/alert | status | summary | event, and the retained
+// anju/v1/<site>/status/gateway (birth and Last Will, owned by the Uplink).
+// Every payload has: schema, id (the message's own id, stable across retransmission), seq, site,
+// grid_code, ts_ms, clock_synced. Raw personal data never goes up.
+// Thread: hook methods on the pipeline thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "anju/bridge/outbox.hpp"
+#include "anju/bridge/uplink.hpp"
+#include "anju/edge/pipeline.hpp"
+
+namespace anju::bridge {
+
+inline constexpr int kUplinkSchema = 1;
+
+struct CityBridgeOptions {
+  std::string site;
+  std::string grid_code;
+  std::set<anju::edge::EventKind> event_kinds;  // which events go up on .../event
+  std::array<std::int64_t, kClasses> budget_bytes{0, 16 << 20, 16 << 20, 64 << 20};
+  std::int64_t summary_interval_ms = 300'000;
+  int summary_backfill_max = 12;  // periods computed at once after downtime
+};
+
+// Pure payload builders (also used by tests and the contract docs).
+nlohmann::json alert_payload(const anju::edge::AlertChange& c, const std::string& msg_id,
+                             bool clock_synced);
+nlohmann::json event_payload(const anju::edge::Event& e);
+nlohmann::json status_payload(const anju::edge::Event& e);
+std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms);
+
+class CityBridge final : public anju::edge::PipelineHook {
+ public:
+  // `uplink` may be null (uplink disabled: messages wait in the outbox).
+  CityBridge(CityBridgeOptions options, anju::edge::Journal& journal, OutboxCounters& counters,
+             Uplink* uplink);
+
+  void in_transaction(anju::edge::Journal& journal, const std::vector<anju::edge::Event>& events,
+                      const std::vector<anju::edge::AlertChange>& changes) override;
+  void after_commit(const std::vector<anju::edge::Event>& events,
+                    const std::vector<anju::edge::AlertChange>& changes) override;
+  void on_tick(anju::edge::Journal& journal, std::int64_t now_ms) override;
+
+  // Computes the summary of [start, start+interval) from the journal.
+  nlohmann::json summary(anju::edge::Journal& journal, std::int64_t start_ms) const;
+
+ private:
+  std::string topic(const char* cls) const { return "anju/v1/" + options_.site + "/" + cls; }
+  CityBridgeOptions options_;
+  OutboxWriter writer_;
+  Uplink* uplink_;
+  bool pending_wake_ = false;
+};
+
+}  // namespace anju::bridge

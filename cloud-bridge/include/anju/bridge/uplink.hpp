@@ -1,0 +1,85 @@
+// The uplink: one MQTT session to the city broker that drains the outbox.
+// QoS 1 with a window of many messages in flight; a row is deleted only when its PUBACK arrives.
+// Alerts go before status, status before summaries, summaries before events; order is kept
+// within a class. Reconnects use jittered exponential backoff; after a reconnect everything still
+// in the outbox is sent again from the start of each class (duplicates carry the same id).
+// A retained birth message and a Last Will on anju/v1/<site>/status/gateway say online/offline.
+// Thread: its own thread; wake() and stats() from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "anju/bridge/outbox.hpp"
+#include "anju/edge/mqtt.hpp"
+
+namespace anju::bridge {
+
+struct UplinkOptions {
+  anju::edge::MqttEndpoint endpoint;
+  std::string db_path;  // the journal database (the outbox table lives there)
+  std::string site;
+  int window = 64;
+  int backoff_min_ms = 500;
+  int backoff_max_ms = 60'000;
+};
+
+struct UplinkStats {
+  bool connected = false;
+  std::int64_t connects = 0;
+  std::int64_t connect_failures = 0;
+  std::int64_t published = 0;  // PUBLISH sent (including retransmissions)
+  std::int64_t acked = 0;
+  std::int64_t inflight = 0;
+  std::string last_error;
+};
+
+class DeliveryListener;
+
+class Uplink {
+ public:
+  Uplink(UplinkOptions options, OutboxCounters& counters);
+  ~Uplink();
+  void start();
+  // Stops after trying, for at most `flush`, to get what is in the outbox acknowledged.
+  void stop(std::chrono::milliseconds flush = std::chrono::milliseconds(3000));
+  void wake();  // new rows are in the outbox
+  UplinkStats stats() const;
+  std::string gateway_status_topic() const;
+
+ private:
+  void loop();
+  bool connect();
+  void fill_window();
+  void handle_acks();
+
+  UplinkOptions options_;
+  OutboxCounters& counters_;
+  std::unique_ptr<OutboxSender> sender_;
+  std::unique_ptr<mqtt::async_client> client_;
+  std::unique_ptr<DeliveryListener> listener_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool woken_ = false;
+  bool lost_ = false;
+  std::chrono::steady_clock::time_point flush_deadline_{};
+  std::vector<std::pair<std::int64_t, MsgClass>> acks_;  // guarded by mu_
+  std::int64_t failed_ = 0;                             // publish failures since last check
+  UplinkStats stats_;
+
+  // uplink thread only
+  std::set<std::int64_t> inflight_;
+  std::array<std::int64_t, kClasses> cursor_{};
+  std::thread thread_;
+};
+
+}  // namespace anju::bridge

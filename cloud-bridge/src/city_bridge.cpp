@@ -1,0 +1,165 @@
+#include "anju/bridge/city_bridge.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "anju/edge/uuid.hpp"
+
+namespace anju::bridge {
+using anju::edge::AlertChange;
+using anju::edge::Event;
+using anju::edge::EventKind;
+using nlohmann::json;
+
+namespace {
+json common(const std::string& id, std::int64_t seq, const std::string& site,
+            const std::string& grid, std::int64_t ts_ms, bool synced) {
+  return json{{"schema", kUplinkSchema}, {"id", id},       {"seq", seq},
+              {"site", site},            {"grid_code", grid}, {"ts_ms", ts_ms},
+              {"clock_synced", synced}};
+}
+}  // namespace
+
+json alert_payload(const AlertChange& c, const std::string& msg_id, bool clock_synced) {
+  const auto& a = c.alert;
+  json j = common(msg_id, a.last_seq, a.site, a.grid_code, a.updated_ms, clock_synced);
+  j["alert_id"] = a.alert_id;
+  j["change"] = std::string(to_string(c.type));
+  j["alert"] = to_json(a);
+  return j;
+}
+
+json event_payload(const Event& e) {
+  json j = common(e.id, e.seq, e.site, e.grid_code, e.ts_ms, e.clock_synced);
+  j["mono_ns"] = e.mono_ns;
+  j["boot_id"] = e.boot_id;
+  j["kind"] = std::string(to_string(e.kind));
+  j["severity"] = e.severity;
+  j["location"] = {{"building", e.location.building},
+                   {"unit", e.location.unit},
+                   {"room", e.location.room}};
+  j["device"] = {{"id", e.device.id},
+                 {"kind", e.device.kind},
+                 {"name", e.device.name},
+                 {"gb28181", e.device.gb28181}};
+  if (e.active) j["active"] = *e.active;
+  json vals = json::array();
+  for (const auto& m : e.values) vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
+  j["values"] = std::move(vals);
+  return j;
+}
+
+json status_payload(const Event& e) {
+  json j = common(e.id, e.seq, e.site, e.grid_code, e.ts_ms, e.clock_synced);
+  j["device"] = {{"id", e.device.id},
+                 {"kind", e.device.kind},
+                 {"name", e.device.name},
+                 {"gb28181", e.device.gb28181}};
+  j["location"] = {{"building", e.location.building},
+                   {"unit", e.location.unit},
+                   {"room", e.location.room}};
+  j["state"] = e.kind == EventKind::device_online ? "online" : "offline";
+  if (e.attrs.contains("reason")) j["reason"] = e.attrs["reason"];
+  return j;
+}
+
+std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms) {
+  return anju::edge::uuid_from_name("anju/summary/" + site + "/" + std::to_string(interval_ms) +
+                                    "/" + std::to_string(start_ms));
+}
+
+CityBridge::CityBridge(CityBridgeOptions options, anju::edge::Journal& journal,
+                       OutboxCounters& counters, Uplink* uplink)
+    : options_(std::move(options)),
+      writer_((ensure_outbox_schema(journal.db()), journal.db()), options_.budget_bytes, counters),
+      uplink_(uplink) {
+  load_counters(journal.db(), counters);
+}
+
+void CityBridge::in_transaction(anju::edge::Journal&, const std::vector<Event>& events,
+                                const std::vector<AlertChange>& changes) {
+  for (const auto& c : changes) {
+    const std::string id = anju::edge::uuid_v7(c.alert.updated_ms);
+    writer_.put(MsgClass::alert, id, topic("alert"), alert_payload(c, id, true).dump());
+    pending_wake_ = true;
+  }
+  for (const auto& e : events) {
+    if (e.kind == EventKind::device_online || e.kind == EventKind::device_offline) {
+      writer_.put(MsgClass::status, e.id, topic("status"), status_payload(e).dump());
+      pending_wake_ = true;
+    }
+    if (options_.event_kinds.count(e.kind)) {
+      writer_.put(MsgClass::event, e.id, topic("event"), event_payload(e).dump());
+      pending_wake_ = true;
+    }
+  }
+}
+
+void CityBridge::after_commit(const std::vector<Event>&, const std::vector<AlertChange>&) {
+  if (pending_wake_ && uplink_) uplink_->wake();
+  pending_wake_ = false;
+}
+
+json CityBridge::summary(anju::edge::Journal& journal, std::int64_t start_ms) const {
+  const std::int64_t end_ms = start_ms + options_.summary_interval_ms;
+  auto& db = journal.db();
+  json by_kind = json::object();
+  std::int64_t total = 0;
+  {
+    auto st = db.prepare(
+        "SELECT kind, count(*) FROM events WHERE ts_ms>=? AND ts_ms<? GROUP BY kind ORDER BY kind");
+    st.bind(1, start_ms).bind(2, end_ms);
+    while (st.step()) {
+      by_kind[st.str(0)] = st.i64(1);
+      total += st.i64(1);
+    }
+  }
+  auto count = [&](const char* sql, bool ranged) {
+    auto st = db.prepare(sql);
+    if (ranged) st.bind(1, start_ms).bind(2, end_ms);
+    return st.step() ? st.i64(0) : 0;
+  };
+  const std::int64_t last_seq =
+      count("SELECT coalesce(max(seq),0) FROM events WHERE ts_ms>=? AND ts_ms<?", true);
+  json j = common(summary_id(options_.site, options_.summary_interval_ms, start_ms), last_seq,
+                  options_.site, options_.grid_code, end_ms, true);
+  j["period"] = {{"start_ms", start_ms}, {"end_ms", end_ms}};
+  j["events"] = {{"total", total}, {"by_kind", by_kind}};
+  j["alerts"] = {
+      {"opened", count("SELECT count(*) FROM alerts WHERE first_seen_ms>=? AND first_seen_ms<?",
+                       true)},
+      {"open", count("SELECT count(*) FROM alerts WHERE state!='closed'", false)}};
+  j["devices"] = {
+      {"reporting",
+       count("SELECT count(DISTINCT device_id) FROM events WHERE ts_ms>=? AND ts_ms<?", true)},
+      {"offline", count("SELECT count(*) FROM alerts WHERE state!='closed' AND "
+                        "rule='device_offline' AND json_extract(body,'$.condition_cleared')=0",
+                        false)},
+      {"low_battery", count("SELECT count(*) FROM alerts WHERE state!='closed' AND "
+                            "rule='battery_low' AND json_extract(body,'$.condition_cleared')=0",
+                            false)}};
+  return j;
+}
+
+void CityBridge::on_tick(anju::edge::Journal& journal, std::int64_t now_ms) {
+  const std::int64_t interval = options_.summary_interval_ms;
+  if (interval <= 0) return;
+  const std::int64_t current_start = now_ms - now_ms % interval;
+  auto& db = journal.db();
+  std::int64_t next = current_start;  // first run: start with the period now in progress
+  if (auto v = anju::edge::meta_get(db, "summary_next_start")) next = std::stoll(*v);
+  // Periods missed while the gateway was off are computed now, up to a bound.
+  next = std::max(next, current_start - options_.summary_backfill_max * interval);
+  bool wrote = false;
+  while (next + interval <= now_ms) {
+    const json s = summary(journal, next);
+    writer_.put(MsgClass::summary, s["id"].get<std::string>(), topic("summary"), s.dump());
+    next += interval;
+    wrote = true;
+  }
+  anju::edge::meta_set(db, "summary_next_start", std::to_string(next));
+  if (wrote) pending_wake_ = true;
+  if (pending_wake_ && uplink_) uplink_->wake();
+  pending_wake_ = false;
+}
+
+}  // namespace anju::bridge

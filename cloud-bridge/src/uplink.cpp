@@ -1,0 +1,233 @@
+#include "anju/bridge/uplink.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace anju::bridge {
+
+class DeliveryListener final : public mqtt::iaction_listener {
+ public:
+  explicit DeliveryListener(std::function<void(std::intptr_t, bool)> done)
+      : done_(std::move(done)) {}
+  void on_success(const mqtt::token& t) override {
+    done_(reinterpret_cast<std::intptr_t>(t.get_user_context()), true);
+  }
+  void on_failure(const mqtt::token& t) override {
+    done_(reinterpret_cast<std::intptr_t>(t.get_user_context()), false);
+  }
+
+ private:
+  std::function<void(std::intptr_t, bool)> done_;
+};
+
+namespace {
+std::string gateway_status(const std::string& site, bool online) {
+  return nlohmann::json{{"site", site}, {"state", online ? "online" : "offline"}}.dump();
+}
+
+}  // namespace
+
+Uplink::Uplink(UplinkOptions options, OutboxCounters& counters)
+    : options_(std::move(options)), counters_(counters) {
+  listener_ = std::make_unique<DeliveryListener>([this](std::intptr_t ctx, bool ok) {
+    {
+      std::lock_guard lock(mu_);
+      if (ok)
+        acks_.emplace_back(ctx / kClasses, static_cast<MsgClass>(ctx % kClasses));
+      else
+        ++failed_;
+    }
+    cv_.notify_all();
+  });
+}
+
+Uplink::~Uplink() { stop(std::chrono::milliseconds(0)); }
+
+std::string Uplink::gateway_status_topic() const {
+  return "anju/v1/" + options_.site + "/status/gateway";
+}
+
+void Uplink::start() {
+  sender_ = std::make_unique<OutboxSender>(options_.db_path, counters_);
+  client_ = std::make_unique<mqtt::async_client>(anju::edge::paho_uri(options_.endpoint.uri),
+                                                 options_.endpoint.client_id,
+                                                 anju::edge::make_create_options(options_.endpoint),
+                                                 nullptr);
+  client_->set_connection_lost_handler([this](const std::string& cause) {
+    {
+      std::lock_guard lock(mu_);
+      lost_ = true;
+      stats_.connected = false;
+      stats_.last_error = "connection lost: " + cause;
+    }
+    cv_.notify_all();
+  });
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Uplink::stop(std::chrono::milliseconds flush) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !thread_.joinable()) return;
+    stopping_ = true;
+    flush_deadline_ = std::chrono::steady_clock::now() + flush;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Uplink::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+UplinkStats Uplink::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+bool Uplink::connect() {
+  const std::string topic = gateway_status_topic();
+  mqtt::message will(topic, gateway_status(options_.site, false), 1, true);
+  try {
+    auto opts = anju::edge::make_connect_options(options_.endpoint, /*clean=*/true, will);
+    opts.set_max_inflight(std::max(options_.window, 1) + 2);
+    client_->connect(opts)->wait_for(std::chrono::seconds(10));
+    if (!client_->is_connected()) throw std::runtime_error("connect timed out");
+    // Birth message: the counterpart of the Last Will.
+    client_->publish(topic, gateway_status(options_.site, true), 1, true);
+  } catch (const std::exception& e) {
+    std::lock_guard lock(mu_);
+    ++stats_.connect_failures;
+    stats_.last_error = e.what();
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  ++stats_.connects;
+  stats_.connected = true;
+  lost_ = false;
+  spdlog::info("uplink: connected to {}", options_.endpoint.uri);
+  return true;
+}
+
+void Uplink::fill_window() {
+  for (int c = 0; c < kClasses; ++c) {
+    const int room = options_.window - static_cast<int>(inflight_.size());
+    if (room <= 0) return;
+    for (auto& m : sender_->next(static_cast<MsgClass>(c), cursor_[c], room)) {
+      cursor_[c] = m.oid;
+      if (inflight_.count(m.oid)) continue;
+      auto msg = mqtt::make_message(m.topic, m.payload, 1, m.retain);
+      // The token's context carries the row: oid × 4 + class.
+      void* ctx = reinterpret_cast<void*>(static_cast<std::intptr_t>(m.oid * kClasses + c));
+      try {
+        client_->publish(msg, ctx, *listener_);
+      } catch (const mqtt::exception& e) {
+        std::lock_guard lock(mu_);
+        lost_ = true;
+        stats_.last_error = std::string("publish: ") + e.what();
+        return;
+      }
+      const std::int64_t oid = m.oid;
+      inflight_.insert(oid);
+      std::lock_guard lock(mu_);
+      ++stats_.published;
+      stats_.inflight = static_cast<std::int64_t>(inflight_.size());
+    }
+    // A higher class with rows still waiting holds the lower ones back.
+    if (counters_.rows[c] > static_cast<std::int64_t>(0) &&
+        static_cast<int>(inflight_.size()) >= options_.window)
+      return;
+  }
+}
+
+void Uplink::handle_acks() {
+  std::vector<std::pair<std::int64_t, MsgClass>> acks;
+  {
+    std::lock_guard lock(mu_);
+    acks.swap(acks_);
+  }
+  if (acks.empty()) return;
+  for (const auto& [oid, cls] : acks) inflight_.erase(oid);
+  try {
+    sender_->ack(acks);
+  } catch (const std::exception& e) {
+    spdlog::error("uplink: cannot delete acknowledged rows: {} (they will be sent again)",
+                  e.what());
+  }
+  std::lock_guard lock(mu_);
+  stats_.acked += static_cast<std::int64_t>(acks.size());
+  stats_.inflight = static_cast<std::int64_t>(inflight_.size());
+}
+
+void Uplink::loop() {
+  std::mt19937 rng{std::random_device{}()};
+  int backoff = options_.backoff_min_ms;
+  bool connected = false;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && (!connected || std::chrono::steady_clock::now() >= flush_deadline_)) break;
+    }
+    if (!connected) {
+      connected = connect();
+      if (!connected) {
+        // Full jitter: thousands of gateways reconnecting after a city outage spread out.
+        std::uniform_int_distribution<int> jitter(backoff / 2, backoff);
+        const int wait_ms = jitter(rng);
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return stopping_; });
+        backoff = std::min(backoff * 2, options_.backoff_max_ms);
+        continue;
+      }
+      backoff = options_.backoff_min_ms;
+      inflight_.clear();
+      cursor_.fill(0);
+    }
+    handle_acks();
+    fill_window();
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [this] {
+        return stopping_ || woken_ || lost_ || !acks_.empty() || failed_ > 0;
+      });
+      woken_ = false;
+      if (failed_ > 0 || lost_) {
+        // A refused or lost publish: start the session over; the rows are still in the outbox.
+        failed_ = 0;
+        lost_ = false;
+        connected = false;
+        stats_.connected = false;
+      }
+      if (stopping_ && inflight_.empty()) {
+        bool more = false;
+        for (int c = 0; c < kClasses; ++c) more = more || counters_.rows[c] > 0;
+        if (!more) break;
+      }
+    }
+    if (!connected) {
+      try {
+        if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
+      } catch (const std::exception&) {
+      }
+      handle_acks();
+    }
+  }
+  handle_acks();
+  try {
+    if (client_->is_connected()) {
+      // An orderly stop: say so, since the Last Will is not sent on a clean disconnect.
+      client_->publish(gateway_status_topic(), gateway_status(options_.site, false), 1, true)
+          ->wait_for(std::chrono::seconds(1));
+      client_->disconnect()->wait_for(std::chrono::seconds(2));
+    }
+  } catch (const std::exception&) {
+  }
+}
+
+}  // namespace anju::bridge

@@ -1,0 +1,55 @@
+// An alert: a condition someone must look at, raised by a rule from one or more events.
+// One open alert per (rule, device); repeats count on it. Thread: plain value type.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "anju/edge/event.hpp"
+
+namespace anju::edge {
+
+inline constexpr int kAlertSchema = 1;
+inline constexpr std::size_t kAlertMaxEventIds = 32;  // the first and the most recent ones
+
+struct Alert {
+  std::string alert_id;  // UUIDv7
+  std::string rule;      // rule name, e.g. "smoke", "device_offline", "temperature_high"
+  EventKind kind = EventKind::smoke;  // what the alert is about
+  std::string site;
+  std::string grid_code;
+  Location location;
+  DeviceRef device;
+  int severity = 3;
+  std::string state = "raised";  // raised → acknowledged → handled → closed (life-cycle: issue 7)
+  bool condition_cleared = false;  // the condition went back to normal; the alert stays open
+  std::int64_t count = 1;          // events that raised or repeated it
+  std::int64_t first_seen_ms = 0;
+  std::int64_t last_seen_ms = 0;
+  std::int64_t updated_ms = 0;
+  std::int64_t last_seq = 0;   // journal seq of the latest event that touched it
+  std::int64_t version = 1;    // +1 on every change, so consumers can order updates
+  std::vector<std::string> event_ids;  // events that caused it (capped at kAlertMaxEventIds)
+  std::optional<double> value;         // the reading that crossed a threshold, if any
+  std::string message;                 // short human text
+
+  bool open() const { return state != "closed"; }
+};
+
+// What happened to an alert in one step of the rule engine.
+enum class AlertChangeType { raised, repeated, condition_cleared, condition_returned };
+std::string_view to_string(AlertChangeType t);
+
+struct AlertChange {
+  AlertChangeType type;
+  Alert alert;  // the alert after the change
+};
+
+nlohmann::json to_json(const Alert& a);
+std::optional<Alert> alert_from_json(const nlohmann::json& j, std::string* error = nullptr);
+
+}  // namespace anju::edge

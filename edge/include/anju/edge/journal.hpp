@@ -1,0 +1,91 @@
+// The durable event journal: SQLite in WAL mode, one writer (the pipeline thread), group commit.
+// An event is *accepted* when the transaction that stored it has committed; its `seq` is assigned
+// in that transaction, gapless and surviving restarts.
+// Thread: a Journal (its writer connection) belongs to the pipeline thread. Readers elsewhere
+// (the CLI, the uplink, tests) open their own connection with open_reader().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "anju/edge/alert.hpp"
+#include "anju/edge/event.hpp"
+#include "anju/edge/sqlite.hpp"
+
+namespace anju::edge {
+
+struct JournalOptions {
+  std::string path;               // the database file, e.g. /var/lib/anju/anju.db
+  bool synchronous_full = true;   // fsync at every commit (survives power loss)
+  int retention_days = 90;
+  int alert_retention_days = 365;
+  std::int64_t max_bytes = 512LL * 1024 * 1024;
+};
+
+struct OpenReport {
+  bool recovered_from_corruption = false;
+  std::string moved_to;  // where the corrupt file was moved
+  std::string reason;    // what was wrong with it
+};
+
+struct EventQuery {
+  std::optional<std::int64_t> since_ms;  // ts_ms >= since
+  std::optional<std::int64_t> until_ms;  // ts_ms < until
+  std::optional<std::int64_t> seq_from;  // seq >= from
+  std::optional<std::int64_t> seq_to;    // seq <= to
+  std::optional<EventKind> kind;
+  std::string device_id;  // empty: any
+  int limit = 1000;
+  bool newest_first = false;
+};
+
+// Creates the tables if needed (shared by every connection that writes).
+void ensure_schema(Db& db);
+// Opens another connection to the same file for reading (WAL lets it run beside the writer).
+Db open_reader(const std::string& path);
+std::vector<Event> query_events(const Db& db, const EventQuery& q);
+std::vector<Alert> load_alerts(const Db& db, bool open_only, int limit = 10000);
+
+class Journal {
+ public:
+  // Opens (creating) the journal and checks its integrity. A file that is not a database or fails
+  // the check is moved aside (kept for inspection) and a fresh one is started; `report` says so.
+  static std::unique_ptr<Journal> open(const JournalOptions& options, OpenReport* report);
+
+  Db& db() { return db_; }
+  const JournalOptions& options() const { return options_; }
+
+  void begin();
+  void commit();
+  void rollback();
+  bool in_transaction() const { return in_txn_; }
+
+  // Within a transaction: assigns e.seq (next gapless number) and stores the event.
+  void append(Event& e);
+  // Marks an event to be kept as long as alerts are (it caused one).
+  void keep(std::int64_t seq);
+  // Within a transaction: stores the alert's current state.
+  void put_alert(const Alert& a);
+  std::int64_t last_seq() const { return next_seq_ - 1; }
+
+  // Deletes at most `limit` rows that are past retention or over the size budget, in its own
+  // short transaction. Returns how many rows went; 0 means nothing is due.
+  int retention_step(std::int64_t now_ms, int limit);
+  std::int64_t size_bytes() const;  // pages in use × page size
+
+ private:
+  Journal(JournalOptions o, Db db);
+  JournalOptions options_;
+  Db db_;
+  std::int64_t next_seq_ = 1;
+  bool in_txn_ = false;
+  Stmt insert_event_;
+  Stmt keep_event_;
+  Stmt put_alert_;
+  Stmt set_next_seq_;
+};
+
+}  // namespace anju::edge

@@ -1,0 +1,87 @@
+// MQTT plumbing shared by the local bus and the uplink: one place that turns an endpoint
+// description into Paho options (TLS, credentials from files, MQTT 3.1.1 or 5).
+//
+// LocalBus is the gateway's client on the compound's own broker. Drivers subscribe through it and
+// the alert publisher publishes through it. Its session is persistent (clean session off, fixed
+// client id, QoS 1 subscriptions), so the broker keeps what arrives while anjud is down.
+// Thread: Paho calls handlers on its own thread, one message at a time; publish() is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <condition_variable>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <mqtt/async_client.h>
+
+namespace anju::edge {
+
+struct MqttEndpoint {
+  std::string uri;
+  std::string client_id;
+  int mqtt_version = 5;  // 3 = 3.1.1, 5
+  int keepalive_s = 30;
+  std::string username_file;
+  std::string password_file;
+  bool tls = false;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool verify_hostname = true;
+};
+
+// Reads a secret file (first line, trailing newline removed). Throws naming the file.
+std::string read_secret_file(const std::string& path);
+// "tcp://h:p" etc., with mqtt:// and mqtts:// mapped to Paho's tcp:// and ssl://.
+std::string paho_uri(const std::string& uri);
+mqtt::connect_options make_connect_options(const MqttEndpoint& ep, bool clean,
+                                           const std::optional<mqtt::message>& will);
+mqtt::create_options make_create_options(const MqttEndpoint& ep);
+
+class LocalBus {
+ public:
+  using Handler = std::function<void(const std::string& topic, const std::string& payload)>;
+
+  explicit LocalBus(MqttEndpoint ep);
+  ~LocalBus();
+
+  // Before start(): topic filters to subscribe at QoS 1 on every (re)connect, and their handler.
+  void subscribe(const std::string& filter, Handler handler);
+  // Called after every successful (re)connect, on Paho's thread (e.g. republish retained state).
+  void on_connected(std::function<void()> cb) { on_connected_ = std::move(cb); }
+
+  void start();  // connects in the background, reconnecting with backoff forever
+  void stop();   // disconnects (waits up to 2 s for queued publishes)
+
+  // Non-blocking; dropped (and counted) while disconnected. Retained state is republished by the
+  // on_connected callback, so nothing that matters is lost with it.
+  void publish(const std::string& topic, const std::string& payload, int qos, bool retain);
+
+  bool connected() const { return connected_; }
+  std::int64_t messages_in() const { return messages_in_; }
+  std::int64_t publish_dropped() const { return publish_dropped_; }
+
+ private:
+  void dispatch(mqtt::const_message_ptr msg);
+  static bool matches(const std::string& filter, const std::string& topic);
+
+  MqttEndpoint ep_;
+  std::unique_ptr<mqtt::async_client> client_;
+  std::vector<std::pair<std::string, Handler>> subs_;
+  std::function<void()> on_connected_;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::int64_t> messages_in_{0};
+  std::atomic<std::int64_t> publish_dropped_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread supervisor_;
+};
+
+}  // namespace anju::edge

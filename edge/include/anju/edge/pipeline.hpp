@@ -1,0 +1,141 @@
+// The pipeline: ingress queue → journal → rules → alerts, in one thread, with group commit.
+//
+//   drivers (any thread) ──submit()──► inbox file + bounded queue ──► pipeline thread:
+//       BEGIN; append events (seq); rules; alert rows; hooks' rows (outbox); inbox position; COMMIT
+//       then hooks' after_commit (local publish, uplink wake-up)
+//
+// submit() first appends the events to the inbox, a segmented append-only file in the data dir,
+// then queues them. The inbox survives a crash of the process (the write() is in the kernel's page
+// cache before submit returns), and every commit records how far into it the journal has got, so
+// a restart replays exactly what was handed over but not yet committed. This is what lets a driver
+// acknowledge a message to its source as soon as submit() returns.
+//
+// Thread: submit() and wait_*() from any thread; hooks run on the pipeline thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "anju/edge/alert.hpp"
+#include "anju/edge/clock.hpp"
+#include "anju/edge/event.hpp"
+#include "anju/edge/journal.hpp"
+#include "anju/edge/rules.hpp"
+
+namespace anju::edge {
+
+// The plug-in point for everything downstream of the journal.
+class PipelineHook {
+ public:
+  virtual ~PipelineHook() = default;
+  // Pipeline thread, inside the commit transaction: write derived rows (e.g. the outbox) so that
+  // they commit atomically with the events. Throwing rolls the whole batch back (it is retried).
+  virtual void in_transaction(Journal& /*journal*/, const std::vector<Event>& /*events*/,
+                              const std::vector<AlertChange>& /*changes*/) {}
+  // Pipeline thread, after the commit: notify others. Must not block.
+  virtual void after_commit(const std::vector<Event>& /*events*/,
+                            const std::vector<AlertChange>& /*changes*/) {}
+  // Pipeline thread, about once a second, inside its own transaction (e.g. summaries).
+  virtual void on_tick(Journal& /*journal*/, std::int64_t /*now_ms*/) {}
+};
+
+struct PipelineOptions {
+  std::string inbox_dir;               // where the inbox segments live (created if missing)
+  std::size_t queue_capacity = 20'000;  // events; submit() blocks beyond this
+  int commit_window_ms = 1;  // after the first event of a batch, wait this long for more
+  int max_batch = 512;
+  std::int64_t inbox_segment_bytes = 4 * 1024 * 1024;
+  int retention_batch = 500;            // rows per retention transaction
+  std::int64_t retention_interval_ms = 60'000;
+  std::int64_t tick_interval_ms = 1000;
+};
+
+struct PipelineStats {
+  std::size_t queue_depth = 0;
+  std::size_t queue_capacity = 0;
+  std::int64_t submitted = 0;
+  std::int64_t committed = 0;   // events committed (including synthesized ones)
+  std::int64_t batches = 0;
+  std::int64_t replayed = 0;    // events recovered from the inbox at start
+  std::int64_t commit_failures = 0;
+  std::int64_t last_seq = 0;
+  std::int64_t alerts_open = 0;
+  std::int64_t retention_deleted = 0;
+};
+
+class Pipeline {
+ public:
+  Pipeline(Journal& journal, RuleEngine& rules, const Clock& clock, PipelineOptions options);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  void add_hook(PipelineHook* hook) { hooks_.push_back(hook); }
+
+  // Replays the inbox (events handed over before a crash and not committed) into the queue, then
+  // starts the pipeline thread. Hooks must be added before.
+  void start(bool with_thread = true);
+  // Stops taking input, commits everything queued, stops the thread.
+  void stop();
+
+  // Any thread. Events must be complete (id, time, device); seq is assigned at commit.
+  // Blocks while the queue is full (back-pressure); returns false once stopped.
+  bool submit(std::vector<Event> events);
+  bool submit(Event e);
+
+  // Waits until every event submitted before the call is committed, or the deadline passes.
+  bool wait_committed(std::chrono::milliseconds timeout);
+  PipelineStats stats() const;
+
+  // Runs one step by hand (tests with a ManualClock and no thread): commits what is queued and
+  // runs the tick. Returns the number of events committed.
+  std::size_t run_once();
+
+ private:
+  struct Item {
+    Event event;
+    std::int64_t inbox_gen = 0;
+    std::int64_t inbox_end = 0;  // offset just past this record in segment inbox_gen
+  };
+  void loop();
+  std::size_t process(std::vector<Item>& batch, bool tick);
+  void open_segment(std::int64_t gen);
+  void replay();
+  std::string segment_path(std::int64_t gen) const;
+
+  Journal& journal_;
+  RuleEngine& rules_;
+  const Clock& clock_;
+  PipelineOptions options_;
+  std::vector<PipelineHook*> hooks_;
+
+  mutable std::mutex mu_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::condition_variable committed_cv_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+  bool started_ = false;
+  std::int64_t submitted_ = 0;
+  std::int64_t committed_submitted_ = 0;  // how many of the submitted have committed
+  PipelineStats stats_;
+
+  // inbox (guarded by mu_)
+  int inbox_fd_ = -1;
+  std::int64_t inbox_gen_ = 0;
+  std::int64_t inbox_off_ = 0;
+  std::int64_t committed_gen_ = 0;  // pipeline thread only
+
+  std::int64_t last_tick_ms_ = 0;
+  std::int64_t last_retention_ms_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace anju::edge

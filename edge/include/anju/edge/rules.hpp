@@ -1,0 +1,100 @@
+// The rule engine: stateful, driven by accepted events and by a clock that tests drive by hand.
+// It decides which alerts open, repeat and clear; it never touches storage or the network.
+// Thread: owned by the pipeline thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "anju/edge/alert.hpp"
+#include "anju/edge/event.hpp"
+
+namespace anju::edge {
+
+struct ThresholdSpec {
+  std::string name;  // rule name, e.g. "temperature_high"
+  EventKind kind = EventKind::temperature;  // reading kind (temperature, humidity)
+  std::optional<double> above;
+  std::optional<double> below;
+  double hysteresis = 1.0;
+  std::int64_t hold_ms = 0;
+  int severity = 3;
+  std::set<std::string> devices;  // ids or names; empty = all
+};
+
+struct RuleSettings {
+  int battery_low_percent = 10;
+  std::int64_t heartbeat_timeout_ms = 3'600'000;          // 0 = no heartbeat supervision
+  std::map<std::string, std::int64_t> heartbeat_overrides;  // device id or name → timeout (0=off)
+  std::vector<ThresholdSpec> thresholds;
+};
+
+class RuleEngine {
+ public:
+  explicit RuleEngine(RuleSettings settings);
+
+  // Restart: the open alerts and the devices last heard of, as stored. `now_ms` starts every
+  // device's heartbeat window afresh so that downtime of the gateway is not a device fault.
+  void restore(const std::vector<Alert>& open_alerts,
+               const std::vector<std::pair<DeviceRef, std::int64_t>>& devices_last_seen,
+               std::int64_t now_ms);
+
+  // One accepted event (seq assigned). Appends what happened to alerts.
+  void on_event(const Event& e, std::vector<AlertChange>& out);
+
+  // Time passes. Fills `synthesized` with events the rules create (device_offline when a device
+  // went silent); the caller journals them and feeds them back through on_event. Appends alert
+  // changes that need no new event (a threshold held long enough).
+  void on_tick(std::int64_t now_ms, std::vector<Event>& synthesized, std::vector<AlertChange>& out);
+
+  // The earliest time on_tick has something to do, or INT64_MAX.
+  std::int64_t next_deadline_ms() const;
+
+  std::vector<Alert> open_alerts() const;
+  std::size_t tracked_devices() const { return devices_.size(); }
+  // Devices currently considered offline.
+  std::size_t offline_devices() const;
+
+ private:
+  struct DeviceInfo {
+    DeviceRef ref;
+    Location location;
+    std::string site;
+    std::string grid_code;
+    std::int64_t last_seen_ms = 0;
+    bool offline = false;         // offline by availability or heartbeat
+    bool offline_synthesized = false;  // we raised it (heartbeat), so we announce the return
+    std::optional<double> battery;
+  };
+  struct ThresholdState {
+    bool pending = false;
+    std::int64_t pending_since_ms = 0;
+    std::vector<std::string> pending_event_ids;
+    std::int64_t pending_seq = 0;
+    double pending_value = 0;
+    bool active = false;
+  };
+  using Key = std::pair<std::string, std::string>;  // (rule, device id)
+
+  void condition(const Event& cause, const std::string& rule, EventKind kind, int severity,
+                 bool present, std::optional<double> value, std::vector<AlertChange>& out,
+                 bool count_repeats = true);
+  void threshold(const ThresholdSpec& spec, const Event& e, double v, std::vector<AlertChange>& out);
+  void raise_threshold(const ThresholdSpec& spec, ThresholdState& st, const DeviceInfo& dev,
+                       std::int64_t now_ms, std::vector<AlertChange>& out);
+  std::int64_t heartbeat_timeout(const DeviceInfo& d) const;
+  Alert new_alert(const std::string& rule, EventKind kind, int severity, const DeviceInfo& dev,
+                  std::int64_t now_ms) const;
+  static std::string describe(const Alert& a);
+
+  RuleSettings settings_;
+  std::map<Key, Alert> open_;  // open alerts by (rule, device)
+  std::map<std::string, DeviceInfo> devices_;
+  std::map<Key, ThresholdState> thresholds_;
+};
+
+}  // namespace anju::edge

@@ -1,0 +1,380 @@
+#include "anju/edge/pipeline.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+namespace anju::edge {
+namespace fs = std::filesystem;
+namespace {
+
+std::uint32_t crc32(const char* data, std::size_t n) {
+  static const std::array<std::uint32_t, 256> table = [] {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (std::size_t i = 0; i < n; ++i)
+    c = table[(c ^ static_cast<unsigned char>(data[i])) & 0xff] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+void put_u32(std::string& s, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+std::uint32_t get_u32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
+
+constexpr std::uint32_t kMaxRecord = 1u << 20;
+
+}  // namespace
+
+Pipeline::Pipeline(Journal& journal, RuleEngine& rules, const Clock& clock, PipelineOptions options)
+    : journal_(journal), rules_(rules), clock_(clock), options_(std::move(options)) {
+  stats_.queue_capacity = options_.queue_capacity;
+}
+
+Pipeline::~Pipeline() {
+  stop();
+  if (inbox_fd_ >= 0) ::close(inbox_fd_);
+}
+
+std::string Pipeline::segment_path(std::int64_t gen) const {
+  return options_.inbox_dir + "/inbox-" + std::to_string(gen) + ".log";
+}
+
+void Pipeline::open_segment(std::int64_t gen) {
+  if (inbox_fd_ >= 0) ::close(inbox_fd_);
+  inbox_fd_ = ::open(segment_path(gen).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (inbox_fd_ < 0)
+    throw std::runtime_error("cannot open inbox segment " + segment_path(gen) + ": " +
+                             std::strerror(errno));
+  inbox_gen_ = gen;
+  inbox_off_ = 0;
+}
+
+void Pipeline::replay() {
+  fs::create_directories(options_.inbox_dir);
+  std::int64_t gen = 0, off = 0;
+  if (auto v = meta_get(journal_.db(), "inbox_gen")) gen = std::stoll(*v);
+  if (auto v = meta_get(journal_.db(), "inbox_off")) off = std::stoll(*v);
+  committed_gen_ = gen;
+  std::vector<std::int64_t> gens;
+  for (const auto& entry : fs::directory_iterator(options_.inbox_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("inbox-", 0) != 0 || name.size() < 11) continue;
+    try {
+      gens.push_back(std::stoll(name.substr(6)));
+    } catch (...) {
+    }
+  }
+  std::sort(gens.begin(), gens.end());
+  std::int64_t max_gen = gen;
+  for (std::int64_t g : gens) {
+    max_gen = std::max(max_gen, g);
+    if (g < gen) {
+      fs::remove(segment_path(g));
+      continue;
+    }
+    std::ifstream in(segment_path(g), std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::size_t pos = (g == gen) ? static_cast<std::size_t>(std::min<std::int64_t>(
+                                       off, static_cast<std::int64_t>(data.size())))
+                                 : 0;
+    std::int64_t count = 0;
+    while (pos + 8 <= data.size()) {
+      const std::uint32_t len = get_u32(data.data() + pos);
+      const std::uint32_t crc = get_u32(data.data() + pos + 4);
+      if (len > kMaxRecord || pos + 8 + len > data.size()) break;  // torn tail
+      if (crc32(data.data() + pos + 8, len) != crc) break;
+      auto r = decode_event(std::string_view(data.data() + pos + 8, len));
+      pos += 8 + len;
+      if (!r.event) {
+        spdlog::error("inbox {}: undecodable record skipped: {}", segment_path(g), r.error);
+        continue;
+      }
+      r.event->seq = 0;
+      queue_.push_back({std::move(*r.event), g, static_cast<std::int64_t>(pos)});
+      ++count;
+    }
+    if (pos < data.size())
+      spdlog::warn("inbox {}: {} bytes of a torn record at the end ignored", segment_path(g),
+                   data.size() - pos);
+    if (count > 0)
+      spdlog::warn("inbox {}: replaying {} events handed over before the last stop",
+                   segment_path(g), count);
+    stats_.replayed += count;
+  }
+  submitted_ += stats_.replayed;
+  stats_.submitted += stats_.replayed;
+  open_segment(max_gen + 1);  // never append behind a torn record
+}
+
+void Pipeline::start(bool with_thread) {
+  std::lock_guard lock(mu_);
+  if (started_) return;
+  replay();
+  started_ = true;
+  stats_.last_seq = journal_.last_seq();
+  last_tick_ms_ = clock_.wall_ms();
+  last_retention_ms_ = last_tick_ms_;
+  if (with_thread) thread_ = std::thread([this] { loop(); });
+}
+
+void Pipeline::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  not_empty_.notify_all();
+  not_full_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Pipeline::submit(Event e) {
+  std::vector<Event> v;
+  v.push_back(std::move(e));
+  return submit(std::move(v));
+}
+
+bool Pipeline::submit(std::vector<Event> events) {
+  if (events.empty()) return true;
+  std::string buf;
+  std::vector<std::size_t> ends;
+  ends.reserve(events.size());
+  for (const auto& e : events) {
+    const std::string body = encode(e);
+    put_u32(buf, static_cast<std::uint32_t>(body.size()));
+    put_u32(buf, crc32(body.data(), body.size()));
+    buf += body;
+    ends.push_back(buf.size());
+  }
+  std::unique_lock lock(mu_);
+  not_full_.wait(lock, [&] { return stopping_ || queue_.size() < options_.queue_capacity; });
+  if (stopping_ || !started_) return false;
+  if (inbox_off_ >= options_.inbox_segment_bytes) open_segment(inbox_gen_ + 1);
+  // One write() per submit: in the kernel before we return, so a crash of this process cannot
+  // lose it. (A power cut can lose the page cache; so can the broker that delivered it.)
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    const ssize_t n = ::write(inbox_fd_, buf.data() + done, buf.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("inbox write failed: {}; events are queued in memory only",
+                    std::strerror(errno));
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  const std::int64_t base = inbox_off_;
+  inbox_off_ += static_cast<std::int64_t>(buf.size());
+  for (std::size_t i = 0; i < events.size(); ++i)
+    queue_.push_back({std::move(events[i]), inbox_gen_, base + static_cast<std::int64_t>(ends[i])});
+  submitted_ += static_cast<std::int64_t>(events.size());
+  stats_.submitted = submitted_;
+  lock.unlock();
+  not_empty_.notify_one();
+  return true;
+}
+
+bool Pipeline::wait_committed(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const std::int64_t target = submitted_;
+  return committed_cv_.wait_for(lock, timeout, [&] { return committed_submitted_ >= target; });
+}
+
+PipelineStats Pipeline::stats() const {
+  std::lock_guard lock(mu_);
+  PipelineStats s = stats_;
+  s.queue_depth = queue_.size();
+  return s;
+}
+
+std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
+  const std::int64_t now = clock_.wall_ms();
+  std::vector<Event> events;
+  std::vector<AlertChange> changes;
+  events.reserve(batch.size());
+  std::size_t from_queue = 0;
+  journal_.begin();
+  try {
+    for (const auto& item : batch) {
+      Event e = item.event;
+      journal_.append(e);
+      rules_.on_event(e, changes);
+      events.push_back(std::move(e));
+      ++from_queue;
+    }
+    if (tick) {
+      std::vector<Event> synth;
+      rules_.on_tick(now, synth, changes);
+      for (auto& s : synth) {
+        s.mono_ns = clock_.mono_ns();
+        s.boot_id = boot_id();
+        s.clock_synced = clock_.synced();
+        journal_.append(s);
+        rules_.on_event(s, changes);
+        events.push_back(std::move(s));
+      }
+    }
+    for (const auto& c : changes) {
+      journal_.put_alert(c.alert);
+      if (c.alert.last_seq > 0) journal_.keep(c.alert.last_seq);
+    }
+    for (auto* h : hooks_) h->in_transaction(journal_, events, changes);
+    if (!batch.empty()) {
+      meta_set(journal_.db(), "inbox_gen", std::to_string(batch.back().inbox_gen));
+      meta_set(journal_.db(), "inbox_off", std::to_string(batch.back().inbox_end));
+    }
+    journal_.commit();
+  } catch (const std::exception& ex) {
+    journal_.rollback();
+    spdlog::error("commit of {} events failed: {}; will retry", batch.size(), ex.what());
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.commit_failures;
+    }
+    // The rules saw events that did not commit: rebuild their state from what did.
+    rules_.restore(load_alerts(journal_.db(), true), {}, now);
+    throw;
+  }
+  if (!batch.empty() && batch.back().inbox_gen > committed_gen_) {
+    for (std::int64_t g = committed_gen_; g < batch.back().inbox_gen; ++g) {
+      std::error_code ec;
+      fs::remove(segment_path(g), ec);
+    }
+    committed_gen_ = batch.back().inbox_gen;
+  }
+  for (auto* h : hooks_) h->after_commit(events, changes);
+  {
+    std::lock_guard lock(mu_);
+    committed_submitted_ += static_cast<std::int64_t>(from_queue);
+    stats_.committed += static_cast<std::int64_t>(events.size());
+    ++stats_.batches;
+    stats_.last_seq = journal_.last_seq();
+    stats_.alerts_open = static_cast<std::int64_t>(rules_.open_alerts().size());
+  }
+  committed_cv_.notify_all();
+  return events.size();
+}
+
+std::size_t Pipeline::run_once() {
+  std::vector<Item> batch;
+  {
+    std::lock_guard lock(mu_);
+    while (!queue_.empty() && batch.size() < static_cast<std::size_t>(options_.max_batch)) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  not_full_.notify_all();
+  const std::size_t n = process(batch, true);
+  for (auto* h : hooks_) {
+    journal_.begin();
+    try {
+      h->on_tick(journal_, clock_.wall_ms());
+      journal_.commit();
+    } catch (...) {
+      journal_.rollback();
+      throw;
+    }
+  }
+  return n;
+}
+
+void Pipeline::loop() {
+  std::int64_t backoff_ms = 50;
+  std::vector<Item> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (batch.empty()) {
+        const std::int64_t now = clock_.wall_ms();
+        const std::int64_t deadline =
+            std::min(rules_.next_deadline_ms(), last_tick_ms_ + options_.tick_interval_ms);
+        const auto wait_ms = std::clamp<std::int64_t>(deadline - now, 0, options_.tick_interval_ms);
+        not_empty_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                            [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_ && queue_.empty()) break;
+        if (!queue_.empty() && options_.commit_window_ms > 0 &&
+            queue_.size() < static_cast<std::size_t>(options_.max_batch) && !stopping_) {
+          not_empty_.wait_for(lock, std::chrono::milliseconds(options_.commit_window_ms), [&] {
+            return stopping_ || queue_.size() >= static_cast<std::size_t>(options_.max_batch);
+          });
+        }
+        while (!queue_.empty() && batch.size() < static_cast<std::size_t>(options_.max_batch)) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+    }
+    not_full_.notify_all();
+    const std::int64_t now = clock_.wall_ms();
+    const bool tick = now >= last_tick_ms_ + options_.tick_interval_ms ||
+                      now >= rules_.next_deadline_ms();
+    try {
+      process(batch, tick);
+      batch.clear();
+      backoff_ms = 50;
+    } catch (const std::exception&) {
+      // Keep the batch and retry: nothing accepted is dropped. If we are stopping, what is left
+      // stays in the inbox and is replayed at the next start.
+      bool stop_now;
+      {
+        std::unique_lock lock(mu_);
+        committed_cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms),
+                               [&] { return stopping_; });
+        stop_now = stopping_;
+      }
+      if (stop_now) break;
+      backoff_ms = std::min<std::int64_t>(backoff_ms * 2, 5000);
+      continue;
+    }
+    if (tick) {
+      last_tick_ms_ = now;
+      for (auto* h : hooks_) {
+        try {
+          journal_.begin();
+          h->on_tick(journal_, now);
+          journal_.commit();
+        } catch (const std::exception& ex) {
+          journal_.rollback();
+          spdlog::error("periodic task failed: {}", ex.what());
+        }
+      }
+    }
+    if (now - last_retention_ms_ >= options_.retention_interval_ms) {
+      // Small batches, one transaction each, re-checking the queue in between: ingest waits at
+      // most one batch.
+      last_retention_ms_ = now;
+      try {
+        const int n = journal_.retention_step(now, options_.retention_batch);
+        if (n > 0) {
+          std::lock_guard lock(mu_);
+          stats_.retention_deleted += n;
+          if (n == options_.retention_batch) last_retention_ms_ = now - options_.retention_interval_ms;
+        }
+      } catch (const std::exception& ex) {
+        spdlog::error("retention step failed: {}", ex.what());
+      }
+    }
+  }
+}
+
+}  // namespace anju::edge

@@ -1,0 +1,318 @@
+#include "anju/edge/rules.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "anju/edge/clock.hpp"
+#include "anju/edge/uuid.hpp"
+
+namespace anju::edge {
+namespace {
+
+// Severity of the alert each binary condition raises (../shared/design/DOMAIN.md).
+std::optional<int> alarm_severity(EventKind k) {
+  switch (k) {
+    case EventKind::smoke:
+    case EventKind::gas:
+      return 1;
+    case EventKind::water_leak:
+    case EventKind::tamper:
+    case EventKind::battery_low:
+      return 3;
+    default:
+      return std::nullopt;
+  }
+}
+
+void remember(Alert& a, const Event& e) {
+  if (a.event_ids.size() >= kAlertMaxEventIds) {
+    // Keep the first ids (what started it) and a window of the most recent.
+    a.event_ids.erase(a.event_ids.begin() + kAlertMaxEventIds / 2);
+  }
+  a.event_ids.push_back(e.id);
+  a.last_seq = std::max(a.last_seq, e.seq);
+}
+
+}  // namespace
+
+RuleEngine::RuleEngine(RuleSettings settings) : settings_(std::move(settings)) {}
+
+void RuleEngine::restore(const std::vector<Alert>& open_alerts,
+                         const std::vector<std::pair<DeviceRef, std::int64_t>>& devices_last_seen,
+                         std::int64_t now_ms) {
+  open_.clear();
+  thresholds_.clear();
+  for (const auto& [ref, last] : devices_last_seen) {
+    auto& d = devices_[ref.id];
+    d.ref = ref;
+    d.last_seen_ms = std::max(last, now_ms);
+  }
+  for (const auto& a : open_alerts) {
+    if (!a.open()) continue;
+    open_[{a.rule, a.device.id}] = a;
+    auto& d = devices_[a.device.id];
+    if (d.ref.id.empty()) {
+      d.ref = a.device;
+      d.last_seen_ms = now_ms;
+    }
+    d.location = a.location;
+    d.site = a.site;
+    d.grid_code = a.grid_code;
+    if (a.rule == "device_offline" && !a.condition_cleared) {
+      d.offline = true;
+      d.offline_synthesized = true;
+    }
+    for (const auto& spec : settings_.thresholds) {
+      if (spec.name == a.rule && !a.condition_cleared) thresholds_[{a.rule, a.device.id}].active = true;
+    }
+  }
+}
+
+std::int64_t RuleEngine::heartbeat_timeout(const DeviceInfo& d) const {
+  if (auto it = settings_.heartbeat_overrides.find(d.ref.id);
+      it != settings_.heartbeat_overrides.end())
+    return it->second;
+  if (auto it = settings_.heartbeat_overrides.find(d.ref.name);
+      it != settings_.heartbeat_overrides.end())
+    return it->second;
+  return settings_.heartbeat_timeout_ms;
+}
+
+Alert RuleEngine::new_alert(const std::string& rule, EventKind kind, int severity,
+                            const DeviceInfo& dev, std::int64_t now_ms) const {
+  Alert a;
+  a.alert_id = uuid_v7(now_ms);
+  a.rule = rule;
+  a.kind = kind;
+  a.site = dev.site;
+  a.grid_code = dev.grid_code;
+  a.location = dev.location;
+  a.device = dev.ref;
+  a.severity = severity;
+  a.count = 0;
+  a.first_seen_ms = now_ms;
+  a.version = 0;
+  return a;
+}
+
+std::string RuleEngine::describe(const Alert& a) {
+  std::string where = a.location.building;
+  if (!a.location.unit.empty()) where += (where.empty() ? "" : "-") + a.location.unit;
+  if (!a.location.room.empty()) where += (where.empty() ? "" : " ") + a.location.room;
+  std::string what = a.rule;
+  std::replace(what.begin(), what.end(), '_', ' ');
+  return what + " at " + (a.device.name.empty() ? a.device.id : a.device.name) +
+         (where.empty() ? "" : " (" + where + ")");
+}
+
+void RuleEngine::condition(const Event& cause, const std::string& rule, EventKind kind,
+                           int severity, bool present, std::optional<double> value,
+                           std::vector<AlertChange>& out, bool count_repeats) {
+  const Key key{rule, cause.device.id};
+  auto it = open_.find(key);
+  const std::int64_t now = cause.ts_ms;
+  if (present) {
+    if (it == open_.end()) {
+      Alert a = new_alert(rule, kind, severity, devices_[cause.device.id], now);
+      a.count = 1;
+      a.version = 1;
+      a.last_seen_ms = a.updated_ms = now;
+      a.value = value;
+      remember(a, cause);
+      a.message = describe(a);
+      it = open_.emplace(key, std::move(a)).first;
+      out.push_back({AlertChangeType::raised, it->second});
+      return;
+    }
+    Alert& a = it->second;
+    const bool returned = a.condition_cleared;
+    if (!returned && !count_repeats) return;  // still present: nothing new to say
+    a.condition_cleared = false;
+    ++a.count;
+    ++a.version;
+    a.last_seen_ms = a.updated_ms = now;
+    if (value) a.value = value;
+    remember(a, cause);
+    out.push_back({returned ? AlertChangeType::condition_returned : AlertChangeType::repeated, a});
+    return;
+  }
+  if (it == open_.end() || it->second.condition_cleared) return;
+  Alert& a = it->second;
+  a.condition_cleared = true;
+  ++a.version;
+  a.updated_ms = now;
+  remember(a, cause);
+  out.push_back({AlertChangeType::condition_cleared, a});
+}
+
+void RuleEngine::raise_threshold(const ThresholdSpec& spec, ThresholdState& st,
+                                 const DeviceInfo& dev, std::int64_t now_ms,
+                                 std::vector<AlertChange>& out) {
+  st.pending = false;
+  st.active = true;
+  const Key key{spec.name, dev.ref.id};
+  auto it = open_.find(key);
+  AlertChangeType type = AlertChangeType::raised;
+  if (it == open_.end()) {
+    Alert a = new_alert(spec.name, spec.kind, spec.severity, dev, now_ms);
+    it = open_.emplace(key, std::move(a)).first;
+  } else {
+    type = AlertChangeType::condition_returned;
+  }
+  Alert& a = it->second;
+  a.condition_cleared = false;
+  ++a.count;
+  ++a.version;
+  a.last_seen_ms = a.updated_ms = now_ms;
+  a.value = st.pending_value;
+  for (const auto& id : st.pending_event_ids) {
+    if (a.event_ids.size() >= kAlertMaxEventIds) a.event_ids.erase(a.event_ids.begin() + kAlertMaxEventIds / 2);
+    a.event_ids.push_back(id);
+  }
+  a.last_seq = std::max(a.last_seq, st.pending_seq);
+  st.pending_event_ids.clear();
+  a.message = describe(a);
+  out.push_back({type, a});
+}
+
+void RuleEngine::threshold(const ThresholdSpec& spec, const Event& e, double v,
+                           std::vector<AlertChange>& out) {
+  if (!spec.devices.empty() && !spec.devices.count(e.device.id) &&
+      !spec.devices.count(e.device.name))
+    return;
+  const bool over = (spec.above && v > *spec.above) || (spec.below && v < *spec.below);
+  const bool back = (!spec.above || v < *spec.above - spec.hysteresis) &&
+                    (!spec.below || v > *spec.below + spec.hysteresis);
+  ThresholdState& st = thresholds_[{spec.name, e.device.id}];
+  if (st.active) {
+    if (back) {
+      st.active = false;
+      condition(e, spec.name, spec.kind, spec.severity, false, v, out);
+    }
+    return;
+  }
+  if (!over) {
+    st.pending = false;
+    st.pending_event_ids.clear();
+    return;
+  }
+  if (!st.pending) {
+    st.pending = true;
+    st.pending_since_ms = e.ts_ms;
+  }
+  if (st.pending_event_ids.size() < kAlertMaxEventIds) st.pending_event_ids.push_back(e.id);
+  st.pending_seq = e.seq;
+  st.pending_value = v;
+  if (e.ts_ms - st.pending_since_ms >= spec.hold_ms)
+    raise_threshold(spec, st, devices_[e.device.id], e.ts_ms, out);
+}
+
+void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
+  if (e.device.id.empty()) return;
+  DeviceInfo& dev = devices_[e.device.id];
+  dev.ref = e.device;
+  dev.location = e.location;
+  dev.site = e.site;
+  dev.grid_code = e.grid_code;
+
+  if (e.kind == EventKind::device_offline) {
+    dev.offline = true;
+    dev.offline_synthesized = (e.source == "supervisor");
+    condition(e, "device_offline", EventKind::device_offline, 3, true, std::nullopt, out, false);
+    return;
+  }
+  dev.last_seen_ms = std::max(dev.last_seen_ms, e.ts_ms);
+  if (dev.offline && e.kind != EventKind::device_online) {
+    // Anything heard from a device that was offline means it is back.
+    dev.offline = false;
+    dev.offline_synthesized = false;
+    condition(e, "device_offline", EventKind::device_offline, 3, false, std::nullopt, out);
+  }
+  if (e.kind == EventKind::device_online) {
+    dev.offline = false;
+    dev.offline_synthesized = false;
+    condition(e, "device_offline", EventKind::device_offline, 3, false, std::nullopt, out);
+    return;
+  }
+
+  if (auto sev = alarm_severity(e.kind); sev && e.active) {
+    // A detector still reporting smoke, gas or water is news each time (it counts on the open
+    // alert); tamper and battery_low only when they change.
+    const bool alarm = e.kind == EventKind::smoke || e.kind == EventKind::gas ||
+                       e.kind == EventKind::water_leak;
+    condition(e, std::string(to_string(e.kind)), e.kind, *sev, *e.active, std::nullopt, out, alarm);
+  }
+  if (e.kind == EventKind::battery) {
+    if (const auto* m = e.value("battery")) {
+      dev.battery = m->value;
+      const double low = settings_.battery_low_percent;
+      if (m->value <= low)
+        condition(e, "battery_low", EventKind::battery_low, 3, true, m->value, out, false);
+      else if (m->value > low + 5)  // hysteresis: a battery reading jitters by a few percent
+        condition(e, "battery_low", EventKind::battery_low, 3, false, m->value, out);
+    }
+  }
+  for (const auto& spec : settings_.thresholds) {
+    if (spec.kind != e.kind) continue;
+    if (const auto* m = e.value(to_string(e.kind))) threshold(spec, e, m->value, out);
+  }
+}
+
+void RuleEngine::on_tick(std::int64_t now_ms, std::vector<Event>& synthesized,
+                         std::vector<AlertChange>& out) {
+  for (auto& [key, st] : thresholds_) {
+    if (!st.pending) continue;
+    const ThresholdSpec* spec = nullptr;
+    for (const auto& s : settings_.thresholds)
+      if (s.name == key.first) spec = &s;
+    if (spec && now_ms - st.pending_since_ms >= spec->hold_ms)
+      raise_threshold(*spec, st, devices_[key.second], now_ms, out);
+  }
+  for (auto& [id, dev] : devices_) {
+    const std::int64_t timeout = heartbeat_timeout(dev);
+    if (timeout <= 0 || dev.offline || now_ms - dev.last_seen_ms < timeout) continue;
+    dev.offline = true;  // announce once; the synthesized event raises the alert
+    dev.offline_synthesized = true;
+    Event e;
+    e.id = uuid_v7(now_ms);
+    e.ts_ms = now_ms;
+    e.site = dev.site;
+    e.grid_code = dev.grid_code;
+    e.location = dev.location;
+    e.device = dev.ref;
+    e.kind = EventKind::device_offline;
+    e.severity = 3;
+    e.source = "supervisor";
+    e.attrs = {{"reason", "no message for " + std::to_string((now_ms - dev.last_seen_ms) / 1000) +
+                              " s (heartbeat timeout " + std::to_string(timeout / 1000) + " s)"}};
+    synthesized.push_back(std::move(e));
+  }
+}
+
+std::int64_t RuleEngine::next_deadline_ms() const {
+  std::int64_t next = std::numeric_limits<std::int64_t>::max();
+  for (const auto& [key, st] : thresholds_) {
+    if (!st.pending) continue;
+    for (const auto& s : settings_.thresholds)
+      if (s.name == key.first) next = std::min(next, st.pending_since_ms + s.hold_ms);
+  }
+  for (const auto& [id, dev] : devices_) {
+    const std::int64_t timeout = heartbeat_timeout(dev);
+    if (timeout > 0 && !dev.offline) next = std::min(next, dev.last_seen_ms + timeout);
+  }
+  return next;
+}
+
+std::vector<Alert> RuleEngine::open_alerts() const {
+  std::vector<Alert> v;
+  v.reserve(open_.size());
+  for (const auto& [k, a] : open_) v.push_back(a);
+  return v;
+}
+
+std::size_t RuleEngine::offline_devices() const {
+  return static_cast<std::size_t>(
+      std::count_if(devices_.begin(), devices_.end(), [](const auto& p) { return p.second.offline; }));
+}
+
+}  // namespace anju::edge

@@ -1,0 +1,29 @@
+// anjud's wiring: config → journal, rules, pipeline, city bridge, uplink, local bus, drivers, and
+// the status socket the `anju` CLI talks to. Owns every stage and their start/stop order:
+// start downstream first (pipeline, uplink) and input last; stop input first, then commit what is
+// queued, then flush the uplink for a few seconds.
+// Thread: run() on the main thread; each stage has its own.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "anju/firmware/config.hpp"
+
+namespace anju::firmware {
+
+struct DaemonOverrides {
+  std::string data_dir;
+  std::string local_broker;
+  std::string uplink_broker;
+};
+
+void apply_overrides(Config& config, const DaemonOverrides& o);
+
+// Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
+int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr);
+
+std::string status_socket_path(const std::string& data_dir);
+std::string journal_path(const std::string& data_dir);
+
+}  // namespace anju::firmware

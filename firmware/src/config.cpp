@@ -1,0 +1,1317 @@
+// anjud's configuration loader: the YAML document is walked against declarative schema tables
+// (one table per section: key, type, target member, constraint, description), in the manner of
+// Fluent Bit's config maps. The same tables produce both the validation and the key reference
+// (config_schema()), so the two cannot drift apart.
+//
+// Every problem is collected (up to kMaxErrors) with the file, the 1-based line and column of the
+// offending node and the dotted key path; nothing stops at the first error, and parse_config never
+// throws.
+#include "anju/firmware/config.hpp"
+
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "anju/edge/event.hpp"
+
+namespace anju::firmware {
+namespace {
+
+constexpr std::size_t kMaxErrors = 100;
+// Values read from lists (after alias expansion): an anchor reused in many places could otherwise
+// make a small document expand into an enormous configuration.
+constexpr std::int64_t kMaxListValues = 1'000'000;
+constexpr long kMaxFileBytes = 16L * 1024 * 1024;
+
+constexpr std::int64_t kKiB = 1024;
+constexpr std::int64_t kMiB = 1024 * kKiB;
+constexpr std::int64_t kGiB = 1024 * kMiB;
+constexpr std::int64_t kTiB = 1024 * kGiB;
+constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+
+using Path = std::string;
+
+std::string join_key(const Path& parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  std::string p = parent;
+  p += '.';
+  p += key;
+  return p;
+}
+
+std::string index_key(const Path& parent, std::size_t i) {
+  return parent + "[" + std::to_string(i) + "]";
+}
+
+// 'text' for messages: quoted, shortened, control characters escaped.
+std::string quote(std::string_view s) {
+  constexpr std::size_t kMax = 60;
+  std::string out = "'";
+  std::size_t n = 0;
+  for (char c : s) {
+    if (++n > kMax) {
+      out += "...";
+      break;
+    }
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += "'";
+  return out;
+}
+
+std::string describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar:
+      return quote(n.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Null:
+      return "an empty value";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+std::string format_size(std::int64_t v) {
+  if (v != 0) {
+    if (v % kGiB == 0) return std::to_string(v / kGiB) + "GiB";
+    if (v % kMiB == 0) return std::to_string(v / kMiB) + "MiB";
+    if (v % kKiB == 0) return std::to_string(v / kKiB) + "KiB";
+  }
+  return std::to_string(v);
+}
+
+std::string format_number(double v) {
+  std::array<char, 64> buf{};
+  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  if (ec != std::errc()) return std::to_string(v);
+  return std::string(buf.data(), end);
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walk context: the error list, and where each key was seen (for errors found after the walk).
+
+class Ctx {
+ public:
+  explicit Ctx(std::string file) : file_(std::move(file)) {}
+
+  void error(const YAML::Mark& mark, const Path& key, std::string message) {
+    if (errors_.size() >= kMaxErrors) {
+      if (!truncated_) {
+        truncated_ = true;
+        errors_.push_back(
+            {file_, 0, 0, "",
+             "too many errors; stopped reporting after " + std::to_string(kMaxErrors)});
+      }
+      return;
+    }
+    failed_.push_back(key);
+    ConfigError e;
+    e.file = file_;
+    if (!mark.is_null() && mark.line >= 0 && mark.column >= 0) {
+      e.line = mark.line + 1;
+      e.column = mark.column + 1;
+    }
+    e.key = key;
+    e.message = std::move(message);
+    errors_.push_back(std::move(e));
+  }
+
+  // Errors about a value: an empty value has no position of its own (yaml-cpp marks the next
+  // token), so those are reported at the key.
+  void value_error(const YAML::Node& value, const Path& key, std::string message) {
+    if (value.IsNull() || !value.IsDefined())
+      error(mark_of(key), key, std::move(message));
+    else
+      error(value.Mark(), key, std::move(message));
+  }
+
+  void remember(const Path& key, const YAML::Mark& mark) { marks_[key] = mark; }
+
+  // Where `key` was given; if it was not, where its closest enclosing section was.
+  YAML::Mark mark_of(Path key) const {
+    for (;;) {
+      if (auto it = marks_.find(key); it != marks_.end()) return it->second;
+      if (key.empty()) return YAML::Mark::null_mark();
+      auto cut = key.find_last_of(".[");
+      key.resize(cut == std::string::npos ? 0 : cut);
+    }
+  }
+
+  // True when no error was reported at `key` or below it: cross-key checks only look at keys
+  // that were read successfully, so one mistake is reported once.
+  bool ok(const Path& key) const {
+    for (const auto& f : failed_) {
+      if (f.size() < key.size() || f.compare(0, key.size(), key) != 0) continue;
+      if (f.size() == key.size() || f[key.size()] == '.' || f[key.size()] == '[') return false;
+    }
+    return true;
+  }
+
+  // Counts one value read from a list; false (with one error) once the budget is exhausted.
+  bool spend(const YAML::Node& n, const Path& key) {
+    if (++values_ <= kMaxListValues) return true;
+    if (values_ == kMaxListValues + 1)
+      error(n.Mark(), key,
+            "too many values (more than " + std::to_string(kMaxListValues) +
+                " list entries after expanding aliases)");
+    return false;
+  }
+
+  bool has_errors() const { return !errors_.empty(); }
+
+  // In document order (errors found by cross-key rules come last during the walk); errors with
+  // no position, such as the "too many errors" note, stay at the end.
+  std::vector<ConfigError> take_errors() {
+    std::stable_sort(
+        errors_.begin(), errors_.end(), [](const ConfigError& x, const ConfigError& y) {
+          auto rank = [](const ConfigError& e) {
+            return std::pair(e.line == 0 ? std::numeric_limits<int>::max() : e.line, e.column);
+          };
+          return rank(x) < rank(y);
+        });
+    return std::move(errors_);
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+  bool truncated_ = false;
+  std::vector<Path> failed_;
+  std::map<Path, YAML::Mark> marks_;
+  std::int64_t values_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Value kinds: how one YAML value becomes one C++ value, with its constraint.
+
+template <class V>
+struct Kind {
+  std::string type;        // for messages and the reference: "integer", "string", ...
+  std::string constraint;  // e.g. "1..1024"; empty when any value of the type will do
+  std::function<std::optional<V>(Ctx&, const YAML::Node&, const Path&)> parse;
+  std::function<std::string(const V&)> show;  // a default value as it would be written in YAML
+};
+
+// A check on a parsed value: empty when fine, else what is wrong.
+template <class V>
+using Check = std::function<std::string(const V&)>;
+
+const std::string* scalar(Ctx& ctx, const YAML::Node& n, const Path& key,
+                          std::string_view expected) {
+  if (n.IsScalar()) return &n.Scalar();
+  std::string msg = "expected " + std::string(expected) + ", got " + describe(n);
+  if (n.IsNull() && expected == "a string") msg += " (write \"\" for an empty string)";
+  ctx.value_error(n, key, std::move(msg));
+  return nullptr;
+}
+
+std::optional<std::int64_t> parse_int(std::string_view s, bool& out_of_range) {
+  out_of_range = false;
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  if (s.empty() || s.front() == '+') return std::nullopt;
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (end != s.data() + s.size()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range) {
+    out_of_range = true;
+    return std::nullopt;
+  }
+  if (ec != std::errc()) return std::nullopt;
+  return v;
+}
+
+std::string range_text(std::int64_t lo, std::int64_t hi, bool sizes) {
+  auto f = [sizes](std::int64_t v) { return sizes ? format_size(v) : std::to_string(v); };
+  if (hi >= kIntMax && !sizes) return ">= " + f(lo);
+  if (sizes) return ">= " + f(lo);
+  return f(lo) + ".." + f(hi);
+}
+
+Kind<std::string> text(std::string constraint = {}, Check<std::string> check = {}) {
+  Kind<std::string> k;
+  k.type = "string";
+  k.constraint = std::move(constraint);
+  k.parse = [check](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<std::string> {
+    const std::string* s = scalar(ctx, n, key, "a string");
+    if (!s) return std::nullopt;
+    if (check) {
+      if (std::string err = check(*s); !err.empty()) {
+        ctx.value_error(n, key, std::move(err));
+        return std::nullopt;
+      }
+    }
+    return *s;
+  };
+  k.show = [](const std::string& v) { return "\"" + v + "\""; };
+  return k;
+}
+
+Kind<int> integer(std::int64_t lo, std::int64_t hi) {
+  Kind<int> k;
+  k.type = "integer";
+  k.constraint = range_text(lo, hi, false);
+  k.parse = [lo, hi](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<int> {
+    const std::string* s = scalar(ctx, n, key, "an integer");
+    if (!s) return std::nullopt;
+    bool too_big = false;
+    auto v = parse_int(*s, too_big);
+    if (!v && !too_big) {
+      ctx.value_error(n, key, "expected an integer, got " + quote(*s));
+      return std::nullopt;
+    }
+    if (too_big || *v < lo || *v > hi) {
+      std::string got = too_big ? quote(*s) : std::to_string(*v);
+      if (hi >= kIntMax)
+        ctx.value_error(n, key, "must be at least " + std::to_string(lo) + ", got " + got);
+      else
+        ctx.value_error(n, key,
+                        "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                            ", got " + got);
+      return std::nullopt;
+    }
+    return static_cast<int>(*v);
+  };
+  k.show = [](const int& v) { return std::to_string(v); };
+  return k;
+}
+
+Kind<int> integer_one_of(std::vector<int> allowed) {
+  std::string list;
+  for (std::size_t i = 0; i < allowed.size(); ++i)
+    list += (i == 0 ? "" : (i + 1 == allowed.size() ? " or " : ", ")) + std::to_string(allowed[i]);
+  Kind<int> k = integer(std::numeric_limits<int>::min(), kIntMax);
+  auto base = k.parse;
+  k.constraint = list;
+  k.parse = [base, allowed, list](Ctx& ctx, const YAML::Node& n,
+                                  const Path& key) -> std::optional<int> {
+    auto v = base(ctx, n, key);
+    if (!v) return std::nullopt;
+    if (std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
+      ctx.value_error(n, key, "must be " + list + ", got " + std::to_string(*v));
+      return std::nullopt;
+    }
+    return v;
+  };
+  return k;
+}
+
+// "1048576", "512KiB", "64MiB", "1GiB", "64 MiB" (suffixes are case-insensitive; B, KiB, MiB, GiB,
+// TiB). Only binary (1024-based) units: "MB" is rejected rather than guessed.
+std::optional<std::int64_t> parse_size(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  if (i == 0 || i > 18) return std::nullopt;
+  std::int64_t v = 0;
+  std::from_chars(s.data(), s.data() + i, v);
+  std::string_view rest = s.substr(i);
+  if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  std::string unit = lower(rest);
+  std::int64_t mul = 0;
+  if (unit.empty() || unit == "b")
+    mul = 1;
+  else if (unit == "kib")
+    mul = kKiB;
+  else if (unit == "mib")
+    mul = kMiB;
+  else if (unit == "gib")
+    mul = kGiB;
+  else if (unit == "tib")
+    mul = kTiB;
+  else
+    return std::nullopt;
+  if (v > std::numeric_limits<std::int64_t>::max() / mul) return std::nullopt;
+  return v * mul;
+}
+
+Kind<std::int64_t> size(std::int64_t lo) {
+  Kind<std::int64_t> k;
+  k.type = "size";
+  k.constraint = range_text(lo, 0, true);
+  k.parse = [lo](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<std::int64_t> {
+    static constexpr std::string_view kExpected =
+        "a size in bytes (an integer, or a number with a KiB, MiB or GiB suffix)";
+    const std::string* s = scalar(ctx, n, key, kExpected);
+    if (!s) return std::nullopt;
+    auto v = parse_size(*s);
+    if (!v) {
+      ctx.value_error(n, key, "expected " + std::string(kExpected) + ", got " + quote(*s));
+      return std::nullopt;
+    }
+    if (*v < lo) {
+      ctx.value_error(n, key,
+                      "must be at least " + format_size(lo) + ", got " + format_size(*v) +
+                          (*v % kKiB == 0 && *v != 0 ? " (" + std::to_string(*v) + " bytes)" : ""));
+      return std::nullopt;
+    }
+    return v;
+  };
+  k.show = [](const std::int64_t& v) { return format_size(v); };
+  return k;
+}
+
+Kind<double> number(std::optional<double> lo = std::nullopt) {
+  Kind<double> k;
+  k.type = "number";
+  if (lo) k.constraint = ">= " + format_number(*lo);
+  k.parse = [lo](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<double> {
+    const std::string* s = scalar(ctx, n, key, "a number");
+    if (!s) return std::nullopt;
+    std::string_view t = *s;
+    if (!t.empty() && t.front() == '+') t.remove_prefix(1);
+    double v = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v)) {
+      ctx.value_error(n, key, "expected a number, got " + quote(*s));
+      return std::nullopt;
+    }
+    if (lo && v < *lo) {
+      ctx.value_error(n, key, "must be at least " + format_number(*lo) + ", got " + *s);
+      return std::nullopt;
+    }
+    return v;
+  };
+  k.show = [](const double& v) { return format_number(v); };
+  return k;
+}
+
+Kind<bool> boolean() {
+  Kind<bool> k;
+  k.type = "boolean";
+  k.parse = [](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<bool> {
+    const std::string* s = scalar(ctx, n, key, "true or false");
+    if (!s) return std::nullopt;
+    std::string v = lower(*s);
+    if (v == "true" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "off") return false;
+    ctx.value_error(n, key, "expected true or false, got " + quote(*s));
+    return std::nullopt;
+  };
+  k.show = [](const bool& v) { return std::string(v ? "true" : "false"); };
+  return k;
+}
+
+template <class V>
+Kind<std::optional<V>> optional(Kind<V> inner) {
+  Kind<std::optional<V>> k;
+  k.type = inner.type;
+  k.constraint = inner.constraint;
+  k.parse = [p = inner.parse](Ctx& ctx, const YAML::Node& n,
+                              const Path& key) -> std::optional<std::optional<V>> {
+    auto v = p(ctx, n, key);
+    if (!v) return std::nullopt;
+    return std::optional<V>(std::move(*v));
+  };
+  k.show = [s = inner.show](const std::optional<V>& v) { return v ? s(*v) : std::string("unset"); };
+  return k;
+}
+
+// A list of strings; an empty value is an empty list.
+Kind<std::vector<std::string>> strings(Kind<std::string> item) {
+  Kind<std::vector<std::string>> k;
+  k.type = "list of strings";
+  k.constraint = item.constraint;
+  k.parse = [p = item.parse](Ctx& ctx, const YAML::Node& n,
+                             const Path& key) -> std::optional<std::vector<std::string>> {
+    std::vector<std::string> out;
+    if (n.IsNull()) return out;
+    if (!n.IsSequence()) {
+      ctx.value_error(n, key, "expected a list of strings, got " + describe(n));
+      return std::nullopt;
+    }
+    bool ok = true;
+    std::size_t i = 0;
+    for (auto it = n.begin(); it != n.end(); ++it, ++i) {
+      Path item_key = index_key(key, i);
+      if (!ctx.spend(*it, item_key)) return std::nullopt;
+      auto v = p(ctx, *it, item_key);
+      if (v)
+        out.push_back(std::move(*v));
+      else
+        ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return out;
+  };
+  k.show = [](const std::vector<std::string>& v) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+    return s + "]";
+  };
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema tables.
+
+template <class T>
+struct Field {
+  std::string key;
+  std::string type;
+  std::string constraint;
+  std::string description;
+  bool required = false;
+  // The key is present: read its value into the object.
+  std::function<void(Ctx&, const YAML::Node&, const Path&, T&)> read;
+  // The key is absent: report it if required (sections look inside), keep the default.
+  std::function<void(Ctx&, const Path&, T&)> missing;
+  // Appends the reference entries for this key (and the keys below it).
+  std::function<void(std::vector<ConfigKeyDoc>&, const Path&, const T&)> doc;
+};
+
+template <class T>
+struct Table {
+  std::vector<Field<T>> fields;
+  // Rules across keys, run once the section's keys are read (also when the section is absent,
+  // since defaults count too).
+  std::function<void(Ctx&, const Path&, T&)> check;
+};
+
+template <class T>
+void walk_missing(Ctx& ctx, const Path& path, T& obj, const Table<T>& table) {
+  for (const auto& f : table.fields) f.missing(ctx, join_key(path, f.key), obj);
+  if (table.check) table.check(ctx, path, obj);
+}
+
+template <class T>
+std::string unknown_key_message(const std::string& name, const Table<T>& table) {
+  std::string msg = "unknown key " + quote(name) + " (expected one of: ";
+  std::string best;
+  std::size_t best_d = 3;
+  for (std::size_t i = 0; i < table.fields.size(); ++i) {
+    const std::string& k = table.fields[i].key;
+    msg += (i ? ", " : "") + k;
+    std::size_t d = edit_distance(lower(name), k);
+    if (d < best_d && d < k.size()) {
+      best_d = d;
+      best = k;
+    }
+  }
+  msg += ")";
+  if (!best.empty()) msg += "; did you mean '" + best + "'?";
+  if (name == "<<") msg += "; YAML merge keys are not supported";
+  return msg;
+}
+
+// Reads a map of keys into `obj` following `table`. The section's own key position must have
+// been remembered under `path` (the document root under "").
+template <class T>
+void walk(Ctx& ctx, const YAML::Node& node, const Path& path, T& obj, const Table<T>& table) {
+  if (node.IsNull()) {  // a section with every key commented out
+    walk_missing(ctx, path, obj, table);
+    return;
+  }
+  if (!node.IsMap()) {
+    if (path.empty())
+      ctx.value_error(node, path,
+                      "the document must be a map of sections (site, local_broker, ...), got " +
+                          describe(node));
+    else
+      ctx.value_error(node, path, "expected a map of keys, got " + describe(node));
+    return;
+  }
+  std::vector<std::optional<YAML::Mark>> seen(table.fields.size());
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node key_node = it->first;
+    const YAML::Node value = it->second;
+    if (!key_node.IsScalar()) {
+      ctx.error(key_node.Mark(), path, "keys must be plain strings, got " + describe(key_node));
+      continue;
+    }
+    const std::string& name = key_node.Scalar();
+    std::size_t fi = 0;
+    while (fi < table.fields.size() && table.fields[fi].key != name) ++fi;
+    Path key = join_key(path, name);
+    if (fi == table.fields.size()) {
+      ctx.error(key_node.Mark(), key, unknown_key_message(name, table));
+      continue;
+    }
+    if (seen[fi]) {
+      ctx.error(key_node.Mark(), key,
+                "duplicate key (first given on line " + std::to_string(seen[fi]->line + 1) + ")");
+      continue;
+    }
+    seen[fi] = key_node.Mark();
+    ctx.remember(key, key_node.Mark());
+    table.fields[fi].read(ctx, value, key, obj);
+  }
+  for (std::size_t i = 0; i < table.fields.size(); ++i)
+    if (!seen[i]) table.fields[i].missing(ctx, join_key(path, table.fields[i].key), obj);
+  if (table.check) table.check(ctx, path, obj);
+}
+
+template <class T, class V>
+Field<T> leaf(std::string key, V T::*member, Kind<V> kind, std::string description,
+              bool required = false) {
+  Field<T> f;
+  f.key = std::move(key);
+  f.type = kind.type;
+  f.constraint = kind.constraint;
+  f.description = description;
+  f.required = required;
+  f.read = [member, parse = kind.parse](Ctx& ctx, const YAML::Node& n, const Path& p, T& obj) {
+    if (auto v = parse(ctx, n, p)) obj.*member = std::move(*v);
+  };
+  f.missing = [required](Ctx& ctx, const Path& p, T&) {
+    if (required) ctx.error(ctx.mark_of(p), p, "missing required key");
+  };
+  f.doc = [member, show = kind.show, type = kind.type, constraint = kind.constraint, description,
+           required](std::vector<ConfigKeyDoc>& out, const Path& p, const T& defaults) {
+    out.push_back(
+        {p, type, constraint, required ? "" : show(defaults.*member), description, required});
+  };
+  return f;
+}
+
+template <class T, class S>
+Field<T> section(std::string key, S T::*member, const Table<S>& table, std::string description) {
+  Field<T> f;
+  f.key = std::move(key);
+  f.type = "section";
+  f.description = description;
+  f.read = [member, &table](Ctx& ctx, const YAML::Node& n, const Path& p, T& obj) {
+    walk(ctx, n, p, obj.*member, table);
+  };
+  f.missing = [member, &table](Ctx& ctx, const Path& p, T& obj) {
+    walk_missing(ctx, p, obj.*member, table);
+  };
+  f.doc = [member, &table, description](std::vector<ConfigKeyDoc>& out, const Path& p,
+                                        const T& defaults) {
+    out.push_back({p, "section", "", "", description, false});
+    for (const auto& sub : table.fields) sub.doc(out, join_key(p, sub.key), defaults.*member);
+  };
+  return f;
+}
+
+// A list of records (maps), each read with `table`; items are addressed as key[i].
+template <class T, class S>
+Field<T> record_list(
+    std::string key, std::vector<S> T::*member, const Table<S>& table, std::string description,
+    std::type_identity_t<std::function<void(Ctx&, const Path&, const std::vector<S>&)>> check_all) {
+  Field<T> f;
+  f.key = std::move(key);
+  f.type = "list of maps";
+  f.description = description;
+  f.read = [member, &table, check_all](Ctx& ctx, const YAML::Node& n, const Path& p, T& obj) {
+    std::vector<S> out;
+    if (!n.IsNull()) {
+      if (!n.IsSequence()) {
+        ctx.value_error(n, p, "expected a list of maps, got " + describe(n));
+        return;
+      }
+      std::size_t i = 0;
+      for (auto it = n.begin(); it != n.end(); ++it, ++i) {
+        Path item_key = index_key(p, i);
+        if (!ctx.spend(*it, item_key)) return;
+        ctx.remember(item_key, it->Mark());
+        S item{};
+        if (!it->IsMap()) {
+          ctx.value_error(*it, item_key, "expected a map, got " + describe(*it));
+          continue;
+        }
+        walk(ctx, *it, item_key, item, table);
+        out.push_back(std::move(item));
+      }
+    }
+    if (check_all) check_all(ctx, p, out);
+    obj.*member = std::move(out);
+  };
+  f.missing = [](Ctx&, const Path&, T&) {};
+  f.doc = [&table, description](std::vector<ConfigKeyDoc>& out, const Path& p, const T&) {
+    out.push_back({p, "list of maps", "", "[]", description, false});
+    const S defaults{};
+    for (const auto& sub : table.fields) sub.doc(out, join_key(p + "[]", sub.key), defaults);
+  };
+  return f;
+}
+
+// A map of records keyed by name, each read with `table`; items are addressed as key.<name>.
+template <class T, class S>
+Field<T> record_map(std::string key, std::map<std::string, S> T::*member, const Table<S>& table,
+                    std::string description, Check<std::string> check_name) {
+  Field<T> f;
+  f.key = std::move(key);
+  f.type = "map of maps";
+  f.description = description;
+  f.read = [member, &table, check_name](Ctx& ctx, const YAML::Node& n, const Path& p, T& obj) {
+    std::map<std::string, S> out;
+    if (!n.IsNull()) {
+      if (!n.IsMap()) {
+        ctx.value_error(n, p, "expected a map of named entries, got " + describe(n));
+        return;
+      }
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        const YAML::Node name_node = it->first;
+        const YAML::Node value = it->second;
+        if (!ctx.spend(name_node, p)) return;
+        if (!name_node.IsScalar()) {
+          ctx.error(name_node.Mark(), p, "names must be plain strings, got " + describe(name_node));
+          continue;
+        }
+        const std::string& name = name_node.Scalar();
+        Path item_key = join_key(p, name);
+        if (std::string err = check_name(name); !err.empty()) {
+          ctx.error(name_node.Mark(), item_key, err);
+          continue;
+        }
+        if (out.count(name)) {
+          ctx.error(name_node.Mark(), item_key, "duplicate entry " + quote(name));
+          continue;
+        }
+        ctx.remember(item_key, name_node.Mark());
+        S item{};
+        walk(ctx, value, item_key, item, table);
+        out.emplace(name, std::move(item));
+      }
+    }
+    obj.*member = std::move(out);
+  };
+  f.missing = [](Ctx&, const Path&, T&) {};
+  f.doc = [&table, description](std::vector<ConfigKeyDoc>& out, const Path& p, const T&) {
+    out.push_back({p, "map of maps", "", "{}", description, false});
+    const S defaults{};
+    for (const auto& sub : table.fields) sub.doc(out, join_key(p + ".<name>", sub.key), defaults);
+  };
+  return f;
+}
+
+// The fields of a member struct, flattened into the enclosing section (uplink's broker keys).
+template <class T, class S>
+std::vector<Field<T>> flatten(const Table<S>& table, S T::*member) {
+  std::vector<Field<T>> fields;
+  for (const auto& sub : table.fields) {
+    Field<T> f;
+    f.key = sub.key;
+    f.type = sub.type;
+    f.constraint = sub.constraint;
+    f.description = sub.description;
+    f.required = sub.required;
+    f.read = [member, r = sub.read](Ctx& ctx, const YAML::Node& n, const Path& p, T& obj) {
+      r(ctx, n, p, obj.*member);
+    };
+    f.missing = [member, m = sub.missing](Ctx& ctx, const Path& p, T& obj) {
+      m(ctx, p, obj.*member);
+    };
+    f.doc = [member, d = sub.doc](std::vector<ConfigKeyDoc>& out, const Path& p,
+                                  const T& defaults) { d(out, p, defaults.*member); };
+    fields.push_back(std::move(f));
+  }
+  return fields;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value checks.
+
+bool is_id_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+std::string check_id(const std::string& s) {
+  if (s.empty() || s.size() > 64 || !std::all_of(s.begin(), s.end(), is_id_char))
+    return "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-', got " + quote(s);
+  return {};
+}
+
+Check<std::string> digits(std::size_t n, bool allow_empty) {
+  return [n, allow_empty](const std::string& s) -> std::string {
+    if (s.empty() && allow_empty) return {};
+    if (s.size() != n ||
+        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return "must be exactly " + std::to_string(n) + " digits, got " + quote(s) + " (" +
+             std::to_string(s.size()) + (s.size() == 1 ? " character)" : " characters)");
+    return {};
+  };
+}
+
+std::string check_non_empty(const std::string& s) {
+  return s.empty() ? "must not be empty" : std::string();
+}
+
+Check<std::string> one_of(std::vector<std::string> allowed) {
+  return [allowed](const std::string& s) -> std::string {
+    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return {};
+    std::string msg = "must be one of ";
+    for (std::size_t i = 0; i < allowed.size(); ++i) msg += (i ? ", " : "") + allowed[i];
+    return msg + "; got " + quote(s);
+  };
+}
+
+std::string one_of_text(const std::vector<std::string>& allowed) {
+  std::string s = "one of: ";
+  for (std::size_t i = 0; i < allowed.size(); ++i) s += (i ? ", " : "") + allowed[i];
+  return s;
+}
+
+constexpr std::array<std::string_view, 6> kSchemes{"tcp://",   "ssl://", "mqtt://",
+                                                   "mqtts://", "ws://",  "wss://"};
+
+std::string_view uri_scheme(std::string_view uri) {
+  for (auto s : kSchemes)
+    if (uri.substr(0, s.size()) == s) return s;
+  return {};
+}
+
+bool is_tls_scheme(std::string_view scheme) {
+  return scheme == "ssl://" || scheme == "mqtts://" || scheme == "wss://";
+}
+
+std::string check_broker_uri(const std::string& uri) {
+  std::string_view scheme = uri_scheme(uri);
+  if (scheme.empty())
+    return "must start with tcp://, ssl://, mqtt://, mqtts://, ws:// or wss://, got " + quote(uri);
+  std::string_view rest = std::string_view(uri).substr(scheme.size());
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    if (scheme != "ws://" && scheme != "wss://")
+      return "unexpected path " + quote(rest.substr(slash)) + " (only ws:// and wss:// take one)";
+    rest = rest.substr(0, slash);
+  }
+  if (rest.find('@') != std::string_view::npos)
+    return "must not contain credentials: put them in username_file and password_file";
+  std::string_view host, port;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return "unterminated '[' in the host of " + quote(uri);
+    host = rest.substr(1, close - 1);
+    if (close + 1 >= rest.size() || rest[close + 1] != ':')
+      return "must have host:port, e.g. tcp://127.0.0.1:1883, got " + quote(uri);
+    port = rest.substr(close + 2);
+    bool ipv6 = !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+             c == ':' || c == '.';
+    });
+    if (!ipv6) return "bad IPv6 address " + quote(host);
+  } else {
+    auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos)
+      return "must have host:port, e.g. tcp://127.0.0.1:1883, got " + quote(uri);
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (host.empty()) return "the host is missing in " + quote(uri);
+    for (char c : host)
+      if (!(is_id_char(c) || c == '.'))
+        return "bad host name " + quote(host) + " (IPv6 addresses go in brackets: [::1]:1883)";
+  }
+  bool ok = !port.empty() && port.size() <= 5 &&
+            std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  int p = 0;
+  if (ok) std::from_chars(port.data(), port.data() + port.size(), p);
+  if (!ok || p < 1 || p > 65535) return "the port must be 1..65535, got " + quote(port);
+  return {};
+}
+
+std::string check_topic_base(const std::string& s) {
+  if (s.empty()) return "must not be empty";
+  if (s.find_first_of("+#") != std::string::npos)
+    return "must not contain the MQTT wildcards '+' or '#', got " + quote(s);
+  if (s.back() == '/') return "must not end with '/', got " + quote(s);
+  return {};
+}
+
+std::string check_device_name(const std::string& s) {
+  if (s.empty()) return "device names must not be empty";
+  if (s.find_first_of("+#") != std::string::npos)
+    return "device names must not contain the MQTT wildcards '+' or '#'";
+  if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+    return "device names must not contain control characters";
+  return {};
+}
+
+std::string known_event_kinds() {
+  std::string s;
+  // EventKind is a plain enumeration numbered from 0; to_string answers "unknown" past the end.
+  for (int i = 0; i < 1000; ++i) {
+    auto name = edge::to_string(static_cast<edge::EventKind>(i));
+    if (name == "unknown") break;
+    s += (i ? ", " : "") + std::string(name);
+  }
+  return s;
+}
+
+std::string check_event_kind(const std::string& s) {
+  if (edge::event_kind_from_string(s)) return {};
+  return "unknown event kind " + quote(s) + " (known: " + known_event_kinds() + ")";
+}
+
+// "a and b must be given together": reports the absent one, at the present one.
+void check_pair(Ctx& ctx, const Path& path, const char* a, const std::string& va, const char* b,
+                const std::string& vb) {
+  Path ka = join_key(path, a), kb = join_key(path, b);
+  if (!ctx.ok(ka) || !ctx.ok(kb) || va.empty() == vb.empty()) return;
+  const Path& absent = va.empty() ? ka : kb;
+  const Path& present = va.empty() ? kb : ka;
+  ctx.error(ctx.mark_of(present), absent,
+            std::string("missing: ") + a + " and " + b + " must be given together");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema.
+
+const Table<TlsConfig>& tls_table() {
+  static const Table<TlsConfig> t{
+      {
+          leaf("enabled", &TlsConfig::enabled, boolean(),
+               "Use TLS; the uri must then be ssl://, mqtts:// or wss://."),
+          leaf("ca_file", &TlsConfig::ca_file, text(),
+               "PEM bundle of the CAs that verify the broker's certificate (required with TLS)."),
+          leaf("cert_file", &TlsConfig::cert_file, text(),
+               "Client certificate for mutual TLS (PEM); needs key_file."),
+          leaf("key_file", &TlsConfig::key_file, text(),
+               "Client private key for mutual TLS (PEM); needs cert_file."),
+          leaf("verify_hostname", &TlsConfig::verify_hostname, boolean(),
+               "Check that the broker's certificate names the uri's host."),
+      },
+      [](Ctx& ctx, const Path& p, TlsConfig& tls) {
+        if (tls.enabled && tls.ca_file.empty() && ctx.ok(join_key(p, "enabled")) &&
+            ctx.ok(join_key(p, "ca_file")))
+          ctx.error(ctx.mark_of(join_key(p, "enabled")), join_key(p, "ca_file"),
+                    "required when tls.enabled is true");
+        check_pair(ctx, p, "cert_file", tls.cert_file, "key_file", tls.key_file);
+      }};
+  return t;
+}
+
+std::vector<Field<BrokerConfig>> broker_fields(bool uri_required) {
+  return {
+      leaf("uri", &BrokerConfig::uri,
+           text("tcp|ssl|mqtt|mqtts|ws|wss://host:port", check_broker_uri),
+           "Broker address: tcp://, mqtt:// (plain), ssl://, mqtts:// (TLS), ws://, wss:// "
+           "(websocket, may end in a path), then host:port.",
+           uri_required),
+      leaf("client_id", &BrokerConfig::client_id, text(),
+           "MQTT client id; empty: derived from site.id."),
+      leaf("mqtt_version", &BrokerConfig::mqtt_version, integer_one_of({3, 5}),
+           "MQTT protocol version: 3 (= 3.1.1) or 5."),
+      leaf("keepalive_s", &BrokerConfig::keepalive_s, integer(5, 3600),
+           "MQTT keep-alive interval, seconds."),
+      leaf("username_file", &BrokerConfig::username_file, text(),
+           "File holding the user name (secrets never go in this config); needs password_file."),
+      leaf("password_file", &BrokerConfig::password_file, text(),
+           "File holding the password; needs username_file."),
+      section("tls", &BrokerConfig::tls, tls_table(), "TLS settings for this broker."),
+  };
+}
+
+void check_broker(Ctx& ctx, const Path& p, const BrokerConfig& b) {
+  check_pair(ctx, p, "username_file", b.username_file, "password_file", b.password_file);
+  Path uri_key = join_key(p, "uri"), enabled_key = join_key(p, "tls.enabled");
+  if (b.uri.empty() || !ctx.ok(uri_key) || !ctx.ok(enabled_key)) return;
+  bool tls_scheme = is_tls_scheme(uri_scheme(b.uri));
+  if (b.tls.enabled && !tls_scheme)
+    ctx.error(ctx.mark_of(enabled_key), enabled_key,
+              "TLS is enabled but the uri " + quote(b.uri) +
+                  " is not a TLS one (use ssl://, mqtts:// or wss://)");
+  else if (!b.tls.enabled && tls_scheme)
+    ctx.error(ctx.mark_of(uri_key), uri_key, "a TLS uri needs tls.enabled: true (and tls.ca_file)");
+}
+
+const Table<BrokerConfig>& local_broker_table() {
+  static const Table<BrokerConfig> t{broker_fields(true), check_broker};
+  return t;
+}
+
+const Table<OutboxBudget>& outbox_table() {
+  static const Table<OutboxBudget> t{
+      {
+          leaf("status_bytes", &OutboxBudget::status_bytes, size(64 * kKiB),
+               "Budget for unsent status messages; oldest evicted first."),
+          leaf("summary_bytes", &OutboxBudget::summary_bytes, size(64 * kKiB),
+               "Budget for unsent summaries; oldest evicted first."),
+          leaf("event_bytes", &OutboxBudget::event_bytes, size(64 * kKiB),
+               "Budget for unsent events; oldest evicted first. Alerts have no budget."),
+      },
+      {}};
+  return t;
+}
+
+const Table<UplinkConfig>& uplink_table() {
+  static const Table<UplinkConfig> t = [] {
+    Table<UplinkConfig> u;
+    u.fields = {
+        leaf("window", &UplinkConfig::window, integer(1, 1024),
+             "QoS 1 messages in flight at once."),
+        leaf("backoff_min_ms", &UplinkConfig::backoff_min_ms, integer(10, kIntMax),
+             "First reconnect delay, milliseconds; doubles on each failure."),
+        leaf("backoff_max_ms", &UplinkConfig::backoff_max_ms, integer(10, kIntMax),
+             "Longest reconnect delay, milliseconds (>= backoff_min_ms)."),
+        leaf("event_kinds", &UplinkConfig::event_kinds,
+             strings(text("known event kinds", check_event_kind)),
+             "Event kinds sent one by one on anju/v1/<site>/event."),
+        section("outbox", &UplinkConfig::outbox, outbox_table(),
+                "Disk budgets of the store-and-forward outbox, per message class."),
+        leaf("enabled", &UplinkConfig::enabled, boolean(),
+             "Connect to the cloud broker; false: run fully local."),
+    };
+    for (auto& f : flatten(Table<BrokerConfig>{broker_fields(false), {}}, &UplinkConfig::broker))
+      u.fields.push_back(std::move(f));
+    u.check = [](Ctx& ctx, const Path& p, UplinkConfig& c) {
+      Path min_key = join_key(p, "backoff_min_ms"), max_key = join_key(p, "backoff_max_ms");
+      if (ctx.ok(min_key) && ctx.ok(max_key) && c.backoff_max_ms < c.backoff_min_ms)
+        ctx.error(ctx.mark_of(max_key), max_key,
+                  "must be at least backoff_min_ms (" + std::to_string(c.backoff_min_ms) +
+                      "), got " + std::to_string(c.backoff_max_ms));
+      Path uri_key = join_key(p, "uri");
+      if (c.enabled && c.broker.uri.empty() && ctx.ok(uri_key) && ctx.ok(join_key(p, "enabled")))
+        ctx.error(ctx.mark_of(uri_key), uri_key, "required when uplink.enabled is true");
+      check_broker(ctx, p, c.broker);
+    };
+    return u;
+  }();
+  return t;
+}
+
+const Table<JournalConfig>& journal_table() {
+  static const Table<JournalConfig> t{
+      {
+          leaf("synchronous", &JournalConfig::synchronous,
+               text(one_of_text({"full", "normal"}), one_of({"full", "normal"})),
+               "SQLite synchronous mode: full survives power loss, normal may lose the last "
+               "commits."),
+          leaf("commit_window_ms", &JournalConfig::commit_window_ms, integer(0, 1000),
+               "Group commit: the longest wait to fill a batch, milliseconds."),
+          leaf("max_batch", &JournalConfig::max_batch, integer(1, 100000),
+               "Most events written in one transaction."),
+          leaf("retention_days", &JournalConfig::retention_days, integer(1, kIntMax),
+               "Events older than this are deleted, days."),
+          leaf("alert_retention_days", &JournalConfig::alert_retention_days, integer(1, kIntMax),
+               "Alerts (and the events they reference) are kept this long, days "
+               "(>= retention_days)."),
+          leaf("max_bytes", &JournalConfig::max_bytes, size(kMiB),
+               "Cap on the journal's total size; oldest non-alert events go first."),
+      },
+      [](Ctx& ctx, const Path& p, JournalConfig& j) {
+        Path r = join_key(p, "retention_days"), a = join_key(p, "alert_retention_days");
+        if (ctx.ok(r) && ctx.ok(a) && j.alert_retention_days < j.retention_days)
+          ctx.error(ctx.mark_of(a), a,
+                    "must be at least retention_days (" + std::to_string(j.retention_days) +
+                        "), got " + std::to_string(j.alert_retention_days));
+      }};
+  return t;
+}
+
+const Table<SummaryConfig>& summary_table() {
+  static const Table<SummaryConfig> t{
+      {
+          leaf("interval_s", &SummaryConfig::interval_s, integer(10, 86400),
+               "Period of the summary message, seconds."),
+      },
+      {}};
+  return t;
+}
+
+const Table<ThresholdRule>& threshold_table() {
+  static const Table<ThresholdRule> t{
+      {
+          leaf("name", &ThresholdRule::name, text("[A-Za-z0-9_-]{1,64}, unique", check_id),
+               "Rule name, unique; appears in its alerts.", true),
+          leaf("kind", &ThresholdRule::kind,
+               text(one_of_text({"temperature", "humidity"}), one_of({"temperature", "humidity"})),
+               "Measured kind the rule watches.", true),
+          leaf("above", &ThresholdRule::above, optional(number()),
+               "Raise when the value goes above this (at least one of above/below)."),
+          leaf("below", &ThresholdRule::below, optional(number()),
+               "Raise when the value goes below this."),
+          leaf("hysteresis", &ThresholdRule::hysteresis, number(0.0),
+               "Clear only once the value is back past the limit by this much."),
+          leaf("hold_s", &ThresholdRule::hold_s, integer(0, kIntMax),
+               "The condition must hold this long before the alert is raised, seconds."),
+          leaf("severity", &ThresholdRule::severity, integer(1, 4),
+               "Alert severity: 1 (most serious) .. 4 (information)."),
+          leaf("devices", &ThresholdRule::devices, strings(text("", check_non_empty)),
+               "Device ids or names the rule applies to; empty: every device of that kind."),
+      },
+      [](Ctx& ctx, const Path& p, ThresholdRule& r) {
+        Path above = join_key(p, "above"), below = join_key(p, "below");
+        if (!ctx.ok(above) || !ctx.ok(below)) return;
+        if (!r.above && !r.below)
+          ctx.error(ctx.mark_of(p), p, "needs 'above' or 'below' (or both)");
+        else if (r.above && r.below && *r.below >= *r.above)
+          ctx.error(ctx.mark_of(below), below,
+                    "must be less than above (" + format_number(*r.above) + "), got " +
+                        format_number(*r.below));
+      }};
+  return t;
+}
+
+void check_unique_rule_names(Ctx& ctx, const Path& p, const std::vector<ThresholdRule>& rules) {
+  std::map<std::string, std::size_t> first;
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    if (rules[i].name.empty()) continue;
+    auto [it, inserted] = first.emplace(rules[i].name, i);
+    if (!inserted) {
+      Path key = join_key(index_key(p, i), "name");
+      ctx.error(ctx.mark_of(key), key,
+                "duplicate rule name " + quote(rules[i].name) + " (also used by " +
+                    index_key(p, it->second) + ")");
+    }
+  }
+}
+
+const Table<RulesConfig>& rules_table() {
+  static const Table<RulesConfig> t{
+      {
+          leaf("battery_low_percent", &RulesConfig::battery_low_percent, integer(1, 100),
+               "A battery reading at or below this raises battery_low, percent."),
+          leaf("heartbeat_timeout_s", &RulesConfig::heartbeat_timeout_s, integer(0, 604800),
+               "Silence after which a device is offline, seconds; 0 turns the check off."),
+          record_list("thresholds", &RulesConfig::thresholds, threshold_table(),
+                      "Threshold rules on measured values.", check_unique_rule_names),
+      },
+      {}};
+  return t;
+}
+
+const Table<DeviceConfig>& device_table() {
+  static const Table<DeviceConfig> t{
+      {
+          leaf("building", &DeviceConfig::building, text(), "Building the device is in."),
+          leaf("unit", &DeviceConfig::unit, text(),
+               "Unit (entrance/stairwell) within the building."),
+          leaf("room", &DeviceConfig::room, text(), "Room, door or area name."),
+          leaf("grid_code", &DeviceConfig::grid_code, text("20 digits", digits(20, true)),
+               "CJ/T 349 grid code overriding site.grid_code."),
+          leaf("gb28181", &DeviceConfig::gb28181, text("20 digits", digits(20, true)),
+               "GB/T 28181 device code."),
+          leaf("heartbeat_timeout_s", &DeviceConfig::heartbeat_timeout_s,
+               optional(integer(0, 604800)),
+               "Overrides rules.heartbeat_timeout_s for this device, seconds; 0 = off."),
+      },
+      {}};
+  return t;
+}
+
+const Table<Zigbee2MqttConfig>& zigbee2mqtt_table() {
+  static const Table<Zigbee2MqttConfig> t{
+      {
+          leaf("enabled", &Zigbee2MqttConfig::enabled, boolean(), "Run the zigbee2mqtt driver."),
+          leaf("base_topic", &Zigbee2MqttConfig::base_topic,
+               text("no '+', '#' or trailing '/'", check_topic_base),
+               "zigbee2mqtt's base topic on the local broker."),
+          leaf("report_unchanged", &Zigbee2MqttConfig::report_unchanged, boolean(),
+               "Make an event of a reading equal to the previous one."),
+          record_map("devices", &Zigbee2MqttConfig::devices, device_table(),
+                     "Per-device settings, keyed by IEEE address (0x...) or friendly name.",
+                     check_device_name),
+      },
+      {}};
+  return t;
+}
+
+const Table<SiteConfig>& site_table() {
+  static const Table<SiteConfig> t{
+      {
+          leaf("id", &SiteConfig::id, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Compound id, used in MQTT topics.", true),
+          leaf("grid_code", &SiteConfig::grid_code, text("20 digits", digits(20, false)),
+               "CJ/T 349 grid code of the compound.", true),
+          leaf("division_code", &SiteConfig::division_code, text("12 digits", digits(12, true)),
+               "Administrative division code."),
+          leaf("name", &SiteConfig::name, text(), "Human name of the compound."),
+      },
+      {}};
+  return t;
+}
+
+const Table<Config>& config_table() {
+  static const std::vector<std::string> kLevels{"trace", "debug", "info", "warn", "error"};
+  static const Table<Config> t{
+      {
+          section("site", &Config::site, site_table(), "The compound this gateway serves."),
+          leaf("data_dir", &Config::data_dir, text("", check_non_empty),
+               "Directory of the journal and the outbox."),
+          leaf("log_level", &Config::log_level, text(one_of_text(kLevels), one_of(kLevels)),
+               "Least severe log level written."),
+          section("local_broker", &Config::local_broker, local_broker_table(),
+                  "The compound's own MQTT broker (zigbee2mqtt, drivers, local alerts)."),
+          section("uplink", &Config::uplink, uplink_table(), "The cloud MQTT broker."),
+          section("journal", &Config::journal, journal_table(), "The on-disk event journal."),
+          section("summary", &Config::summary, summary_table(),
+                  "Periodic summaries sent upstream."),
+          section("rules", &Config::rules, rules_table(), "Alert rules."),
+          section("zigbee2mqtt", &Config::zigbee2mqtt, zigbee2mqtt_table(),
+                  "The zigbee2mqtt driver."),
+      },
+      {}};
+  return t;
+}
+
+// Counts the documents of a stream without building them, and notices when the parser stops
+// advancing. yaml-cpp 0.7 cannot place some stray tokens (a lone ',' for one): it then reports an
+// empty document without consuming the token, again and again, so YAML::LoadAll loops forever,
+// allocating (jbeder/yaml-cpp#1040, fixed upstream by #1319). YAML::Load, which reads one
+// document, is safe once this pass has found the stream sound.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> starts;
+};
+
+// Checks that the text is one well-formed YAML document; reports to ctx otherwise.
+void check_stream(Ctx& ctx, const std::string& yaml_text) {
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  for (int i = 0; i < 3 && parser.HandleNextDocument(counter); ++i) {
+  }
+  const auto& s = counter.starts;
+  for (std::size_t i = 1; i < s.size(); ++i) {
+    if (s[i].pos != s[i - 1].pos) continue;
+    std::string what = "token";
+    if (s[i].pos >= 0 && static_cast<std::size_t>(s[i].pos) < yaml_text.size())
+      what = quote(yaml_text.substr(static_cast<std::size_t>(s[i].pos), 1));
+    ctx.error(s[i], "", "YAML syntax error: unexpected " + what);
+    return;
+  }
+  if (s.size() > 1)
+    ctx.error(s[1], "", "only one YAML document is allowed, found another one here");
+}
+
+ConfigResult parse_impl(const std::string& yaml_text, const std::string& file) {
+  ConfigResult result;
+  Ctx ctx(file);
+  YAML::Node root;
+  try {
+    check_stream(ctx, yaml_text);
+    if (!ctx.has_errors()) root = YAML::Load(yaml_text);
+  } catch (const YAML::DeepRecursion& e) {
+    ctx.error(e.mark, "", "YAML nesting too deep (" + std::to_string(e.depth()) + " levels)");
+  } catch (const YAML::Exception& e) {
+    ctx.error(e.mark, "", "YAML syntax error: " + e.msg);
+  }
+  if (ctx.has_errors()) {
+    result.errors = ctx.take_errors();
+    return result;
+  }
+  Config cfg;
+  cfg.source_file = file;
+  ctx.remember("", root.IsNull() ? YAML::Mark::null_mark() : root.Mark());
+  walk(ctx, root, "", cfg, config_table());
+  if (ctx.has_errors()) {
+    result.errors = ctx.take_errors();
+    return result;
+  }
+  if (cfg.local_broker.client_id.empty())
+    cfg.local_broker.client_id = "anjud-" + cfg.site.id + "-local";
+  if (cfg.uplink.broker.client_id.empty()) cfg.uplink.broker.client_id = "anjud-" + cfg.site.id;
+  result.config = std::move(cfg);
+  return result;
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  std::string s = file;
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  if (!s.empty()) s += ": ";
+  if (!key.empty()) s += key + ": ";
+  return s + message;
+}
+
+ConfigResult parse_config(const std::string& yaml_text, const std::string& file) {
+  try {
+    return parse_impl(yaml_text, file);
+  } catch (const std::exception& e) {
+    ConfigResult r;
+    r.errors.push_back({file, 0, 0, "", std::string("cannot read the configuration: ") + e.what()});
+    return r;
+  } catch (...) {
+    ConfigResult r;
+    r.errors.push_back({file, 0, 0, "", "cannot read the configuration: unknown error"});
+    return r;
+  }
+}
+
+ConfigResult load_config(const std::string& path) {
+  auto fail = [&path](int err) {
+    ConfigResult r;
+    r.errors.push_back(
+        {path, 0, 0, "", "cannot read the file: " + std::generic_category().message(err)});
+    return r;
+  };
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return fail(errno);
+  std::string text;
+  std::array<char, 65536> buf{};
+  for (;;) {
+    std::size_t n = std::fread(buf.data(), 1, buf.size(), f);
+    text.append(buf.data(), n);
+    if (text.size() > static_cast<std::size_t>(kMaxFileBytes)) {
+      std::fclose(f);
+      return fail(EFBIG);
+    }
+    if (n < buf.size()) break;
+  }
+  int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) return fail(err);
+  return parse_config(text, path);
+}
+
+std::vector<ConfigKeyDoc> config_schema() {
+  std::vector<ConfigKeyDoc> out;
+  const Config defaults;
+  for (const auto& f : config_table().fields) f.doc(out, f.key, defaults);
+  return out;
+}
+
+}  // namespace anju::firmware

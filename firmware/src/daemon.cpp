@@ -1,0 +1,323 @@
+#include "anju/firmware/daemon.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "anju/bridge/city_bridge.hpp"
+#include "anju/bridge/uplink.hpp"
+#include "anju/drivers/z2m_driver.hpp"
+#include "anju/edge/journal.hpp"
+#include "anju/edge/mqtt.hpp"
+#include "anju/edge/pipeline.hpp"
+#include "anju/edge/rules.hpp"
+
+namespace anju::firmware {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string status_socket_path(const std::string& data_dir) { return data_dir + "/anjud.sock"; }
+std::string journal_path(const std::string& data_dir) { return data_dir + "/anju.db"; }
+
+void apply_overrides(Config& c, const DaemonOverrides& o) {
+  if (!o.data_dir.empty()) c.data_dir = o.data_dir;
+  if (!o.local_broker.empty()) c.local_broker.uri = o.local_broker;
+  if (!o.uplink_broker.empty()) {
+    c.uplink.broker.uri = o.uplink_broker;
+    c.uplink.enabled = true;
+  }
+}
+
+namespace {
+
+edge::MqttEndpoint endpoint(const BrokerConfig& b) {
+  edge::MqttEndpoint ep;
+  ep.uri = b.uri;
+  ep.client_id = b.client_id;
+  ep.mqtt_version = b.mqtt_version;
+  ep.keepalive_s = b.keepalive_s;
+  ep.username_file = b.username_file;
+  ep.password_file = b.password_file;
+  ep.tls = b.tls.enabled;
+  ep.ca_file = b.tls.ca_file;
+  ep.cert_file = b.tls.cert_file;
+  ep.key_file = b.tls.key_file;
+  ep.verify_hostname = b.tls.verify_hostname;
+  return ep;
+}
+
+edge::RuleSettings rule_settings(const Config& c) {
+  edge::RuleSettings s;
+  s.battery_low_percent = c.rules.battery_low_percent;
+  s.heartbeat_timeout_ms = static_cast<std::int64_t>(c.rules.heartbeat_timeout_s) * 1000;
+  for (const auto& [id, d] : c.zigbee2mqtt.devices)
+    if (d.heartbeat_timeout_s) s.heartbeat_overrides[id] = *d.heartbeat_timeout_s * 1000LL;
+  for (const auto& t : c.rules.thresholds) {
+    edge::ThresholdSpec spec;
+    spec.name = t.name;
+    spec.kind = edge::event_kind_from_string(t.kind).value_or(edge::EventKind::temperature);
+    spec.above = t.above;
+    spec.below = t.below;
+    spec.hysteresis = t.hysteresis;
+    spec.hold_ms = static_cast<std::int64_t>(t.hold_s) * 1000;
+    spec.severity = t.severity;
+    spec.devices.insert(t.devices.begin(), t.devices.end());
+    s.thresholds.push_back(std::move(spec));
+  }
+  return s;
+}
+
+// The latest event of every device, for the rules' heartbeat supervision after a restart.
+std::vector<std::pair<edge::DeviceRef, std::int64_t>> devices_last_seen(edge::Db& db) {
+  std::vector<std::pair<edge::DeviceRef, std::int64_t>> out;
+  auto st = db.prepare(
+      "SELECT body FROM events WHERE seq IN (SELECT max(seq) FROM events WHERE device_id!='' "
+      "GROUP BY device_id)");
+  while (st.step()) {
+    auto r = edge::decode_event(st.str(0));
+    if (r.event) out.emplace_back(r.event->device, r.event->ts_ms);
+  }
+  return out;
+}
+
+// Publishes every alert change on the local bus (retained while open) and logs it.
+class LocalAlertPublisher final : public edge::PipelineHook {
+ public:
+  LocalAlertPublisher(edge::LocalBus& bus, std::string site) : bus_(bus), site_(std::move(site)) {}
+  std::string topic(const edge::Alert& a) const { return "anju/" + site_ + "/alert/" + a.alert_id; }
+  void publish(const edge::Alert& a) {
+    bus_.publish(topic(a), to_json(a).dump(), 1, a.open());
+  }
+  void after_commit(const std::vector<edge::Event>&,
+                    const std::vector<edge::AlertChange>& changes) override {
+    for (const auto& c : changes) {
+      publish(c.alert);
+      spdlog::info("ALERT {} sev{} {}: {} (count {}, {})", to_string(c.type), c.alert.severity,
+                   c.alert.rule, c.alert.message, c.alert.count, c.alert.alert_id);
+    }
+  }
+
+ private:
+  edge::LocalBus& bus_;
+  std::string site_;
+};
+
+class StatusServer {
+ public:
+  StatusServer(std::string path, std::function<std::string()> render)
+      : path_(std::move(path)), render_(std::move(render)) {}
+  ~StatusServer() { stop(); }
+  void start() {
+    ::unlink(path_.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof(addr.sun_path)) {
+      spdlog::warn("status socket path too long: {}", path_);
+      return;
+    }
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0 || ::listen(fd_, 8) < 0) {
+      spdlog::warn("status socket {}: {}", path_, std::strerror(errno));
+      return;
+    }
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) {
+          if (errno == EINTR) continue;
+          return;  // closed by stop()
+        }
+        std::string body;
+        try {
+          body = render_();
+        } catch (const std::exception& e) {
+          body = json{{"error", e.what()}}.dump();
+        }
+        body += "\n";
+        (void)!::write(c, body.data(), body.size());
+        ::close(c);
+      }
+    });
+  }
+  void stop() {
+    if (fd_ >= 0) {
+      ::shutdown(fd_, SHUT_RDWR);
+      ::close(fd_);
+      fd_ = -1;
+    }
+    if (thread_.joinable()) thread_.join();
+    ::unlink(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+  std::function<std::string()> render_;
+  int fd_ = -1;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
+  // Signals are taken by this thread only (sigtimedwait below); every stage thread inherits the
+  // mask, so none of them is interrupted.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  fs::create_directories(config.data_dir);
+  edge::SystemClock clock;
+
+  edge::JournalOptions jo;
+  jo.path = journal_path(config.data_dir);
+  jo.synchronous_full = config.journal.synchronous == "full";
+  jo.retention_days = config.journal.retention_days;
+  jo.alert_retention_days = config.journal.alert_retention_days;
+  jo.max_bytes = config.journal.max_bytes;
+  edge::OpenReport report;
+  auto journal = edge::Journal::open(jo, &report);
+  if (report.recovered_from_corruption)
+    spdlog::critical("the journal was corrupt ({}); kept as {} for inspection", report.reason,
+                     report.moved_to);
+
+  edge::RuleEngine rules(rule_settings(config));
+  rules.restore(edge::load_alerts(journal->db(), true), devices_last_seen(journal->db()),
+                clock.wall_ms());
+
+  edge::PipelineOptions po;
+  po.inbox_dir = config.data_dir + "/inbox";
+  po.commit_window_ms = config.journal.commit_window_ms;
+  po.max_batch = config.journal.max_batch;
+  edge::Pipeline pipeline(*journal, rules, clock, po);
+
+  bridge::OutboxCounters counters;
+  std::unique_ptr<bridge::Uplink> uplink;
+  if (config.uplink.enabled) {
+    bridge::UplinkOptions uo;
+    uo.endpoint = endpoint(config.uplink.broker);
+    uo.db_path = jo.path;
+    uo.site = config.site.id;
+    uo.window = config.uplink.window;
+    uo.backoff_min_ms = config.uplink.backoff_min_ms;
+    uo.backoff_max_ms = config.uplink.backoff_max_ms;
+    uplink = std::make_unique<bridge::Uplink>(uo, counters);
+  }
+  bridge::CityBridgeOptions bo;
+  bo.site = config.site.id;
+  bo.grid_code = config.site.grid_code;
+  for (const auto& k : config.uplink.event_kinds)
+    if (auto kind = edge::event_kind_from_string(k)) bo.event_kinds.insert(*kind);
+  bo.budget_bytes = {0, config.uplink.outbox.status_bytes, config.uplink.outbox.summary_bytes,
+                     config.uplink.outbox.event_bytes};
+  bo.summary_interval_ms = static_cast<std::int64_t>(config.summary.interval_s) * 1000;
+  bridge::CityBridge city(bo, *journal, counters, uplink.get());
+
+  edge::LocalBus bus(endpoint(config.local_broker));
+  LocalAlertPublisher local_alerts(bus, config.site.id);
+  pipeline.add_hook(&city);
+  pipeline.add_hook(&local_alerts);
+
+  std::unique_ptr<drivers::Zigbee2MqttDriver> z2m;
+  if (config.zigbee2mqtt.enabled) {
+    drivers::Z2mOptions zo;
+    zo.base_topic = config.zigbee2mqtt.base_topic;
+    zo.site = config.site.id;
+    zo.grid_code = config.site.grid_code;
+    zo.report_unchanged = config.zigbee2mqtt.report_unchanged;
+    zo.state_file = config.data_dir + "/zigbee2mqtt-devices.json";
+    for (const auto& [id, d] : config.zigbee2mqtt.devices)
+      zo.devices[id] = {{d.building, d.unit, d.room}, d.grid_code, d.gb28181};
+    z2m = std::make_unique<drivers::Zigbee2MqttDriver>(
+        zo, clock, [&pipeline](std::vector<edge::Event> ev) { return pipeline.submit(std::move(ev)); });
+    bus.subscribe(z2m->subscription(),
+                  [&](const std::string& t, const std::string& p) { z2m->handle(t, p); });
+  }
+  // After every (re)connect the local bus gets the open alerts again (retained), so a restarted
+  // broker or a new dashboard sees the same state.
+  std::mutex alerts_mu;
+  bus.on_connected([&] {
+    std::lock_guard lock(alerts_mu);
+    for (const auto& a : edge::load_alerts(edge::open_reader(jo.path), true)) local_alerts.publish(a);
+  });
+
+  auto render_status = [&]() {
+    const auto ps = pipeline.stats();
+    json j;
+    j["site"] = config.site.id;
+    j["pid"] = static_cast<std::int64_t>(::getpid());
+    j["pipeline"] = {{"queue_depth", ps.queue_depth},   {"queue_capacity", ps.queue_capacity},
+                     {"submitted", ps.submitted},       {"committed", ps.committed},
+                     {"batches", ps.batches},           {"replayed", ps.replayed},
+                     {"commit_failures", ps.commit_failures}, {"last_seq", ps.last_seq},
+                     {"retention_deleted", ps.retention_deleted}};
+    j["alerts_open"] = ps.alerts_open;
+    json ob = json::object();
+    for (int c = 0; c < bridge::kClasses; ++c) {
+      ob[std::string(bridge::to_string(static_cast<bridge::MsgClass>(c)))] = {
+          {"rows", counters.rows[c].load()},
+          {"bytes", counters.bytes[c].load()},
+          {"evicted", counters.evicted[c].load()},
+          {"sent", counters.sent[c].load()}};
+    }
+    j["outbox"] = ob;
+    if (uplink) {
+      const auto us = uplink->stats();
+      j["uplink"] = {{"connected", us.connected}, {"connects", us.connects},
+                     {"connect_failures", us.connect_failures}, {"published", us.published},
+                     {"acked", us.acked}, {"inflight", us.inflight}, {"last_error", us.last_error}};
+    } else {
+      j["uplink"] = {{"enabled", false}};
+    }
+    j["local_bus"] = {{"connected", bus.connected()}, {"messages_in", bus.messages_in()},
+                      {"publish_dropped", bus.publish_dropped()}};
+    if (z2m) {
+      const auto zs = z2m->stats();
+      j["zigbee2mqtt"] = {{"messages", zs.messages}, {"events", zs.events},
+                          {"parse_errors", zs.parse_errors}, {"unknown_device", zs.unknown_device},
+                          {"devices", zs.devices}};
+    }
+    return j.dump();
+  };
+  StatusServer status(status_socket_path(config.data_dir), render_status);
+
+  pipeline.start();
+  if (uplink) uplink->start();
+  status.start();
+  bus.start();
+  spdlog::info("anjud running: site {}, data {}, local bus {}, uplink {}", config.site.id,
+               config.data_dir, config.local_broker.uri,
+               config.uplink.enabled ? config.uplink.broker.uri : "disabled");
+
+  for (;;) {
+    timespec ts{0, 200'000'000};
+    const int sig = sigtimedwait(&sigs, nullptr, &ts);
+    if (stop_flag && stop_flag->load()) break;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: device map reload is not supported yet; restart to apply changes");
+      continue;
+    }
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      break;
+    }
+  }
+  bus.stop();       // no more input
+  pipeline.stop();  // commit what is queued
+  if (uplink) uplink->stop(std::chrono::milliseconds(3000));
+  status.stop();
+  spdlog::info("anjud stopped cleanly");
+  return 0;
+}
+
+}  // namespace anju::firmware

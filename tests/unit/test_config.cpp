@@ -1,0 +1,750 @@
+// Config loader: the demo and example files, error positions and key paths, every rule of the
+// schema that is easy to get wrong.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <yaml-cpp/yaml.h>
+
+#include "anju/firmware/config.hpp"
+
+using anju::firmware::Config;
+using anju::firmware::ConfigError;
+using anju::firmware::ConfigResult;
+using anju::firmware::parse_config;
+
+namespace {
+
+// A minimal valid config; tests append sections to it or replace it.
+const std::string kBase = R"(site:
+  id: t1
+  grid_code: "11010500100200300401"
+local_broker:
+  uri: tcp://127.0.0.1:1883
+)";
+
+ConfigResult parse(const std::string& text) {
+  return parse_config(text, "test.yaml");
+}
+
+std::string all_errors(const ConfigResult& r) {
+  std::string s;
+  for (const auto& e : r.errors) s += e.to_string() + "\n";
+  return s;
+}
+
+const ConfigError* find_error(const ConfigResult& r, const std::string& key) {
+  for (const auto& e : r.errors)
+    if (e.key == key) return &e;
+  return nullptr;
+}
+
+// The repository root, from this file's path (tests/unit/test_config.cpp).
+std::string source_dir() {
+  std::string f = __FILE__;
+  const std::string tail = "tests/unit/test_config.cpp";
+  REQUIRE(f.size() >= tail.size());
+  REQUIRE(f.compare(f.size() - tail.size(), tail.size(), tail) == 0);
+  return f.substr(0, f.size() - tail.size());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("config: the embedded demo config parses and has the demo values", "[config]") {
+  auto r = parse_config(anju::firmware::demo_config_text(), "<embedded demo>");
+  INFO(all_errors(r));
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.config);
+  const Config& c = *r.config;
+  CHECK(c.source_file == "<embedded demo>");
+  CHECK(c.site.id == "demo-compound");
+  CHECK(c.site.name == "Anju demo compound");
+  CHECK(c.site.grid_code == "11010500100200300401");
+  CHECK(c.site.division_code == "110105001002");
+  CHECK(c.data_dir == "/var/lib/anju");
+  CHECK(c.local_broker.uri == "tcp://127.0.0.1:1883");
+  CHECK(c.local_broker.client_id == "anjud-demo-compound-local");
+  CHECK(c.uplink.enabled);
+  CHECK(c.uplink.broker.uri == "tcp://127.0.0.1:1884");
+  CHECK(c.uplink.broker.mqtt_version == 5);
+  CHECK(c.uplink.broker.client_id == "anjud-demo-compound");
+  CHECK(c.uplink.event_kinds == std::vector<std::string>{"smoke", "gas", "water_leak", "contact",
+                                                         "device_offline", "device_online"});
+  CHECK(c.summary.interval_s == 60);
+  CHECK(c.rules.heartbeat_timeout_s == 120);
+  REQUIRE(c.rules.thresholds.size() == 2);
+  const auto& t = c.rules.thresholds[0];
+  CHECK(t.name == "temperature_high");
+  CHECK(t.kind == "temperature");
+  CHECK(t.above == 45.0);
+  CHECK_FALSE(t.below);
+  CHECK(t.hysteresis == 2.0);
+  CHECK(t.hold_s == 10);
+  CHECK(t.severity == 2);
+  const auto& h = c.rules.thresholds[1];
+  CHECK(h.name == "humidity_high");
+  CHECK(h.kind == "humidity");
+  CHECK(h.above == 90.0);
+  CHECK(h.hysteresis == 5.0);
+  CHECK(h.hold_s == 30);
+  CHECK(h.severity == 4);
+  CHECK(c.zigbee2mqtt.base_topic == "zigbee2mqtt");
+  REQUIRE(c.zigbee2mqtt.devices.size() == 5);
+  const auto& gas = c.zigbee2mqtt.devices.at("gas_3_2_1201_kitchen");
+  CHECK(gas.building == "3");
+  CHECK(gas.unit == "2");
+  CHECK(gas.room == "1201 kitchen");
+  const auto& leak = c.zigbee2mqtt.devices.at("leak_pump_room");
+  CHECK(leak.building == "B1");
+  CHECK(leak.unit.empty());
+  CHECK(leak.room == "pump room");
+  CHECK(c.zigbee2mqtt.devices.at("climate_3_2_1201").room == "1201");
+  CHECK(c.zigbee2mqtt.devices.at("smoke_3_2_hall").room == "hall");
+  CHECK(c.zigbee2mqtt.devices.at("door_3_2_entrance").room == "entrance");
+  for (const auto& [name, d] : c.zigbee2mqtt.devices) {
+    INFO(name);
+    CHECK(d.gb28181.size() == 20);
+    CHECK(d.gb28181.rfind("11010500", 0) == 0);
+  }
+}
+
+TEST_CASE("config: the demo file on disk is the embedded text", "[config]") {
+  CHECK(read_file(source_dir() + "firmware/config/anju.demo.yaml") ==
+        anju::firmware::demo_config_text());
+}
+
+TEST_CASE("config: the example file parses with no errors", "[config]") {
+  const std::string path = source_dir() + "firmware/config/anju.example.yaml";
+  auto r = anju::firmware::load_config(path);
+  INFO(all_errors(r));
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.config);
+  CHECK(r.config->source_file == path);
+  CHECK(r.config->uplink.broker.tls.enabled);
+  CHECK(r.config->uplink.outbox.event_bytes == 64LL * 1024 * 1024);
+  CHECK(r.config->journal.max_bytes == 512LL * 1024 * 1024);
+  CHECK(r.config->zigbee2mqtt.devices.at("0x00158d0001a2b3c4").heartbeat_timeout_s == 600);
+}
+
+namespace {
+
+// Looks a schema path up in a YAML tree: "a.b" looks up keys, "x[]" takes the first list item,
+// "<name>" the first map entry. (Recursive, by value: assigning yaml-cpp nodes would modify the
+// tree.)
+bool has_path(const YAML::Node& n, const std::string& path) {
+  if (path.empty()) return n.IsDefined();
+  if (!n.IsMap()) return false;
+  std::size_t dot = path.find('.');
+  std::string part = path.substr(0, dot);
+  std::string rest = dot == std::string::npos ? "" : path.substr(dot + 1);
+  bool first_item = part.size() > 2 && part.compare(part.size() - 2, 2, "[]") == 0;
+  if (first_item) part.resize(part.size() - 2);
+  if (part == "<name>") return n.size() > 0 && has_path(n.begin()->second, rest);
+  const YAML::Node child = n[part];
+  if (!child.IsDefined()) return false;
+  if (!first_item) return has_path(child, rest);
+  return child.IsSequence() && child.size() > 0 && has_path(child[0], rest);
+}
+
+}  // namespace
+
+TEST_CASE("config: the example file shows every key of the schema", "[config]") {
+  const YAML::Node root = YAML::Load(read_file(source_dir() + "firmware/config/anju.example.yaml"));
+  auto schema = anju::firmware::config_schema();
+  REQUIRE(schema.size() > 50);
+  for (const auto& k : schema) {
+    INFO(k.path);
+    CHECK(has_path(root, k.path));
+    CHECK_FALSE(k.description.empty());
+  }
+}
+
+TEST_CASE("config: schema reference carries types, constraints and defaults", "[config]") {
+  auto schema = anju::firmware::config_schema();
+  auto find = [&](const std::string& path) -> const anju::firmware::ConfigKeyDoc* {
+    for (const auto& k : schema)
+      if (k.path == path) return &k;
+    return nullptr;
+  };
+  auto* window = find("uplink.window");
+  REQUIRE(window);
+  CHECK(window->type == "integer");
+  CHECK(window->constraint == "1..1024");
+  CHECK(window->default_value == "64");
+  auto* id = find("site.id");
+  REQUIRE(id);
+  CHECK(id->required);
+  auto* bytes = find("journal.max_bytes");
+  REQUIRE(bytes);
+  CHECK(bytes->type == "size");
+  CHECK(bytes->default_value == "512MiB");
+  CHECK(find("rules.thresholds[].above"));
+  CHECK(find("zigbee2mqtt.devices.<name>.gb28181"));
+  CHECK(find("uplink.tls.ca_file"));
+  CHECK(find("local_broker.tls.verify_hostname"));
+}
+
+TEST_CASE("config: an unknown key names its line, column, path and the expected keys", "[config]") {
+  auto r = parse(kBase + "uplink:\n  uri: tcp://10.0.0.1:1883\n  windw: 8\n");
+  REQUIRE(r.errors.size() == 1);
+  CHECK_FALSE(r.config);
+  const auto& e = r.errors[0];
+  CHECK(e.file == "test.yaml");
+  CHECK(e.line == 8);
+  CHECK(e.column == 3);
+  CHECK(e.key == "uplink.windw");
+  CHECK_THAT(e.message, Catch::Contains("unknown key 'windw' (expected one of: window, "
+                                        "backoff_min_ms, "));
+  CHECK_THAT(e.message, Catch::Contains("did you mean 'window'?"));
+  CHECK(e.to_string().rfind("test.yaml:8:3: uplink.windw: unknown key 'windw'", 0) == 0);
+}
+
+TEST_CASE("config: an unknown top-level section is reported", "[config]") {
+  auto r = parse(kBase + "uplnk:\n  enabled: false\n");
+  auto* e = find_error(r, "uplnk");
+  REQUIRE(e);
+  CHECK(e->line == 6);
+  CHECK(e->column == 1);
+  CHECK_THAT(e->message, Catch::Contains("did you mean 'uplink'?"));
+}
+
+TEST_CASE("config: a wrong type says what was expected", "[config]") {
+  auto r = parse(kBase + "uplink:\n  uri: tcp://10.0.0.1:1883\n  window: abc\n");
+  REQUIRE(r.errors.size() == 1);
+  const auto& e = r.errors[0];
+  CHECK(e.key == "uplink.window");
+  CHECK(e.message == "expected an integer, got 'abc'");
+  CHECK(e.line == 8);
+  CHECK(e.column == 11);  // the value, not the key
+
+  auto lst = parse(kBase + "uplink:\n  uri: tcp://10.0.0.1:1883\n  window: [1, 2]\n");
+  REQUIRE(lst.errors.size() == 1);
+  CHECK(lst.errors[0].message == "expected an integer, got a list");
+
+  auto b = parse(kBase + "uplink:\n  enabled: false\nzigbee2mqtt:\n  enabled: maybe\n");
+  REQUIRE(b.errors.size() == 1);
+  CHECK(b.errors[0].key == "zigbee2mqtt.enabled");
+  CHECK(b.errors[0].message == "expected true or false, got 'maybe'");
+
+  auto s = parse(kBase + "site2: 1\n");
+  CHECK(find_error(s, "site2"));
+
+  auto sec = parse(kBase + "uplink:\n  enabled: false\njournal: 5\n");
+  REQUIRE(sec.errors.size() == 1);
+  CHECK(sec.errors[0].key == "journal");
+  CHECK(sec.errors[0].message == "expected a map of keys, got '5'");
+
+  auto empty = parse(kBase + "log_level:\nuplink:\n  enabled: false\n");
+  REQUIRE(empty.errors.size() == 1);
+  CHECK(empty.errors[0].key == "log_level");
+  CHECK(empty.errors[0].line == 6);  // reported at the key: an empty value has no position
+  CHECK_THAT(empty.errors[0].message, Catch::Contains("got an empty value"));
+}
+
+TEST_CASE("config: a YAML syntax error gives its line and column", "[config]") {
+  auto r = parse(kBase + "uplink:\n  window: [1, 2\n  enabled: true\n");
+  REQUIRE(r.errors.size() == 1);
+  CHECK_FALSE(r.config);
+  const auto& e = r.errors[0];
+  CHECK(e.file == "test.yaml");
+  CHECK(e.line >= 7);
+  CHECK(e.column >= 1);
+  CHECK(e.key.empty());
+  CHECK_THAT(e.message, Catch::StartsWith("YAML syntax error: "));
+  CHECK_THAT(e.to_string(), Catch::StartsWith("test.yaml:" + std::to_string(e.line) + ":"));
+
+  auto bad_map = parse("site:\n  id: a: b\n");
+  REQUIRE(bad_map.errors.size() == 1);
+  CHECK(bad_map.errors[0].line == 2);
+  CHECK(bad_map.errors[0].column == 8);  // the second ':
+}
+
+TEST_CASE("config: every error is reported, not only the first", "[config]") {
+  const std::string text = R"(site:
+  id: "bad id!"
+  grid_code: "123"
+local_broker:
+  uri: http://x
+  keepalive_s: 1
+uplink:
+  enabled: false
+  window: 0
+  event_kinds: [smoke, fire]
+journal:
+  synchronous: sometimes
+log_level: verbose
+)";
+  auto r = parse(text);
+  INFO(all_errors(r));
+  CHECK_FALSE(r.config);
+  CHECK(r.errors.size() == 8);
+  CHECK(find_error(r, "site.id"));
+  CHECK(find_error(r, "site.grid_code"));
+  CHECK(find_error(r, "local_broker.uri"));
+  CHECK(find_error(r, "local_broker.keepalive_s"));
+  CHECK(find_error(r, "uplink.window"));
+  CHECK(find_error(r, "uplink.event_kinds[1]"));
+  CHECK(find_error(r, "journal.synchronous"));
+  CHECK(find_error(r, "log_level"));
+  CHECK(find_error(r, "local_broker.uri")->line == 5);
+  CHECK(find_error(r, "uplink.event_kinds[1]")->line == 10);
+  CHECK(find_error(r, "uplink.event_kinds[1]")->column == 24);
+  CHECK_THAT(find_error(r, "uplink.event_kinds[1]")->message,
+             Catch::Contains("unknown event kind 'fire' (known: smoke, gas, water_leak"));
+  CHECK(find_error(r, "uplink.window")->message == "must be between 1 and 1024, got 0");
+  CHECK(find_error(r, "local_broker.keepalive_s")->message == "must be between 5 and 3600, got 1");
+  CHECK_THAT(find_error(r, "log_level")->message,
+             Catch::Contains("must be one of trace, debug, info, warn, error"));
+}
+
+TEST_CASE("config: site.id and site.grid_code are required", "[config]") {
+  auto r = parse(
+      "site:\n  grid_code: \"11010500100200300401\"\nlocal_broker:\n"
+      "  uri: tcp://127.0.0.1:1883\nuplink:\n  enabled: false\n");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].key == "site.id");
+  CHECK(r.errors[0].message == "missing required key");
+  CHECK(r.errors[0].line == 1);  // at the section
+
+  auto none = parse("log_level: info\n");
+  INFO(all_errors(none));
+  CHECK(find_error(none, "site.id"));
+  CHECK(find_error(none, "site.grid_code"));
+  CHECK(find_error(none, "local_broker.uri"));
+  CHECK(find_error(none, "uplink.uri"));  // uplink is enabled by default
+  CHECK(none.errors.size() == 4);
+
+  auto empty = parse("");
+  CHECK(find_error(empty, "site.id"));
+  CHECK(find_error(empty, "site.id")->line == 0);
+  CHECK(find_error(empty, "site.id")->to_string() == "test.yaml: site.id: missing required key");
+
+  auto bad = parse(kBase + "site: [1]\n");
+  CHECK_FALSE(bad.errors.empty());
+}
+
+TEST_CASE("config: site and device codes are checked", "[config]") {
+  auto grid = parse(
+      "site:\n  id: t\n  grid_code: 1101050010020030040\nlocal_broker:\n"
+      "  uri: tcp://127.0.0.1:1883\nuplink:\n  enabled: false\n");
+  REQUIRE(grid.errors.size() == 1);
+  CHECK(grid.errors[0].key == "site.grid_code");
+  CHECK(grid.errors[0].message ==
+        "must be exactly 20 digits, got '1101050010020030040' (19 characters)");
+  CHECK(grid.errors[0].line == 3);
+  CHECK(grid.errors[0].column == 14);
+
+  auto letters = parse(
+      "site:\n  id: t\n  grid_code: 1101050010020030040x\n  division_code: 12\n"
+      "local_broker:\n  uri: tcp://127.0.0.1:1883\nuplink:\n  enabled: false\n");
+  CHECK(letters.errors.size() == 2);
+  CHECK(find_error(letters, "site.division_code"));
+
+  auto unquoted = parse(
+      "site:\n  id: t\n  grid_code: 11010500100200300401\nlocal_broker:\n"
+      "  uri: tcp://127.0.0.1:1883\nuplink:\n  enabled: false\n");
+  INFO(all_errors(unquoted));
+  REQUIRE(unquoted.config);
+  CHECK(unquoted.config->site.grid_code == "11010500100200300401");
+
+  auto id = parse("site:\n  id: " + std::string(65, 'a') +
+                  "\n  grid_code: \"11010500100200300401\"\nlocal_broker:\n"
+                  "  uri: tcp://127.0.0.1:1883\nuplink:\n  enabled: false\n");
+  REQUIRE(id.errors.size() == 1);
+  CHECK(id.errors[0].key == "site.id");
+
+  auto dev = parse(kBase + R"(uplink:
+  enabled: false
+zigbee2mqtt:
+  devices:
+    "0x00158d0001a2b3c4":
+      building: 3
+      grid_code: "1234"
+      gb28181: "110105000013400000011"
+    "lamp+1":
+      room: x
+)");
+  INFO(all_errors(dev));
+  auto* g = find_error(dev, "zigbee2mqtt.devices.0x00158d0001a2b3c4.grid_code");
+  REQUIRE(g);
+  CHECK(g->line == 12);
+  CHECK(find_error(dev, "zigbee2mqtt.devices.0x00158d0001a2b3c4.gb28181"));
+  CHECK(find_error(dev, "zigbee2mqtt.devices.lamp+1"));
+  CHECK(dev.errors.size() == 3);
+}
+
+TEST_CASE("config: threshold rules are checked with their list index", "[config]") {
+  const std::string text = kBase + R"(uplink:
+  enabled: false
+rules:
+  thresholds:
+    - name: hot
+      kind: temperature
+      above: 40
+    - name: cold
+      kind: temprature
+      severity: 7
+    - name: hot
+      kind: humidity
+      above: "high"
+    - kind: humidity
+      below: 20
+      above: 10
+      hold_s: -1
+      devices: [a, ""]
+    - just a string
+)";
+  auto r = parse(text);
+  INFO(all_errors(r));
+  CHECK_FALSE(r.config);
+  auto* kind = find_error(r, "rules.thresholds[1].kind");
+  REQUIRE(kind);
+  CHECK(kind->line == 14);
+  CHECK(kind->column == 13);
+  CHECK(find_error(r, "rules.thresholds[1].severity"));
+  auto* neither = find_error(r, "rules.thresholds[1]");
+  REQUIRE(neither);
+  CHECK(neither->message == "needs 'above' or 'below' (or both)");
+  auto* above = find_error(r, "rules.thresholds[2].above");
+  REQUIRE(above);
+  CHECK(above->message == "expected a number, got 'high'");
+  auto* dup = find_error(r, "rules.thresholds[2].name");
+  REQUIRE(dup);
+  CHECK_THAT(dup->message, Catch::Contains("duplicate rule name 'hot'"));
+  CHECK(dup->line == 16);
+  auto* name = find_error(r, "rules.thresholds[3].name");
+  REQUIRE(name);
+  CHECK(name->message == "missing required key");
+  auto* order = find_error(r, "rules.thresholds[3].below");
+  REQUIRE(order);
+  CHECK(order->message == "must be less than above (10), got 20");
+  CHECK(find_error(r, "rules.thresholds[3].hold_s"));
+  CHECK(find_error(r, "rules.thresholds[3].devices[1]"));
+  auto* item = find_error(r, "rules.thresholds[4]");
+  REQUIRE(item);
+  CHECK(item->message == "expected a map, got 'just a string'");
+  CHECK(r.errors.size() == 10);
+
+  auto not_list = parse(kBase + "uplink:\n  enabled: false\nrules:\n  thresholds:\n    hot: 1\n");
+  REQUIRE(not_list.errors.size() == 1);
+  CHECK(not_list.errors[0].key == "rules.thresholds");
+  CHECK(not_list.errors[0].message == "expected a list of maps, got a map");
+}
+
+TEST_CASE("config: sizes take integers or KiB/MiB/GiB suffixes", "[config]") {
+  auto r = parse(kBase + R"(uplink:
+  enabled: false
+  outbox:
+    status_bytes: 512KiB
+    summary_bytes: 1048576
+    event_bytes: 1GiB
+journal:
+  max_bytes: 64 mib
+)");
+  INFO(all_errors(r));
+  REQUIRE(r.config);
+  CHECK(r.config->uplink.outbox.status_bytes == 512 * 1024);
+  CHECK(r.config->uplink.outbox.summary_bytes == 1024 * 1024);
+  CHECK(r.config->uplink.outbox.event_bytes == 1024LL * 1024 * 1024);
+  CHECK(r.config->journal.max_bytes == 64LL * 1024 * 1024);
+
+  auto bad = parse(kBase + R"(uplink:
+  enabled: false
+  outbox:
+    status_bytes: 64MB
+    summary_bytes: 32KiB
+    event_bytes: 99999999999999GiB
+journal:
+  max_bytes: 1.5GiB
+)");
+  INFO(all_errors(bad));
+  REQUIRE(bad.errors.size() == 4);
+  CHECK_THAT(find_error(bad, "uplink.outbox.status_bytes")->message,
+             Catch::StartsWith("expected a size in bytes") && Catch::Contains("'64MB'"));
+  CHECK(find_error(bad, "uplink.outbox.summary_bytes")->message ==
+        "must be at least 64KiB, got 32KiB (32768 bytes)");
+  CHECK(find_error(bad, "uplink.outbox.event_bytes"));
+  CHECK(find_error(bad, "journal.max_bytes"));
+}
+
+TEST_CASE("config: absent keys take the documented defaults", "[config]") {
+  auto r = parse(kBase + "uplink:\n  enabled: false\n");
+  INFO(all_errors(r));
+  REQUIRE(r.config);
+  const Config& c = *r.config;
+  const Config d;
+  CHECK(c.data_dir == "/var/lib/anju");
+  CHECK(c.log_level == "info");
+  CHECK(c.local_broker.mqtt_version == 5);
+  CHECK(c.local_broker.keepalive_s == 30);
+  CHECK_FALSE(c.local_broker.tls.enabled);
+  CHECK(c.local_broker.tls.verify_hostname);
+  CHECK_FALSE(c.uplink.enabled);
+  CHECK(c.uplink.window == 64);
+  CHECK(c.uplink.backoff_min_ms == 500);
+  CHECK(c.uplink.backoff_max_ms == 60000);
+  CHECK(c.uplink.event_kinds.empty());
+  CHECK(c.uplink.outbox.status_bytes == d.uplink.outbox.status_bytes);
+  CHECK(c.uplink.outbox.event_bytes == 64LL * 1024 * 1024);
+  CHECK(c.journal.synchronous == "full");
+  CHECK(c.journal.commit_window_ms == 2);
+  CHECK(c.journal.max_batch == 512);
+  CHECK(c.journal.retention_days == 90);
+  CHECK(c.journal.alert_retention_days == 365);
+  CHECK(c.journal.max_bytes == 512LL * 1024 * 1024);
+  CHECK(c.summary.interval_s == 300);
+  CHECK(c.rules.battery_low_percent == 10);
+  CHECK(c.rules.heartbeat_timeout_s == 3600);
+  CHECK(c.rules.thresholds.empty());
+  CHECK(c.zigbee2mqtt.enabled);
+  CHECK(c.zigbee2mqtt.base_topic == "zigbee2mqtt");
+  CHECK_FALSE(c.zigbee2mqtt.report_unchanged);
+  CHECK(c.zigbee2mqtt.devices.empty());
+
+  auto rule = parse(kBase +
+                    "uplink:\n  enabled: false\nrules:\n  thresholds:\n"
+                    "    - {name: r, kind: humidity, below: 20}\n");
+  INFO(all_errors(rule));
+  REQUIRE(rule.config);
+  const auto& t = rule.config->rules.thresholds.at(0);
+  CHECK(t.hysteresis == 1.0);
+  CHECK(t.hold_s == 0);
+  CHECK(t.severity == 3);
+  CHECK_FALSE(t.above);
+  CHECK(t.below == 20.0);
+  CHECK(t.devices.empty());
+
+  // Sections with every key commented out, and empty lists, are fine.
+  auto empty = parse(kBase +
+                     "uplink:\n  enabled: false\njournal:\nrules:\n  thresholds:\n"
+                     "zigbee2mqtt:\n  devices:\n    lamp:\n");
+  INFO(all_errors(empty));
+  REQUIRE(empty.config);
+  CHECK(empty.config->journal.max_batch == 512);
+  CHECK(empty.config->zigbee2mqtt.devices.count("lamp") == 1);
+  CHECK_FALSE(empty.config->zigbee2mqtt.devices.at("lamp").heartbeat_timeout_s);
+}
+
+TEST_CASE("config: client ids are derived from the site id unless given", "[config]") {
+  auto r = parse(kBase + "uplink:\n  uri: tcp://10.0.0.1:1883\n");
+  INFO(all_errors(r));
+  REQUIRE(r.config);
+  CHECK(r.config->local_broker.client_id == "anjud-t1-local");
+  CHECK(r.config->uplink.broker.client_id == "anjud-t1");
+
+  auto given = parse(R"(site:
+  id: t1
+  grid_code: "11010500100200300401"
+local_broker:
+  uri: tcp://127.0.0.1:1883
+  client_id: gw-local
+uplink:
+  uri: tcp://10.0.0.1:1883
+  client_id: gw-up
+)");
+  INFO(all_errors(given));
+  REQUIRE(given.config);
+  CHECK(given.config->local_broker.client_id == "gw-local");
+  CHECK(given.config->uplink.broker.client_id == "gw-up");
+}
+
+TEST_CASE("config: broker uris", "[config]") {
+  auto uri = [](const std::string& u) {
+    return parse("site:\n  id: t\n  grid_code: \"11010500100200300401\"\nlocal_broker:\n  uri: \"" +
+                 u + "\"\nuplink:\n  enabled: false\n");
+  };
+  for (const char* good : {"tcp://127.0.0.1:1883", "mqtt://broker.lan:1883", "ws://h:80/mqtt",
+                           "tcp://[::1]:1883", "tcp://h:65535"}) {
+    INFO(good);
+    CHECK(uri(good).errors.empty());
+  }
+  for (const char* bad :
+       {"http://h:1883", "tcp://h", "tcp://h:0", "tcp://h:65536", "tcp://:1883", "tcp://h:18x3",
+        "tcp://h:1883/path", "tcp://user:pw@h:1883", "", "tcp://::1:1883", "ssl://h:8883"}) {
+    INFO(bad);
+    auto r = uri(bad);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].key == "local_broker.uri");
+  }
+  CHECK_THAT(uri("tcp://h").errors.at(0).message, Catch::Contains("host:port"));
+  CHECK_THAT(uri("ssl://h:8883").errors.at(0).message, Catch::Contains("tls.enabled"));
+
+  auto missing = parse(
+      "site:\n  id: t\n  grid_code: \"11010500100200300401\"\n"
+      "uplink:\n  enabled: false\n");
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].key == "local_broker.uri");
+  CHECK(missing.errors[0].message == "missing required key");
+
+  auto up = parse(kBase + "uplink:\n  enabled: true\n");
+  REQUIRE(up.errors.size() == 1);
+  CHECK(up.errors[0].key == "uplink.uri");
+  CHECK(up.errors[0].message == "required when uplink.enabled is true");
+  CHECK(up.errors[0].line == 6);
+
+  auto version = parse(kBase + "uplink:\n  uri: tcp://h:1883\n  mqtt_version: 4\n");
+  REQUIRE(version.errors.size() == 1);
+  CHECK(version.errors[0].message == "must be 3 or 5, got 4");
+}
+
+TEST_CASE("config: TLS and credential files go in pairs", "[config]") {
+  auto r = parse(kBase + R"(uplink:
+  uri: ssl://cloud.example.com:8883
+  username_file: /etc/anju/user
+  tls:
+    enabled: true
+    cert_file: /etc/anju/gw.crt
+)");
+  INFO(all_errors(r));
+  CHECK(r.errors.size() == 3);
+  auto* ca = find_error(r, "uplink.tls.ca_file");
+  REQUIRE(ca);
+  CHECK(ca->message == "required when tls.enabled is true");
+  CHECK(ca->line == 10);  // at tls.enabled
+  auto* key = find_error(r, "uplink.tls.key_file");
+  REQUIRE(key);
+  CHECK(key->line == 11);  // at cert_file
+  CHECK_THAT(key->message, Catch::Contains("cert_file and key_file must be given together"));
+  auto* pw = find_error(r, "uplink.password_file");
+  REQUIRE(pw);
+  CHECK(pw->line == 8);
+
+  auto plain = parse(kBase + R"(uplink:
+  uri: tcp://cloud.example.com:1883
+  tls:
+    enabled: true
+    ca_file: /etc/anju/ca.pem
+)");
+  REQUIRE(plain.errors.size() == 1);
+  CHECK(plain.errors[0].key == "uplink.tls.enabled");
+  CHECK_THAT(plain.errors[0].message, Catch::Contains("not a TLS one"));
+
+  auto ok = parse(kBase + R"(uplink:
+  uri: mqtts://cloud.example.com:8883
+  username_file: /etc/anju/user
+  password_file: /etc/anju/password
+  tls: {enabled: true, ca_file: /etc/anju/ca.pem, verify_hostname: false}
+)");
+  INFO(all_errors(ok));
+  REQUIRE(ok.config);
+  CHECK(ok.config->uplink.broker.tls.ca_file == "/etc/anju/ca.pem");
+  CHECK_FALSE(ok.config->uplink.broker.tls.verify_hostname);
+  CHECK(ok.config->uplink.broker.password_file == "/etc/anju/password");
+}
+
+TEST_CASE("config: rules across keys", "[config]") {
+  auto r = parse(kBase + R"(uplink:
+  enabled: false
+  backoff_min_ms: 1000
+  backoff_max_ms: 999
+journal:
+  retention_days: 30
+  alert_retention_days: 7
+  commit_window_ms: 1001
+  max_batch: 100001
+summary:
+  interval_s: 5
+rules:
+  battery_low_percent: 0
+  heartbeat_timeout_s: 604801
+zigbee2mqtt:
+  base_topic: "zigbee2mqtt/"
+)");
+  INFO(all_errors(r));
+  CHECK(r.errors.size() == 8);
+  CHECK(find_error(r, "uplink.backoff_max_ms")->message ==
+        "must be at least backoff_min_ms (1000), got 999");
+  CHECK(find_error(r, "journal.alert_retention_days")->message ==
+        "must be at least retention_days (30), got 7");
+  CHECK(find_error(r, "journal.commit_window_ms"));
+  CHECK(find_error(r, "journal.max_batch"));
+  CHECK(find_error(r, "summary.interval_s"));
+  CHECK(find_error(r, "rules.battery_low_percent"));
+  CHECK(find_error(r, "rules.heartbeat_timeout_s"));
+  CHECK(find_error(r, "zigbee2mqtt.base_topic"));
+
+  // A bad value is reported once, not again by the cross-key rule.
+  auto once = parse(kBase +
+                    "uplink:\n  enabled: false\n  backoff_min_ms: 5\n"
+                    "  backoff_max_ms: 1\n");
+  INFO(all_errors(once));
+  CHECK(once.errors.size() == 2);
+}
+
+TEST_CASE("config: duplicate keys, bad documents", "[config]") {
+  auto dup = parse(kBase + "log_level: info\nlog_level: debug\nuplink:\n  enabled: false\n");
+  REQUIRE(dup.errors.size() == 1);
+  CHECK(dup.errors[0].key == "log_level");
+  CHECK(dup.errors[0].line == 7);
+  CHECK_THAT(dup.errors[0].message, Catch::Contains("duplicate key (first given on line 6)"));
+
+  auto two = parse(kBase + "---\nlog_level: info\n");
+  REQUIRE(two.errors.size() == 1);
+  CHECK_THAT(two.errors[0].message, Catch::Contains("only one YAML document"));
+
+  auto list = parse("- a\n- b\n");
+  REQUIRE(list.errors.size() == 1);
+  CHECK_THAT(list.errors[0].message, Catch::Contains("must be a map of sections"));
+
+  auto key = parse(kBase + "uplink:\n  enabled: false\n[a, b]: 1\n");
+  REQUIRE(key.errors.size() == 1);
+  CHECK_THAT(key.errors[0].message, Catch::Contains("keys must be plain strings"));
+
+  auto deep = parse(std::string(100000, '['));
+  REQUIRE(deep.errors.size() == 1);
+  CHECK_FALSE(deep.config);
+
+  // yaml-cpp 0.7's LoadAll loops forever on these (jbeder/yaml-cpp#1040).
+  auto comma = parse(",");
+  REQUIRE(comma.errors.size() == 1);
+  CHECK(comma.errors[0].to_string() == "test.yaml:1:1: YAML syntax error: unexpected ','");
+  auto late = parse(kBase + "uplink:\n  enabled: false\n...\n,\n");
+  REQUIRE(late.errors.size() == 1);
+  CHECK(late.errors[0].line == 9);
+
+  auto binary = parse(std::string("\0\xff\xfe{{[[:\x01", 10));
+  CHECK_FALSE(binary.errors.empty());
+}
+
+TEST_CASE("config: the error list is bounded", "[config]") {
+  std::string text = kBase + "uplink:\n  enabled: false\n  event_kinds: [";
+  for (int i = 0; i < 500; ++i) text += "nope, ";
+  text += "smoke]\n";
+  auto r = parse(text);
+  CHECK(r.errors.size() == 101);
+  CHECK_THAT(r.errors.back().message, Catch::Contains("too many errors"));
+}
+
+TEST_CASE("config: error text format", "[config]") {
+  ConfigError e{"/etc/anju/anju.yaml", 12, 5, "uplink.window", "must be between 1 and 1024"};
+  CHECK(e.to_string() == "/etc/anju/anju.yaml:12:5: uplink.window: must be between 1 and 1024");
+  e.line = 0;
+  e.column = 0;
+  CHECK(e.to_string() == "/etc/anju/anju.yaml: uplink.window: must be between 1 and 1024");
+  e.key.clear();
+  CHECK(e.to_string() == "/etc/anju/anju.yaml: must be between 1 and 1024");
+}
+
+TEST_CASE("config: an unreadable file is one error naming it", "[config]") {
+  auto r = anju::firmware::load_config("/nonexistent/anju.yaml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK_FALSE(r.config);
+  CHECK(r.errors[0].file == "/nonexistent/anju.yaml");
+  CHECK(r.errors[0].line == 0);
+  CHECK(r.errors[0].to_string() ==
+        "/nonexistent/anju.yaml: cannot read the file: No such file or directory");
+
+  auto dir = anju::firmware::load_config("/");
+  REQUIRE(dir.errors.size() == 1);
+  CHECK_THAT(dir.errors[0].message, Catch::Contains("Is a directory"));
+}
