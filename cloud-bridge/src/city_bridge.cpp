@@ -13,8 +13,12 @@ using nlohmann::json;
 namespace {
 json common(const std::string& id, std::int64_t seq, const std::string& site,
             const std::string& grid, std::int64_t ts_ms, bool synced) {
-  return json{{"schema", kUplinkSchema}, {"id", id},       {"seq", seq},
-              {"site", site},            {"grid_code", grid}, {"ts_ms", ts_ms},
+  return json{{"schema", kUplinkSchema},
+              {"id", id},
+              {"seq", seq},
+              {"site", site},
+              {"grid_code", grid},
+              {"ts_ms", ts_ms},
               {"clock_synced", synced}};
 }
 }  // namespace
@@ -34,16 +38,16 @@ json event_payload(const Event& e) {
   j["boot_id"] = e.boot_id;
   j["kind"] = std::string(to_string(e.kind));
   j["severity"] = e.severity;
-  j["location"] = {{"building", e.location.building},
-                   {"unit", e.location.unit},
-                   {"room", e.location.room}};
+  j["location"] = {
+      {"building", e.location.building}, {"unit", e.location.unit}, {"room", e.location.room}};
   j["device"] = {{"id", e.device.id},
                  {"kind", e.device.kind},
                  {"name", e.device.name},
                  {"gb28181", e.device.gb28181}};
   if (e.active) j["active"] = *e.active;
   json vals = json::array();
-  for (const auto& m : e.values) vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
+  for (const auto& m : e.values)
+    vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
   j["values"] = std::move(vals);
   return j;
 }
@@ -54,9 +58,8 @@ json status_payload(const Event& e) {
                  {"kind", e.device.kind},
                  {"name", e.device.name},
                  {"gb28181", e.device.gb28181}};
-  j["location"] = {{"building", e.location.building},
-                   {"unit", e.location.unit},
-                   {"room", e.location.room}};
+  j["location"] = {
+      {"building", e.location.building}, {"unit", e.location.unit}, {"room", e.location.room}};
   j["state"] = e.kind == EventKind::device_online ? "online" : "offline";
   if (e.attrs.contains("reason")) j["reason"] = e.attrs["reason"];
   return j;
@@ -125,8 +128,8 @@ json CityBridge::summary(anju::edge::Journal& journal, std::int64_t start_ms) co
   j["period"] = {{"start_ms", start_ms}, {"end_ms", end_ms}};
   j["events"] = {{"total", total}, {"by_kind", by_kind}};
   j["alerts"] = {
-      {"opened", count("SELECT count(*) FROM alerts WHERE first_seen_ms>=? AND first_seen_ms<?",
-                       true)},
+      {"opened",
+       count("SELECT count(*) FROM alerts WHERE first_seen_ms>=? AND first_seen_ms<?", true)},
       {"open", count("SELECT count(*) FROM alerts WHERE state!='closed'", false)}};
   j["devices"] = {
       {"reporting",

@@ -43,7 +43,9 @@ Uplink::Uplink(UplinkOptions options, OutboxCounters& counters)
   });
 }
 
-Uplink::~Uplink() { stop(std::chrono::milliseconds(0)); }
+Uplink::~Uplink() {
+  stop(std::chrono::milliseconds(0));
+}
 
 std::string Uplink::gateway_status_topic() const {
   return "anju/v1/" + options_.site + "/status/gateway";
@@ -51,10 +53,9 @@ std::string Uplink::gateway_status_topic() const {
 
 void Uplink::start() {
   sender_ = std::make_unique<OutboxSender>(options_.db_path, counters_);
-  client_ = std::make_unique<mqtt::async_client>(anju::edge::paho_uri(options_.endpoint.uri),
-                                                 options_.endpoint.client_id,
-                                                 anju::edge::make_create_options(options_.endpoint),
-                                                 nullptr);
+  client_ = std::make_unique<mqtt::async_client>(
+      anju::edge::paho_uri(options_.endpoint.uri), options_.endpoint.client_id,
+      anju::edge::make_create_options(options_.endpoint), nullptr);
   client_->set_connection_lost_handler([this](const std::string& cause) {
     {
       std::lock_guard lock(mu_);

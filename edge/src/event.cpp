@@ -113,9 +113,8 @@ json to_json(const Event& e) {
   j["clock_synced"] = e.clock_synced;
   j["site"] = e.site;
   j["grid_code"] = e.grid_code;
-  j["location"] = {{"building", e.location.building},
-                   {"unit", e.location.unit},
-                   {"room", e.location.room}};
+  j["location"] = {
+      {"building", e.location.building}, {"unit", e.location.unit}, {"room", e.location.room}};
   j["device"] = {{"id", e.device.id},
                  {"kind", e.device.kind},
                  {"name", e.device.name},
@@ -124,14 +123,17 @@ json to_json(const Event& e) {
   j["severity"] = e.severity;
   if (e.active) j["active"] = *e.active;
   json vals = json::array();
-  for (const auto& m : e.values) vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
+  for (const auto& m : e.values)
+    vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
   j["values"] = std::move(vals);
   j["attrs"] = e.attrs.is_object() ? e.attrs : json::object();
   j["source"] = e.source;
   return j;
 }
 
-std::string encode(const Event& e) { return to_json(e).dump(); }
+std::string encode(const Event& e) {
+  return to_json(e).dump();
+}
 
 DecodeResult event_from_json(const json& j) {
   DecodeResult r;

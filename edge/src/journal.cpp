@@ -134,8 +134,9 @@ void Journal::rollback() {
   } catch (const SqliteError&) {
   }
   in_txn_ = false;
-  next_seq_ = std::max<std::int64_t>(meta_get(db_, "next_seq") ? std::stoll(*meta_get(db_, "next_seq")) : 1,
-                       db_.scalar_i64("SELECT max(seq) FROM events").value_or(0) + 1);
+  next_seq_ =
+      std::max<std::int64_t>(meta_get(db_, "next_seq") ? std::stoll(*meta_get(db_, "next_seq")) : 1,
+                             db_.scalar_i64("SELECT max(seq) FROM events").value_or(0) + 1);
 }
 
 void Journal::append(Event& e) {
@@ -151,7 +152,9 @@ void Journal::append(Event& e) {
   ++next_seq_;
 }
 
-void Journal::keep(std::int64_t seq) { keep_event_.bind(1, seq).exec(); }
+void Journal::keep(std::int64_t seq) {
+  keep_event_.bind(1, seq).exec();
+}
 
 void Journal::put_alert(const Alert& a) {
   put_alert_.bind(1, a.alert_id)

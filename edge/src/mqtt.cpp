@@ -69,7 +69,9 @@ LocalBus::LocalBus(MqttEndpoint ep) : ep_(std::move(ep)) {
                                                  make_create_options(ep_), nullptr);
 }
 
-LocalBus::~LocalBus() { stop(); }
+LocalBus::~LocalBus() {
+  stop();
+}
 
 void LocalBus::subscribe(const std::string& filter, Handler handler) {
   subs_.emplace_back(filter, std::move(handler));
@@ -148,9 +150,7 @@ void LocalBus::start() {
 
 void LocalBus::stop() {
   if (stopping_.exchange(true)) return;
-  {
-    std::lock_guard lock(mu_);
-  }
+  { std::lock_guard lock(mu_); }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
   try {
@@ -160,8 +160,7 @@ void LocalBus::stop() {
   connected_ = false;
 }
 
-void LocalBus::publish(const std::string& topic, const std::string& payload, int qos,
-                       bool retain) {
+void LocalBus::publish(const std::string& topic, const std::string& payload, int qos, bool retain) {
   if (!connected_) {
     ++publish_dropped_;
     return;

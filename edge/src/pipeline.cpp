@@ -36,7 +36,8 @@ void put_u32(std::string& s, std::uint32_t v) {
 }
 std::uint32_t get_u32(const char* p) {
   std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
 
@@ -326,8 +327,8 @@ void Pipeline::loop() {
     }
     not_full_.notify_all();
     const std::int64_t now = clock_.wall_ms();
-    const bool tick = now >= last_tick_ms_ + options_.tick_interval_ms ||
-                      now >= rules_.next_deadline_ms();
+    const bool tick =
+        now >= last_tick_ms_ + options_.tick_interval_ms || now >= rules_.next_deadline_ms();
     try {
       process(batch, tick);
       batch.clear();
@@ -368,7 +369,8 @@ void Pipeline::loop() {
         if (n > 0) {
           std::lock_guard lock(mu_);
           stats_.retention_deleted += n;
-          if (n == options_.retention_batch) last_retention_ms_ = now - options_.retention_interval_ms;
+          if (n == options_.retention_batch)
+            last_retention_ms_ = now - options_.retention_interval_ms;
         }
       } catch (const std::exception& ex) {
         spdlog::error("retention step failed: {}", ex.what());

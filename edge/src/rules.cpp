@@ -63,7 +63,8 @@ void RuleEngine::restore(const std::vector<Alert>& open_alerts,
       d.offline_synthesized = true;
     }
     for (const auto& spec : settings_.thresholds) {
-      if (spec.name == a.rule && !a.condition_cleared) thresholds_[{a.rule, a.device.id}].active = true;
+      if (spec.name == a.rule && !a.condition_cleared)
+        thresholds_[{a.rule, a.device.id}].active = true;
     }
   }
 }
@@ -166,7 +167,8 @@ void RuleEngine::raise_threshold(const ThresholdSpec& spec, ThresholdState& st,
   a.last_seen_ms = a.updated_ms = now_ms;
   a.value = st.pending_value;
   for (const auto& id : st.pending_event_ids) {
-    if (a.event_ids.size() >= kAlertMaxEventIds) a.event_ids.erase(a.event_ids.begin() + kAlertMaxEventIds / 2);
+    if (a.event_ids.size() >= kAlertMaxEventIds)
+      a.event_ids.erase(a.event_ids.begin() + kAlertMaxEventIds / 2);
     a.event_ids.push_back(id);
   }
   a.last_seq = std::max(a.last_seq, st.pending_seq);
@@ -238,8 +240,8 @@ void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
   if (auto sev = alarm_severity(e.kind); sev && e.active) {
     // A detector still reporting smoke, gas or water is news each time (it counts on the open
     // alert); tamper and battery_low only when they change.
-    const bool alarm = e.kind == EventKind::smoke || e.kind == EventKind::gas ||
-                       e.kind == EventKind::water_leak;
+    const bool alarm =
+        e.kind == EventKind::smoke || e.kind == EventKind::gas || e.kind == EventKind::water_leak;
     condition(e, std::string(to_string(e.kind)), e.kind, *sev, *e.active, std::nullopt, out, alarm);
   }
   if (e.kind == EventKind::battery) {
@@ -311,8 +313,8 @@ std::vector<Alert> RuleEngine::open_alerts() const {
 }
 
 std::size_t RuleEngine::offline_devices() const {
-  return static_cast<std::size_t>(
-      std::count_if(devices_.begin(), devices_.end(), [](const auto& p) { return p.second.offline; }));
+  return static_cast<std::size_t>(std::count_if(devices_.begin(), devices_.end(),
+                                                [](const auto& p) { return p.second.offline; }));
 }
 
 }  // namespace anju::edge

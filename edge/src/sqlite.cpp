@@ -13,7 +13,8 @@ namespace {
 Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {
   const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
                                     SQLITE_PREPARE_PERSISTENT, &st_, nullptr);
-  if (rc != SQLITE_OK) fail(db, rc, std::string("prepare '") + std::string(sql.substr(0, 60)) + "'");
+  if (rc != SQLITE_OK)
+    fail(db, rc, std::string("prepare '") + std::string(sql.substr(0, 60)) + "'");
 }
 
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
@@ -26,7 +27,9 @@ Stmt& Stmt::operator=(Stmt&& o) noexcept {
   return *this;
 }
 
-Stmt::~Stmt() { sqlite3_finalize(st_); }
+Stmt::~Stmt() {
+  sqlite3_finalize(st_);
+}
 
 Stmt& Stmt::bind(int i, std::int64_t v) {
   sqlite3_bind_int64(st_, i, v);
@@ -76,8 +79,7 @@ std::string Stmt::str(int col) const {
 }
 
 Db::Db(const std::string& path, bool read_only) {
-  const int flags = read_only ? SQLITE_OPEN_READONLY
-                              : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  const int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
@@ -98,7 +100,9 @@ Db& Db::operator=(Db&& o) noexcept {
   return *this;
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() {
+  sqlite3_close_v2(db_);
+}
 
 void Db::exec(std::string_view sql) {
   char* err = nullptr;
@@ -125,7 +129,9 @@ std::optional<std::string> meta_get(const Db& db, std::string_view key) {
 }
 
 void meta_set(const Db& db, std::string_view key, std::string_view value) {
-  Stmt st(db.get(), "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+  Stmt st(db.get(),
+          "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET "
+          "value=excluded.value");
   st.bind(1, key).bind(2, value).exec();
 }
 

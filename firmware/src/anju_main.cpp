@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
   std::string config_path, data_dir;
   bool as_json = false;
   app.add_option("-c,--config", config_path, "config file (to find the data directory)");
-  app.add_option("--data-dir", data_dir, "data directory (default: from the config, /var/lib/anju)");
+  app.add_option("--data-dir", data_dir,
+                 "data directory (default: from the config, /var/lib/anju)");
   app.add_flag("--json", as_json, "machine-readable output");
   app.require_subcommand(1);
   auto* status = app.add_subcommand("status", "queues, outbox, link state, alerts, devices");
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
     if (*status) {
       auto live = ask_status(anju::firmware::status_socket_path(data_dir));
       if (as_json) {
-        std::cout << (live ? *live : json{{"running", false}, {"data_dir", data_dir}}.dump() + "\n");
+        std::cout << (live ? *live
+                           : json{{"running", false}, {"data_dir", data_dir}}.dump() + "\n");
         return live ? 0 : 1;
       }
       if (!live) {
@@ -126,7 +128,8 @@ int main(int argc, char** argv) {
                 << ", committed " << p["committed"] << " events, last seq " << p["last_seq"]
                 << ", replayed at start " << p["replayed"] << "\n";
       std::cout << "  open alerts    " << j["alerts_open"] << "\n";
-      std::cout << "  local bus      " << (j["local_bus"]["connected"].get<bool>() ? "connected" : "DISCONNECTED") << "\n";
+      std::cout << "  local bus      "
+                << (j["local_bus"]["connected"].get<bool>() ? "connected" : "DISCONNECTED") << "\n";
       if (j["uplink"].contains("connected"))
         std::cout << "  city uplink    "
                   << (j["uplink"]["connected"].get<bool>() ? "connected" : "DISCONNECTED")

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
                  "YAML config file (default: the embedded demo config)");
   app.add_option("--data-dir", o.data_dir, "data directory (overrides data_dir)");
   app.add_option("--local-broker", o.local_broker, "local broker URI (overrides local_broker.uri)");
-  app.add_option("--uplink-broker", o.uplink_broker, "city broker URI (overrides uplink.broker.uri)");
+  app.add_option("--uplink-broker", o.uplink_broker,
+                 "city broker URI (overrides uplink.broker.uri)");
   app.add_flag("--check-config", check_only, "validate the config and exit");
   CLI11_PARSE(app, argc, argv);
 

@@ -22,8 +22,12 @@ namespace anju::firmware {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string status_socket_path(const std::string& data_dir) { return data_dir + "/anjud.sock"; }
-std::string journal_path(const std::string& data_dir) { return data_dir + "/anju.db"; }
+std::string status_socket_path(const std::string& data_dir) {
+  return data_dir + "/anjud.sock";
+}
+std::string journal_path(const std::string& data_dir) {
+  return data_dir + "/anju.db";
+}
 
 void apply_overrides(Config& c, const DaemonOverrides& o) {
   if (!o.data_dir.empty()) c.data_dir = o.data_dir;
@@ -91,9 +95,7 @@ class LocalAlertPublisher final : public edge::PipelineHook {
  public:
   LocalAlertPublisher(edge::LocalBus& bus, std::string site) : bus_(bus), site_(std::move(site)) {}
   std::string topic(const edge::Alert& a) const { return "anju/" + site_ + "/alert/" + a.alert_id; }
-  void publish(const edge::Alert& a) {
-    bus_.publish(topic(a), to_json(a).dump(), 1, a.open());
-  }
+  void publish(const edge::Alert& a) { bus_.publish(topic(a), to_json(a).dump(), 1, a.open()); }
   void after_commit(const std::vector<edge::Event>&,
                     const std::vector<edge::AlertChange>& changes) override {
     for (const auto& c : changes) {
@@ -239,7 +241,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     for (const auto& [id, d] : config.zigbee2mqtt.devices)
       zo.devices[id] = {{d.building, d.unit, d.room}, d.grid_code, d.gb28181};
     z2m = std::make_unique<drivers::Zigbee2MqttDriver>(
-        zo, clock, [&pipeline](std::vector<edge::Event> ev) { return pipeline.submit(std::move(ev)); });
+        zo, clock,
+        [&pipeline](std::vector<edge::Event> ev) { return pipeline.submit(std::move(ev)); });
     bus.subscribe(z2m->subscription(),
                   [&](const std::string& t, const std::string& p) { z2m->handle(t, p); });
   }
@@ -248,7 +251,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   std::mutex alerts_mu;
   bus.on_connected([&] {
     std::lock_guard lock(alerts_mu);
-    for (const auto& a : edge::load_alerts(edge::open_reader(jo.path), true)) local_alerts.publish(a);
+    for (const auto& a : edge::load_alerts(edge::open_reader(jo.path), true))
+      local_alerts.publish(a);
   });
 
   auto render_status = [&]() {
@@ -256,10 +260,14 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     json j;
     j["site"] = config.site.id;
     j["pid"] = static_cast<std::int64_t>(::getpid());
-    j["pipeline"] = {{"queue_depth", ps.queue_depth},   {"queue_capacity", ps.queue_capacity},
-                     {"submitted", ps.submitted},       {"committed", ps.committed},
-                     {"batches", ps.batches},           {"replayed", ps.replayed},
-                     {"commit_failures", ps.commit_failures}, {"last_seq", ps.last_seq},
+    j["pipeline"] = {{"queue_depth", ps.queue_depth},
+                     {"queue_capacity", ps.queue_capacity},
+                     {"submitted", ps.submitted},
+                     {"committed", ps.committed},
+                     {"batches", ps.batches},
+                     {"replayed", ps.replayed},
+                     {"commit_failures", ps.commit_failures},
+                     {"last_seq", ps.last_seq},
                      {"retention_deleted", ps.retention_deleted}};
     j["alerts_open"] = ps.alerts_open;
     json ob = json::object();
@@ -273,18 +281,25 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     j["outbox"] = ob;
     if (uplink) {
       const auto us = uplink->stats();
-      j["uplink"] = {{"connected", us.connected}, {"connects", us.connects},
-                     {"connect_failures", us.connect_failures}, {"published", us.published},
-                     {"acked", us.acked}, {"inflight", us.inflight}, {"last_error", us.last_error}};
+      j["uplink"] = {{"connected", us.connected},
+                     {"connects", us.connects},
+                     {"connect_failures", us.connect_failures},
+                     {"published", us.published},
+                     {"acked", us.acked},
+                     {"inflight", us.inflight},
+                     {"last_error", us.last_error}};
     } else {
       j["uplink"] = {{"enabled", false}};
     }
-    j["local_bus"] = {{"connected", bus.connected()}, {"messages_in", bus.messages_in()},
+    j["local_bus"] = {{"connected", bus.connected()},
+                      {"messages_in", bus.messages_in()},
                       {"publish_dropped", bus.publish_dropped()}};
     if (z2m) {
       const auto zs = z2m->stats();
-      j["zigbee2mqtt"] = {{"messages", zs.messages}, {"events", zs.events},
-                          {"parse_errors", zs.parse_errors}, {"unknown_device", zs.unknown_device},
+      j["zigbee2mqtt"] = {{"messages", zs.messages},
+                          {"events", zs.events},
+                          {"parse_errors", zs.parse_errors},
+                          {"unknown_device", zs.unknown_device},
                           {"devices", zs.devices}};
     }
     return j.dump();

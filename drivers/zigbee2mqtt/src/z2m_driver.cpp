@@ -109,8 +109,8 @@ void Zigbee2MqttDriver::handle(const std::string& topic, const std::string& payl
       edge::Event e;
       e.kind = *r.online ? edge::EventKind::device_online : edge::EventKind::device_offline;
       e.severity = *r.online ? 4 : 3;
-      e.attrs = {{"reason", *r.online ? "zigbee2mqtt reports online"
-                                      : "zigbee2mqtt reports offline"}};
+      e.attrs = {
+          {"reason", *r.online ? "zigbee2mqtt reports online" : "zigbee2mqtt reports offline"}};
       stamp(e, dev->second);
       events.push_back(std::move(e));
     } else {

@@ -26,7 +26,7 @@ std::string_view to_string(MsgClass c);
 struct OutMsg {
   std::int64_t oid = 0;  // insertion order
   MsgClass cls = MsgClass::event;
-  std::string msg_id;    // the message's own id, the same on every retransmission
+  std::string msg_id;  // the message's own id, the same on every retransmission
   std::string topic;
   std::string payload;
   bool retain = false;

@@ -73,7 +73,7 @@ class Uplink {
   bool lost_ = false;
   std::chrono::steady_clock::time_point flush_deadline_{};
   std::vector<std::pair<std::int64_t, MsgClass>> acks_;  // guarded by mu_
-  std::int64_t failed_ = 0;                             // publish failures since last check
+  std::int64_t failed_ = 0;                              // publish failures since last check
   UplinkStats stats_;
 
   // uplink thread only

@@ -31,8 +31,8 @@ struct Alert {
   std::int64_t first_seen_ms = 0;
   std::int64_t last_seen_ms = 0;
   std::int64_t updated_ms = 0;
-  std::int64_t last_seq = 0;   // journal seq of the latest event that touched it
-  std::int64_t version = 1;    // +1 on every change, so consumers can order updates
+  std::int64_t last_seq = 0;           // journal seq of the latest event that touched it
+  std::int64_t version = 1;            // +1 on every change, so consumers can order updates
   std::vector<std::string> event_ids;  // events that caused it (capped at kAlertMaxEventIds)
   std::optional<double> value;         // the reading that crossed a threshold, if any
   std::string message;                 // short human text

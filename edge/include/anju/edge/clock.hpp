@@ -12,9 +12,9 @@ namespace anju::edge {
 class Clock {
  public:
   virtual ~Clock() = default;
-  virtual std::int64_t wall_ms() const = 0;   // ms since the Unix epoch
-  virtual std::int64_t mono_ns() const = 0;   // monotonic, ns
-  virtual bool synced() const = 0;            // wall clock known to be synchronised
+  virtual std::int64_t wall_ms() const = 0;  // ms since the Unix epoch
+  virtual std::int64_t mono_ns() const = 0;  // monotonic, ns
+  virtual bool synced() const = 0;           // wall clock known to be synchronised
   std::int64_t mono_ms() const { return mono_ns() / 1'000'000; }
 };
 

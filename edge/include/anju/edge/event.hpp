@@ -75,22 +75,22 @@ struct Measurement {
 };
 
 struct Event {
-  std::string id;           // UUIDv7, assigned at creation
-  std::int64_t seq = 0;     // gapless per-gateway sequence, assigned by the journal (0 = not accepted)
-  std::int64_t ts_ms = 0;   // wall-clock time, ms since the Unix epoch
-  std::int64_t mono_ns = 0; // CLOCK_MONOTONIC at creation, ns (meaningful within one boot_id)
-  std::string boot_id;      // kernel boot id the monotonic time belongs to
+  std::string id;        // UUIDv7, assigned at creation
+  std::int64_t seq = 0;  // gapless per-gateway sequence, assigned by the journal (0 = not accepted)
+  std::int64_t ts_ms = 0;     // wall-clock time, ms since the Unix epoch
+  std::int64_t mono_ns = 0;   // CLOCK_MONOTONIC at creation, ns (meaningful within one boot_id)
+  std::string boot_id;        // kernel boot id the monotonic time belongs to
   bool clock_synced = false;  // wall clock known to be synchronised when ts_ms was taken
-  std::string site;         // compound id
-  std::string grid_code;    // CJ/T 349 20-digit grid code
+  std::string site;           // compound id
+  std::string grid_code;      // CJ/T 349 20-digit grid code
   Location location;
   DeviceRef device;
   EventKind kind = EventKind::gateway_test;
-  int severity = 4;                  // 1 (most serious) .. 4 (information)
-  std::optional<bool> active;        // for binary kinds: condition present (true) or gone (false)
-  std::vector<Measurement> values;   // readings with units
+  int severity = 4;                 // 1 (most serious) .. 4 (information)
+  std::optional<bool> active;       // for binary kinds: condition present (true) or gone (false)
+  std::vector<Measurement> values;  // readings with units
   nlohmann::json attrs = nlohmann::json::object();  // free attributes (driver specific)
-  std::string source;                // driver that produced it, e.g. "zigbee2mqtt"
+  std::string source;                               // driver that produced it, e.g. "zigbee2mqtt"
 
   const Measurement* value(std::string_view name) const;
   bool operator==(const Event&) const = default;

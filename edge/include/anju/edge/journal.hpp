@@ -18,8 +18,8 @@
 namespace anju::edge {
 
 struct JournalOptions {
-  std::string path;               // the database file, e.g. /var/lib/anju/anju.db
-  bool synchronous_full = true;   // fsync at every commit (survives power loss)
+  std::string path;              // the database file, e.g. /var/lib/anju/anju.db
+  bool synchronous_full = true;  // fsync at every commit (survives power loss)
   int retention_days = 90;
   int alert_retention_days = 365;
   std::int64_t max_bytes = 512LL * 1024 * 1024;

@@ -47,12 +47,12 @@ class PipelineHook {
 };
 
 struct PipelineOptions {
-  std::string inbox_dir;               // where the inbox segments live (created if missing)
+  std::string inbox_dir;                // where the inbox segments live (created if missing)
   std::size_t queue_capacity = 20'000;  // events; submit() blocks beyond this
-  int commit_window_ms = 1;  // after the first event of a batch, wait this long for more
+  int commit_window_ms = 1;             // after the first event of a batch, wait this long for more
   int max_batch = 512;
   std::int64_t inbox_segment_bytes = 4 * 1024 * 1024;
-  int retention_batch = 500;            // rows per retention transaction
+  int retention_batch = 500;  // rows per retention transaction
   std::int64_t retention_interval_ms = 60'000;
   std::int64_t tick_interval_ms = 1000;
 };
@@ -61,9 +61,9 @@ struct PipelineStats {
   std::size_t queue_depth = 0;
   std::size_t queue_capacity = 0;
   std::int64_t submitted = 0;
-  std::int64_t committed = 0;   // events committed (including synthesized ones)
+  std::int64_t committed = 0;  // events committed (including synthesized ones)
   std::int64_t batches = 0;
-  std::int64_t replayed = 0;    // events recovered from the inbox at start
+  std::int64_t replayed = 0;  // events recovered from the inbox at start
   std::int64_t commit_failures = 0;
   std::int64_t last_seq = 0;
   std::int64_t alerts_open = 0;

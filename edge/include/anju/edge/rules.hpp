@@ -16,7 +16,7 @@
 namespace anju::edge {
 
 struct ThresholdSpec {
-  std::string name;  // rule name, e.g. "temperature_high"
+  std::string name;                         // rule name, e.g. "temperature_high"
   EventKind kind = EventKind::temperature;  // reading kind (temperature, humidity)
   std::optional<double> above;
   std::optional<double> below;
@@ -28,7 +28,7 @@ struct ThresholdSpec {
 
 struct RuleSettings {
   int battery_low_percent = 10;
-  std::int64_t heartbeat_timeout_ms = 3'600'000;          // 0 = no heartbeat supervision
+  std::int64_t heartbeat_timeout_ms = 3'600'000;            // 0 = no heartbeat supervision
   std::map<std::string, std::int64_t> heartbeat_overrides;  // device id or name → timeout (0=off)
   std::vector<ThresholdSpec> thresholds;
 };
@@ -66,7 +66,7 @@ class RuleEngine {
     std::string site;
     std::string grid_code;
     std::int64_t last_seen_ms = 0;
-    bool offline = false;         // offline by availability or heartbeat
+    bool offline = false;              // offline by availability or heartbeat
     bool offline_synthesized = false;  // we raised it (heartbeat), so we announce the return
     std::optional<double> battery;
   };
@@ -83,7 +83,8 @@ class RuleEngine {
   void condition(const Event& cause, const std::string& rule, EventKind kind, int severity,
                  bool present, std::optional<double> value, std::vector<AlertChange>& out,
                  bool count_repeats = true);
-  void threshold(const ThresholdSpec& spec, const Event& e, double v, std::vector<AlertChange>& out);
+  void threshold(const ThresholdSpec& spec, const Event& e, double v,
+                 std::vector<AlertChange>& out);
   void raise_threshold(const ThresholdSpec& spec, ThresholdState& st, const DeviceInfo& dev,
                        std::int64_t now_ms, std::vector<AlertChange>& out);
   std::int64_t heartbeat_timeout(const DeviceInfo& d) const;

@@ -39,7 +39,7 @@ struct OutboxBudget {
 struct UplinkConfig {
   bool enabled = true;
   BrokerConfig broker;
-  int window = 64;                 // QoS 1 messages in flight at once
+  int window = 64;  // QoS 1 messages in flight at once
   int backoff_min_ms = 500;
   int backoff_max_ms = 60'000;
   std::vector<std::string> event_kinds;  // event kinds sent on anju/v1/<site>/event
@@ -50,8 +50,8 @@ struct JournalConfig {
   std::string synchronous = "full";  // "full" (survives power loss) or "normal"
   int commit_window_ms = 2;          // group commit: wait at most this long to fill a batch
   int max_batch = 512;
-  int retention_days = 90;           // events older than this are deleted
-  int alert_retention_days = 365;    // alerts (and the events they reference) kept longer
+  int retention_days = 90;         // events older than this are deleted
+  int alert_retention_days = 365;  // alerts (and the events they reference) kept longer
   std::int64_t max_bytes = 512LL * 1024 * 1024;  // total journal size cap
 };
 
@@ -60,8 +60,8 @@ struct SummaryConfig {
 };
 
 struct ThresholdRule {
-  std::string name;    // unique rule name, e.g. "temperature_high"
-  std::string kind;    // measured kind: "temperature" or "humidity"
+  std::string name;             // unique rule name, e.g. "temperature_high"
+  std::string kind;             // measured kind: "temperature" or "humidity"
   std::optional<double> above;  // raise when the value goes above this
   std::optional<double> below;  // raise when the value goes below this
   double hysteresis = 1.0;      // clear only once the value is back by this much
@@ -80,8 +80,8 @@ struct DeviceConfig {
   std::string building;
   std::string unit;
   std::string room;
-  std::string grid_code;        // overrides the site's grid code
-  std::string gb28181;          // 20-digit GB/T 28181 code
+  std::string grid_code;  // overrides the site's grid code
+  std::string gb28181;    // 20-digit GB/T 28181 code
   std::optional<int> heartbeat_timeout_s;
 };
 
@@ -114,9 +114,9 @@ struct Config {
 
 struct ConfigError {
   std::string file;
-  int line = 0;    // 1-based; 0 when unknown
-  int column = 0;  // 1-based
-  std::string key; // dotted path, e.g. "uplink.window"
+  int line = 0;     // 1-based; 0 when unknown
+  int column = 0;   // 1-based
+  std::string key;  // dotted path, e.g. "uplink.window"
   std::string message;
   std::string to_string() const;  // "file:line:column: key: message"
 };
