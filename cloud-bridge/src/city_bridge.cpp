@@ -73,6 +73,7 @@ std::string summary_id(const std::string& site, std::int64_t interval_ms, std::i
 CityBridge::CityBridge(CityBridgeOptions options, anju::edge::Journal& journal,
                        OutboxCounters& counters, Uplink* uplink)
     : options_(std::move(options)),
+      counters_(counters),
       writer_((ensure_outbox_schema(journal.db()), journal.db()), options_.budget_bytes, counters),
       uplink_(uplink) {
   load_counters(journal.db(), counters);
@@ -99,6 +100,12 @@ void CityBridge::in_transaction(anju::edge::Journal&, const std::vector<Event>& 
 
 void CityBridge::after_commit(const std::vector<Event>&, const std::vector<AlertChange>&) {
   if (pending_wake_ && uplink_) uplink_->wake();
+  pending_wake_ = false;
+}
+
+void CityBridge::on_rollback(anju::edge::Journal& journal) {
+  // The counters moved with rows that were rolled back: read them again from what committed.
+  load_counters(journal.db(), counters_);
   pending_wake_ = false;
 }
 

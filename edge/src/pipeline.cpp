@@ -253,6 +253,7 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
     }
     // The rules saw events that did not commit: rebuild their state from what did.
     rules_.restore(load_alerts(journal_.db(), true), {}, now);
+    for (auto* h : hooks_) h->on_rollback(journal_);
     throw;
   }
   if (!batch.empty() && batch.back().inbox_gen > committed_gen_) {
@@ -356,6 +357,7 @@ void Pipeline::loop() {
           journal_.commit();
         } catch (const std::exception& ex) {
           journal_.rollback();
+          h->on_rollback(journal_);
           spdlog::error("periodic task failed: {}", ex.what());
         }
       }

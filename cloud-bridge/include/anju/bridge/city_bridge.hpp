@@ -52,6 +52,7 @@ class CityBridge final : public anju::edge::PipelineHook {
   void after_commit(const std::vector<anju::edge::Event>& events,
                     const std::vector<anju::edge::AlertChange>& changes) override;
   void on_tick(anju::edge::Journal& journal, std::int64_t now_ms) override;
+  void on_rollback(anju::edge::Journal& journal) override;
 
   // Computes the summary of [start, start+interval) from the journal.
   nlohmann::json summary(anju::edge::Journal& journal, std::int64_t start_ms) const;
@@ -59,6 +60,7 @@ class CityBridge final : public anju::edge::PipelineHook {
  private:
   std::string topic(const char* cls) const { return "anju/v1/" + options_.site + "/" + cls; }
   CityBridgeOptions options_;
+  OutboxCounters& counters_;
   OutboxWriter writer_;
   Uplink* uplink_;
   bool pending_wake_ = false;

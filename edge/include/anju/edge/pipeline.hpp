@@ -42,6 +42,9 @@ class PipelineHook {
   // Pipeline thread, after the commit: notify others. Must not block.
   virtual void after_commit(const std::vector<Event>& /*events*/,
                             const std::vector<AlertChange>& /*changes*/) {}
+  // Pipeline thread, after the batch's transaction was rolled back (it will be retried): drop any
+  // state derived from the rows that did not commit.
+  virtual void on_rollback(Journal& /*journal*/) {}
   // Pipeline thread, about once a second, inside its own transaction (e.g. summaries).
   virtual void on_tick(Journal& /*journal*/, std::int64_t /*now_ms*/) {}
 };
