@@ -256,8 +256,11 @@ const std::string* scalar(Ctx& ctx, const YAML::Node& n, const Path& key,
 
 std::optional<std::int64_t> parse_int(std::string_view s, bool& out_of_range) {
   out_of_range = false;
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty() || s.front() == '+') return std::nullopt;
+  if (!s.empty() && s.front() == '+') {
+    s.remove_prefix(1);
+    if (!s.empty() && (s.front() == '-' || s.front() == '+')) return std::nullopt;
+  }
+  if (s.empty()) return std::nullopt;
   std::int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (end != s.data() + s.size()) return std::nullopt;
@@ -269,11 +272,9 @@ std::optional<std::int64_t> parse_int(std::string_view s, bool& out_of_range) {
   return v;
 }
 
-std::string range_text(std::int64_t lo, std::int64_t hi, bool sizes) {
-  auto f = [sizes](std::int64_t v) { return sizes ? format_size(v) : std::to_string(v); };
-  if (hi >= kIntMax && !sizes) return ">= " + f(lo);
-  if (sizes) return ">= " + f(lo);
-  return f(lo) + ".." + f(hi);
+std::string range_text(std::int64_t lo, std::int64_t hi) {
+  if (hi >= kIntMax) return ">= " + std::to_string(lo);
+  return std::to_string(lo) + ".." + std::to_string(hi);
 }
 
 Kind<std::string> text(std::string constraint = {}, Check<std::string> check = {}) {
@@ -298,7 +299,7 @@ Kind<std::string> text(std::string constraint = {}, Check<std::string> check = {
 Kind<int> integer(std::int64_t lo, std::int64_t hi) {
   Kind<int> k;
   k.type = "integer";
-  k.constraint = range_text(lo, hi, false);
+  k.constraint = range_text(lo, hi);
   k.parse = [lo, hi](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<int> {
     const std::string* s = scalar(ctx, n, key, "an integer");
     if (!s) return std::nullopt;
@@ -310,12 +311,14 @@ Kind<int> integer(std::int64_t lo, std::int64_t hi) {
     }
     if (too_big || *v < lo || *v > hi) {
       std::string got = too_big ? quote(*s) : std::to_string(*v);
-      if (hi >= kIntMax)
-        ctx.value_error(n, key, "must be at least " + std::to_string(lo) + ", got " + got);
-      else
+      if (hi < kIntMax)
         ctx.value_error(n, key,
                         "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
                             ", got " + got);
+      else if (!too_big && *v < lo)
+        ctx.value_error(n, key, "must be at least " + std::to_string(lo) + ", got " + got);
+      else
+        ctx.value_error(n, key, "must be at most " + std::to_string(hi) + ", got " + got);
       return std::nullopt;
     }
     return static_cast<int>(*v);
@@ -375,7 +378,7 @@ std::optional<std::int64_t> parse_size(std::string_view s) {
 Kind<std::int64_t> size(std::int64_t lo) {
   Kind<std::int64_t> k;
   k.type = "size";
-  k.constraint = range_text(lo, 0, true);
+  k.constraint = ">= " + format_size(lo);
   k.parse = [lo](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<std::int64_t> {
     static constexpr std::string_view kExpected =
         "a size in bytes (an integer, or a number with a KiB, MiB or GiB suffix)";
@@ -406,7 +409,7 @@ Kind<double> number(std::optional<double> lo = std::nullopt) {
     const std::string* s = scalar(ctx, n, key, "a number");
     if (!s) return std::nullopt;
     std::string_view t = *s;
-    if (!t.empty() && t.front() == '+') t.remove_prefix(1);
+    if (t.size() > 1 && t.front() == '+' && t[1] != '-' && t[1] != '+') t.remove_prefix(1);
     double v = 0;
     auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v)) {
@@ -1215,15 +1218,24 @@ void check_stream(Ctx& ctx, const std::string& yaml_text) {
   }
   const auto& s = counter.starts;
   for (std::size_t i = 1; i < s.size(); ++i) {
-    if (s[i].pos != s[i - 1].pos) continue;
-    std::string what = "token";
+    std::string_view at;
     if (s[i].pos >= 0 && static_cast<std::size_t>(s[i].pos) < yaml_text.size())
-      what = quote(yaml_text.substr(static_cast<std::size_t>(s[i].pos), 1));
-    ctx.error(s[i], "", "YAML syntax error: unexpected " + what);
+      at = std::string_view(yaml_text).substr(static_cast<std::size_t>(s[i].pos));
+    std::string what = at.empty() ? std::string("token") : quote(at.substr(0, 1));
+    if (s[i].pos == s[i - 1].pos) {
+      ctx.error(s[i], "", "YAML syntax error: unexpected " + what);
+      return;
+    }
+    if (at.substr(0, 3) == "---") {
+      ctx.error(s[i], "", "only one YAML document is allowed, found another one here");
+      return;
+    }
+    // A document yaml-cpp ended early, on something it could not place.
+    ctx.error(s[i], "",
+              "YAML syntax error: unexpected " + what +
+                  " after the end of the document (only one document is allowed)");
     return;
   }
-  if (s.size() > 1)
-    ctx.error(s[1], "", "only one YAML document is allowed, found another one here");
 }
 
 ConfigResult parse_impl(const std::string& yaml_text, const std::string& file) {

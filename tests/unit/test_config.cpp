@@ -236,6 +236,16 @@ TEST_CASE("config: a wrong type says what was expected", "[config]") {
   CHECK(b.errors[0].key == "zigbee2mqtt.enabled");
   CHECK(b.errors[0].message == "expected true or false, got 'maybe'");
 
+  auto sign = parse(kBase +
+                    "uplink:\n  enabled: false\n  window: +-5\n  backoff_min_ms: 3000000000\n"
+                    "  backoff_max_ms: 1.5\n");
+  INFO(all_errors(sign));
+  REQUIRE(sign.errors.size() == 3);
+  CHECK(find_error(sign, "uplink.window")->message == "expected an integer, got '+-5'");
+  CHECK(find_error(sign, "uplink.backoff_min_ms")->message ==
+        "must be at most 2147483647, got 3000000000");
+  CHECK(find_error(sign, "uplink.backoff_max_ms")->message == "expected an integer, got '1.5'");
+
   auto s = parse(kBase + "site2: 1\n");
   CHECK(find_error(s, "site2"));
 
