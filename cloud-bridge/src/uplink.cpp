@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "anju/edge/clock.hpp"
+#include "anju/edge/uuid.hpp"
+
 namespace anju::bridge {
 
 class DeliveryListener final : public mqtt::iaction_listener {
@@ -23,8 +26,26 @@ class DeliveryListener final : public mqtt::iaction_listener {
 };
 
 namespace {
-std::string gateway_status(const std::string& site, bool online) {
-  return nlohmann::json{{"site", site}, {"state", online ? "online" : "offline"}}.dump();
+// Birth, Last Will and orderly-stop message: the same fields as every uplink payload.
+std::string gateway_status(const UplinkOptions& o, anju::edge::Db& db, bool online) {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  std::int64_t seq = 0;
+  try {
+    seq = db.scalar_i64("SELECT coalesce(max(seq),0) FROM events").value_or(0);
+  } catch (const std::exception&) {
+  }
+  static const anju::edge::SystemClock clock;
+  return nlohmann::json{{"schema", 1},
+                        {"id", anju::edge::uuid_v7(now)},
+                        {"seq", seq},
+                        {"site", o.site},
+                        {"grid_code", o.grid_code},
+                        {"ts_ms", now},
+                        {"clock_synced", clock.synced()},
+                        {"state", online ? "online" : "offline"}}
+      .dump();
 }
 
 }  // namespace
@@ -94,14 +115,14 @@ UplinkStats Uplink::stats() const {
 
 bool Uplink::connect() {
   const std::string topic = gateway_status_topic();
-  mqtt::message will(topic, gateway_status(options_.site, false), 1, true);
+  mqtt::message will(topic, gateway_status(options_, sender_->db(), false), 1, true);
   try {
     auto opts = anju::edge::make_connect_options(options_.endpoint, /*clean=*/true, will);
     opts.set_max_inflight(std::max(options_.window, 1) + 2);
     client_->connect(opts)->wait_for(std::chrono::seconds(10));
     if (!client_->is_connected()) throw std::runtime_error("connect timed out");
     // Birth message: the counterpart of the Last Will.
-    client_->publish(topic, gateway_status(options_.site, true), 1, true);
+    client_->publish(topic, gateway_status(options_, sender_->db(), true), 1, true);
   } catch (const std::exception& e) {
     std::lock_guard lock(mu_);
     ++stats_.connect_failures;
@@ -223,7 +244,8 @@ void Uplink::loop() {
   try {
     if (client_->is_connected()) {
       // An orderly stop: say so, since the Last Will is not sent on a clean disconnect.
-      client_->publish(gateway_status_topic(), gateway_status(options_.site, false), 1, true)
+      client_
+          ->publish(gateway_status_topic(), gateway_status(options_, sender_->db(), false), 1, true)
           ->wait_for(std::chrono::seconds(1));
       client_->disconnect()->wait_for(std::chrono::seconds(2));
     }

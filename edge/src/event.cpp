@@ -128,6 +128,7 @@ json to_json(const Event& e) {
   j["values"] = std::move(vals);
   j["attrs"] = e.attrs.is_object() ? e.attrs : json::object();
   j["source"] = e.source;
+  if (!e.source_key.empty()) j["source_key"] = e.source_key;
   return j;
 }
 
@@ -156,7 +157,8 @@ DecodeResult event_from_json(const json& j) {
       !get_int(j, "ts_ms", e.ts_ms, err) || !get_int(j, "mono_ns", e.mono_ns, err, false) ||
       !get_string(j, "boot_id", e.boot_id, err, false) || !get_string(j, "site", e.site, err) ||
       !get_string(j, "grid_code", e.grid_code, err, false) || !get_string(j, "kind", kind, err) ||
-      !get_int(j, "severity", severity, err) || !get_string(j, "source", e.source, err, false))
+      !get_int(j, "severity", severity, err) || !get_string(j, "source", e.source, err, false) ||
+      !get_string(j, "source_key", e.source_key, err, false))
     return r;
   if (e.seq < 0) {
     err = "field 'seq' must not be negative";

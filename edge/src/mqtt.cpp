@@ -2,7 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <MQTTAsync.h>
+
+#include <cstdio>
 #include <fstream>
+
+#include "anju/edge/checksum.hpp"
 
 namespace anju::edge {
 
@@ -64,13 +69,68 @@ mqtt::connect_options make_connect_options(const MqttEndpoint& ep, bool clean,
   return opts;
 }
 
-LocalBus::LocalBus(MqttEndpoint ep) : ep_(std::move(ep)) {
-  client_ = std::make_unique<mqtt::async_client>(paho_uri(ep_.uri), ep_.client_id,
-                                                 make_create_options(ep_), nullptr);
+struct LocalBus::Impl {
+  MQTTAsync client = nullptr;
+  std::string uri;
+  // Strings the C options point into must outlive the connect call.
+  std::string username, password;
+  bool connect_done = false;
+  bool connect_ok = false;
+  std::string connect_error;
+};
+
+namespace {
+
+struct ConnectWaiter {
+  std::mutex* mu;
+  std::condition_variable* cv;
+  LocalBus::Impl* impl;
+};
+
+void connect_result(void* ctx, bool ok, const char* why) {
+  auto* w = static_cast<ConnectWaiter*>(ctx);
+  {
+    std::lock_guard lock(*w->mu);
+    w->impl->connect_done = true;
+    w->impl->connect_ok = ok;
+    w->impl->connect_error = why ? why : "";
+  }
+  w->cv->notify_all();
+}
+void on_connect_ok(void* ctx, MQTTAsync_successData*) {
+  connect_result(ctx, true, nullptr);
+}
+void on_connect_fail(void* ctx, MQTTAsync_failureData* f) {
+  connect_result(ctx, false, f && f->message ? f->message : "connect failed");
+}
+void on_connect_ok5(void* ctx, MQTTAsync_successData5*) {
+  connect_result(ctx, true, nullptr);
+}
+void on_connect_fail5(void* ctx, MQTTAsync_failureData5* f) {
+  connect_result(ctx, false, f && f->message ? f->message : "connect failed");
+}
+
+}  // namespace
+
+LocalBus::LocalBus(MqttEndpoint ep) : ep_(std::move(ep)), impl_(std::make_unique<Impl>()) {
+  impl_->uri = paho_uri(ep_.uri);
+  MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+  co.MQTTVersion = ep_.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+  co.sendWhileDisconnected = 0;
+  const int rc =
+      MQTTAsync_createWithOptions(&impl_->client, impl_->uri.c_str(), ep_.client_id.c_str(),
+                                  MQTTCLIENT_PERSISTENCE_NONE, nullptr, &co);
+  if (rc != MQTTASYNC_SUCCESS)
+    throw std::runtime_error("local bus: cannot create client for " + ep_.uri + ": " +
+                             MQTTAsync_strerror(rc));
+  MQTTAsync_setCallbacks(impl_->client, this, &LocalBus::paho_lost, &LocalBus::paho_message,
+                         nullptr);
+  MQTTAsync_setConnected(impl_->client, this, &LocalBus::paho_connected);
 }
 
 LocalBus::~LocalBus() {
   stop();
+  MQTTAsync_destroy(&impl_->client);
 }
 
 void LocalBus::subscribe(const std::string& filter, Handler handler) {
@@ -93,56 +153,156 @@ bool LocalBus::matches(const std::string& filter, const std::string& topic) {
   return t == topic.size();
 }
 
-void LocalBus::dispatch(mqtt::const_message_ptr msg) {
-  ++messages_in_;
-  const std::string& topic = msg->get_topic();
-  for (auto& [filter, handler] : subs_) {
-    if (matches(filter, topic)) {
-      try {
-        handler(topic, msg->get_payload_str());
-      } catch (const std::exception& e) {
-        spdlog::error("handler for {} failed: {}", topic, e.what());
-      }
-      return;
+bool LocalBus::seen(const std::string& key) {
+  std::lock_guard lock(seen_mu_);
+  return seen_.count(key) > 0;
+}
+
+void LocalBus::remember(const std::vector<std::string>& keys) {
+  // Enough to cover what a broker can have in flight to us (Mosquitto's default is 20), with room.
+  constexpr std::size_t kWindow = 4096;
+  std::lock_guard lock(seen_mu_);
+  for (const auto& k : keys) {
+    if (k.empty() || !seen_.insert(k).second) continue;
+    seen_order_.push_back(k);
+    if (seen_order_.size() > kWindow) {
+      seen_.erase(seen_order_.front());
+      seen_order_.pop_front();
     }
   }
 }
 
-void LocalBus::start() {
-  client_->set_message_callback([this](mqtt::const_message_ptr m) { dispatch(std::move(m)); });
-  client_->set_connected_handler([this](const std::string&) {
-    connected_ = true;
-    spdlog::info("local bus: connected to {}", ep_.uri);
-    for (auto& [filter, h] : subs_) {
-      try {
-        client_->subscribe(filter, 1);
-      } catch (const mqtt::exception& e) {
-        spdlog::error("local bus: subscribe {} failed: {}", filter, e.what());
-      }
+void LocalBus::deliver(Message m) {
+  ++messages_in_;
+  if (m.duplicate && !m.source_key.empty() && seen(m.source_key)) {
+    // The broker sends again what it had in flight when the last session ended; we had it.
+    ++redeliveries_dropped_;
+    return;
+  }
+  for (auto& [filter, handler] : subs_) {
+    if (!matches(filter, m.topic)) continue;
+    try {
+      handler(m);
+    } catch (const std::exception& e) {
+      spdlog::error("handler for {} failed: {}", m.topic, e.what());
     }
-    if (on_connected_) on_connected_();
-  });
-  client_->set_connection_lost_handler([this](const std::string& cause) {
-    connected_ = false;
-    if (!stopping_) spdlog::warn("local bus: connection lost ({})", cause);
-  });
-  // Persistent session: the broker queues QoS 1 messages for us while we are away.
+    break;
+  }
+  remember({m.source_key});
+}
+
+int LocalBus::paho_message(void* ctx, char* topic, int topic_len, MQTTAsync_message* m) {
+  auto* bus = static_cast<LocalBus*>(ctx);
+  Message msg;
+  msg.topic =
+      topic_len > 0 ? std::string(topic, static_cast<std::size_t>(topic_len)) : std::string(topic);
+  msg.payload.assign(static_cast<const char*>(m->payload), static_cast<std::size_t>(m->payloadlen));
+  msg.duplicate = m->dup != 0;
+  if (m->qos > 0) {
+    const std::uint32_t crc = crc32(msg.payload, crc32(msg.topic));
+    char key[32];
+    std::snprintf(key, sizeof key, "%d:%08x", m->msgid, crc);
+    msg.source_key = key;
+  }
+  MQTTAsync_freeMessage(&m);
+  MQTTAsync_free(topic);
+  bus->deliver(std::move(msg));
+  return 1;
+}
+
+void LocalBus::paho_lost(void* ctx, char* cause) {
+  auto* bus = static_cast<LocalBus*>(ctx);
+  bus->connected_ = false;
+  if (!bus->stopping_)
+    spdlog::warn("local bus: connection lost ({})", cause ? cause : "no reason given");
+  bus->cv_.notify_all();
+}
+
+void LocalBus::paho_connected(void* ctx, char*) {
+  auto* bus = static_cast<LocalBus*>(ctx);
+  bus->connected_ = true;
+  spdlog::info("local bus: connected to {}", bus->ep_.uri);
+  for (auto& [filter, h] : bus->subs_) {
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    const int rc = MQTTAsync_subscribe(bus->impl_->client, filter.c_str(), 1, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+      spdlog::error("local bus: subscribe {} failed: {}", filter, MQTTAsync_strerror(rc));
+  }
+  if (bus->on_connected_) bus->on_connected_();
+}
+
+bool LocalBus::connect_once() {
+  ConnectWaiter waiter{&mu_, &cv_, impl_.get()};
+  MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer;
+  MQTTProperties props = MQTTProperties_initializer;
+  if (ep_.mqtt_version == 5) {
+    MQTTAsync_connectOptions v5 = MQTTAsync_connectOptions_initializer5;
+    opts = v5;
+    opts.cleanstart = 0;
+    // Keep the session for a week while we are away (v3.1.1 keeps it until a clean connect).
+    MQTTProperty expiry;
+    expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+    expiry.value.integer4 = 7 * 24 * 3600;
+    MQTTProperties_add(&props, &expiry);
+    opts.connectProperties = &props;
+    opts.onSuccess5 = on_connect_ok5;
+    opts.onFailure5 = on_connect_fail5;
+  } else {
+    opts.MQTTVersion = MQTTVERSION_3_1_1;
+    opts.cleansession = 0;
+    opts.onSuccess = on_connect_ok;
+    opts.onFailure = on_connect_fail;
+  }
+  opts.context = &waiter;
+  opts.keepAliveInterval = ep_.keepalive_s;
+  opts.connectTimeout = 5;
+  opts.automaticReconnect = 0;
+  if (!ep_.username_file.empty()) {
+    impl_->username = read_secret_file(ep_.username_file);
+    impl_->password = read_secret_file(ep_.password_file);
+    opts.username = impl_->username.c_str();
+    opts.password = impl_->password.c_str();
+  }
+  MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+  if (ep_.tls || impl_->uri.rfind("ssl://", 0) == 0) {
+    ssl.trustStore = ep_.ca_file.empty() ? nullptr : ep_.ca_file.c_str();
+    ssl.keyStore = ep_.cert_file.empty() ? nullptr : ep_.cert_file.c_str();
+    ssl.privateKey = ep_.key_file.empty() ? nullptr : ep_.key_file.c_str();
+    ssl.enableServerCertAuth = 1;
+    ssl.verify = ep_.verify_hostname ? 1 : 0;
+    opts.ssl = &ssl;
+  }
+  {
+    std::lock_guard lock(mu_);
+    impl_->connect_done = false;
+  }
+  const int rc = MQTTAsync_connect(impl_->client, &opts);
+  MQTTProperties_free(&props);
+  if (rc != MQTTASYNC_SUCCESS) {
+    spdlog::warn("local bus: cannot connect to {}: {}", ep_.uri, MQTTAsync_strerror(rc));
+    return false;
+  }
+  std::unique_lock lock(mu_);
+  // The waiter lives on this stack: wait for Paho's answer however long it takes (it is bounded
+  // by connectTimeout), so the callback never touches a dead frame.
+  cv_.wait(lock, [&] { return impl_->connect_done; });
+  if (!impl_->connect_ok)
+    spdlog::warn("local bus: cannot connect to {}: {}", ep_.uri, impl_->connect_error);
+  return impl_->connect_ok;
+}
+
+void LocalBus::start() {
   supervisor_ = std::thread([this] {
     int backoff_ms = 200;
     while (!stopping_) {
-      if (!client_->is_connected()) {
-        try {
-          auto opts = make_connect_options(ep_, /*clean=*/false, std::nullopt);
-          client_->connect(opts)->wait_for(std::chrono::seconds(6));
+      if (!MQTTAsync_isConnected(impl_->client)) {
+        if (connect_once())
           backoff_ms = 200;
-        } catch (const std::exception& e) {
-          spdlog::warn("local bus: cannot connect to {}: {} (retry in {} ms)", ep_.uri, e.what(),
-                       backoff_ms);
+        else
           backoff_ms = std::min(backoff_ms * 2, 10'000);
-        }
       }
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(client_->is_connected() ? 500 : backoff_ms),
+      cv_.wait_for(lock, std::chrono::milliseconds(connected_ ? 1000 : backoff_ms),
                    [this] { return stopping_.load(); });
     }
   });
@@ -153,9 +313,13 @@ void LocalBus::stop() {
   { std::lock_guard lock(mu_); }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
-  try {
-    if (client_->is_connected()) client_->disconnect(2000)->wait_for(std::chrono::seconds(3));
-  } catch (const mqtt::exception&) {
+  if (MQTTAsync_isConnected(impl_->client)) {
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 2000;
+    MQTTAsync_disconnect(impl_->client, &d);
+    // Give Paho the time it asked for to send what is queued (acknowledgements included).
+    for (int i = 0; i < 40 && MQTTAsync_isConnected(impl_->client); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   connected_ = false;
 }
@@ -165,11 +329,12 @@ void LocalBus::publish(const std::string& topic, const std::string& payload, int
     ++publish_dropped_;
     return;
   }
-  try {
-    client_->publish(topic, payload.data(), payload.size(), qos, retain);
-  } catch (const mqtt::exception& e) {
+  MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+  const int rc = MQTTAsync_send(impl_->client, topic.c_str(), static_cast<int>(payload.size()),
+                                payload.data(), qos, retain ? 1 : 0, &ro);
+  if (rc != MQTTASYNC_SUCCESS) {
     ++publish_dropped_;
-    spdlog::debug("local bus: publish {} failed: {}", topic, e.what());
+    spdlog::debug("local bus: publish {} failed: {}", topic, MQTTAsync_strerror(rc));
   }
 }
 

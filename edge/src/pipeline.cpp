@@ -1,5 +1,7 @@
 #include "anju/edge/pipeline.hpp"
 
+#include "anju/edge/checksum.hpp"
+
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -14,22 +16,6 @@
 namespace anju::edge {
 namespace fs = std::filesystem;
 namespace {
-
-std::uint32_t crc32(const char* data, std::size_t n) {
-  static const std::array<std::uint32_t, 256> table = [] {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  std::uint32_t c = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < n; ++i)
-    c = table[(c ^ static_cast<unsigned char>(data[i])) & 0xff] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 void put_u32(std::string& s, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -102,7 +88,7 @@ void Pipeline::replay() {
       const std::uint32_t len = get_u32(data.data() + pos);
       const std::uint32_t crc = get_u32(data.data() + pos + 4);
       if (len > kMaxRecord || pos + 8 + len > data.size()) break;  // torn tail
-      if (crc32(data.data() + pos + 8, len) != crc) break;
+      if (crc32(std::string_view(data.data() + pos + 8, len)) != crc) break;
       auto r = decode_event(std::string_view(data.data() + pos + 8, len));
       pos += 8 + len;
       if (!r.event) {
@@ -162,7 +148,7 @@ bool Pipeline::submit(std::vector<Event> events) {
   for (const auto& e : events) {
     const std::string body = encode(e);
     put_u32(buf, static_cast<std::uint32_t>(body.size()));
-    put_u32(buf, crc32(body.data(), body.size()));
+    put_u32(buf, crc32(body));
     buf += body;
     ends.push_back(buf.size());
   }

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -88,6 +89,18 @@ std::vector<std::pair<edge::DeviceRef, std::int64_t>> devices_last_seen(edge::Db
     if (r.event) out.emplace_back(r.event->device, r.event->ts_ms);
   }
   return out;
+}
+
+std::vector<std::string> recent_source_keys(const std::string& db_path) {
+  std::vector<std::string> keys;
+  auto db = edge::open_reader(db_path);
+  auto st = db.prepare("SELECT body FROM events ORDER BY seq DESC LIMIT 4096");
+  while (st.step()) {
+    auto r = edge::decode_event(st.str(0));
+    if (r.event && !r.event->source_key.empty()) keys.push_back(r.event->source_key);
+  }
+  std::reverse(keys.begin(), keys.end());
+  return keys;
 }
 
 // Publishes every alert change on the local bus (retained while open) and logs it.
@@ -210,6 +223,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     uo.endpoint = endpoint(config.uplink.broker);
     uo.db_path = jo.path;
     uo.site = config.site.id;
+    uo.grid_code = config.site.grid_code;
     uo.window = config.uplink.window;
     uo.backoff_min_ms = config.uplink.backoff_min_ms;
     uo.backoff_max_ms = config.uplink.backoff_max_ms;
@@ -243,8 +257,9 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     z2m = std::make_unique<drivers::Zigbee2MqttDriver>(
         zo, clock,
         [&pipeline](std::vector<edge::Event> ev) { return pipeline.submit(std::move(ev)); });
-    bus.subscribe(z2m->subscription(),
-                  [&](const std::string& t, const std::string& p) { z2m->handle(t, p); });
+    bus.subscribe(z2m->subscription(), [&](const edge::LocalBus::Message& m) {
+      z2m->handle(m.topic, m.payload, m.source_key);
+    });
   }
   // After every (re)connect the local bus gets the open alerts again (retained), so a restarted
   // broker or a new dashboard sees the same state.
@@ -293,6 +308,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     }
     j["local_bus"] = {{"connected", bus.connected()},
                       {"messages_in", bus.messages_in()},
+                      {"redeliveries_dropped", bus.redeliveries_dropped()},
                       {"publish_dropped", bus.publish_dropped()}};
     if (z2m) {
       const auto zs = z2m->stats();
@@ -307,6 +323,10 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   StatusServer status(status_socket_path(config.data_dir), render_status);
 
   pipeline.start();
+  // Events replayed from the inbox commit first; then the bus learns which source messages are
+  // already in, so that the broker redelivering them (DUP) does not make second copies.
+  pipeline.wait_committed(std::chrono::seconds(30));
+  bus.remember(recent_source_keys(journal_path(config.data_dir)));
   if (uplink) uplink->start();
   status.start();
   bus.start();

@@ -42,6 +42,14 @@ void Zigbee2MqttDriver::load_devices(const std::string& payload, bool from_disk)
     complain("bridge/devices", r.error);
     return;
   }
+  if (r.devices.empty() && !r.skipped.empty()) {
+    // Nothing usable and something malformed: keep the list we have rather than forget every
+    // device because of one bad message.
+    ++stats_.parse_errors;
+    complain("bridge/devices",
+             "no valid device entry (" + r.skipped.front() + "); keeping the previous device list");
+    return;
+  }
   by_name_.clear();
   for (auto& d : r.devices) by_name_[d.friendly_name] = d;
   stats_.devices = static_cast<std::int64_t>(by_name_.size());
@@ -82,7 +90,8 @@ void Zigbee2MqttDriver::stamp(edge::Event& e, const z2m::DeviceInfo& dev) const 
   }
 }
 
-void Zigbee2MqttDriver::handle(const std::string& topic, const std::string& payload) {
+void Zigbee2MqttDriver::handle(const std::string& topic, const std::string& payload,
+                               const std::string& source_key) {
   std::vector<edge::Event> events;
   {
     std::lock_guard lock(mu_);
@@ -125,6 +134,7 @@ void Zigbee2MqttDriver::handle(const std::string& topic, const std::string& payl
         events.push_back(std::move(e));
       }
     }
+    for (auto& e : events) e.source_key = source_key;
     stats_.events += static_cast<std::int64_t>(events.size());
   }
   if (!events.empty() && !sink_(std::move(events)))

@@ -26,6 +26,7 @@ struct UplinkOptions {
   anju::edge::MqttEndpoint endpoint;
   std::string db_path;  // the journal database (the outbox table lives there)
   std::string site;
+  std::string grid_code;
   int window = 64;
   int backoff_min_ms = 500;
   int backoff_max_ms = 60'000;

@@ -91,6 +91,8 @@ struct Event {
   std::vector<Measurement> values;  // readings with units
   nlohmann::json attrs = nlohmann::json::object();  // free attributes (driver specific)
   std::string source;                               // driver that produced it, e.g. "zigbee2mqtt"
+  std::string source_key;  // identifies the source message (e.g. MQTT packet id + CRC) so that a
+                           // redelivery of it after a restart is recognised; "" when none
 
   const Measurement* value(std::string_view name) const;
   bool operator==(const Event&) const = default;

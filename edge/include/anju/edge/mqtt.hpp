@@ -10,10 +10,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,17 +46,32 @@ mqtt::connect_options make_connect_options(const MqttEndpoint& ep, bool clean,
                                            const std::optional<mqtt::message>& will);
 mqtt::create_options make_create_options(const MqttEndpoint& ep);
 
+// The local bus is written on Paho's C API (MQTTAsync) rather than the C++ wrapper because it needs
+// each message's packet id and DUP flag, which the C++ message class does not expose: together with
+// a CRC of topic and payload they make a key that recognises the broker redelivering a message we
+// already handed over (see docs/ARCHITECTURE.md, "Durability").
 class LocalBus {
  public:
-  using Handler = std::function<void(const std::string& topic, const std::string& payload)>;
+  struct Message {
+    std::string topic;
+    std::string payload;
+    std::string source_key;  // "<packet id>:<crc32 of topic and payload>", "" for QoS 0
+    bool duplicate = false;  // the broker's DUP flag
+  };
+  using Handler = std::function<void(const Message&)>;
 
   explicit LocalBus(MqttEndpoint ep);
   ~LocalBus();
+  LocalBus(const LocalBus&) = delete;
+  LocalBus& operator=(const LocalBus&) = delete;
 
   // Before start(): topic filters to subscribe at QoS 1 on every (re)connect, and their handler.
   void subscribe(const std::string& filter, Handler handler);
   // Called after every successful (re)connect, on Paho's thread (e.g. republish retained state).
   void on_connected(std::function<void()> cb) { on_connected_ = std::move(cb); }
+  // Source keys of messages already handed over (e.g. read back from the journal at start):
+  // a redelivery (DUP) of one of them is dropped instead of handled twice.
+  void remember(const std::vector<std::string>& source_keys);
 
   void start();  // connects in the background, reconnecting with backoff forever
   void stop();   // disconnects (waits up to 2 s for queued publishes)
@@ -65,20 +82,34 @@ class LocalBus {
 
   bool connected() const { return connected_; }
   std::int64_t messages_in() const { return messages_in_; }
+  std::int64_t redeliveries_dropped() const { return redeliveries_dropped_; }
   std::int64_t publish_dropped() const { return publish_dropped_; }
 
- private:
-  void dispatch(mqtt::const_message_ptr msg);
   static bool matches(const std::string& filter, const std::string& topic);
 
+  struct Impl;  // Paho C state (defined in mqtt.cpp)
+
+ private:
+  // Paho C callbacks (Paho's thread).
+  static int paho_message(void* ctx, char* topic, int topic_len, MQTTAsync_message* m);
+  static void paho_lost(void* ctx, char* cause);
+  static void paho_connected(void* ctx, char* cause);
+  void deliver(Message m);
+  bool connect_once();
+  bool seen(const std::string& key);
+
   MqttEndpoint ep_;
-  std::unique_ptr<mqtt::async_client> client_;
+  std::unique_ptr<Impl> impl_;
   std::vector<std::pair<std::string, Handler>> subs_;
   std::function<void()> on_connected_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> messages_in_{0};
+  std::atomic<std::int64_t> redeliveries_dropped_{0};
   std::atomic<std::int64_t> publish_dropped_{0};
+  std::mutex seen_mu_;
+  std::deque<std::string> seen_order_;
+  std::set<std::string> seen_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::thread supervisor_;

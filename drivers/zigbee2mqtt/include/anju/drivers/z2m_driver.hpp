@@ -49,7 +49,9 @@ class Zigbee2MqttDriver {
   Zigbee2MqttDriver(Z2mOptions options, const edge::Clock& clock, Sink sink);
 
   std::string subscription() const { return options_.base_topic + "/#"; }
-  void handle(const std::string& topic, const std::string& payload);
+  // `source_key` identifies the MQTT message (see LocalBus::Message); it is stamped on the events.
+  void handle(const std::string& topic, const std::string& payload,
+              const std::string& source_key = {});
   Z2mStats stats() const;
 
  private:

@@ -54,9 +54,10 @@ struct DeviceInfo {
 };
 
 struct DevicesResult {
-  std::vector<DeviceInfo> devices;     // end devices with at least one capability we know
-  std::vector<std::string> skipped;    // per entry: why it was skipped (e.g. "entry 3: no ieee_address")
-  std::string error;                   // non-empty: the whole payload was rejected
+  std::vector<DeviceInfo> devices;  // end devices with at least one capability we know
+  std::vector<std::string>
+      skipped;        // per entry: why it was skipped (e.g. "entry 3: no ieee_address")
+  std::string error;  // non-empty: the whole payload was rejected
 };
 // Parses the retained `<base>/bridge/devices` JSON array. The Coordinator and devices without a
 // known capability are skipped (not errors).
