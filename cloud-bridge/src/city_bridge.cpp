@@ -23,13 +23,18 @@ json common(const std::string& id, std::int64_t seq, const std::string& site,
 }
 }  // namespace
 
-json alert_payload(const AlertChange& c, const std::string& msg_id, bool clock_synced) {
+std::string alert_payload(const AlertChange& c, const std::string& msg_id, bool clock_synced) {
   const auto& a = c.alert;
   json j = common(msg_id, a.last_seq, a.site, a.grid_code, a.updated_ms, clock_synced);
   j["alert_id"] = a.alert_id;
   j["change"] = std::string(to_string(c.type));
-  j["alert"] = to_json(a);
-  return j;
+  std::string out = j.dump();
+  // The alert object is spliced in as the pipeline serialised it, rather than built again.
+  out.pop_back();
+  out += ",\"alert\":";
+  out += c.json.empty() ? to_json(a).dump() : c.json;
+  out += '}';
+  return out;
 }
 
 json event_payload(const Event& e) {
@@ -83,7 +88,7 @@ void CityBridge::in_transaction(anju::edge::Journal&, const std::vector<Event>& 
                                 const std::vector<AlertChange>& changes) {
   for (const auto& c : changes) {
     const std::string id = anju::edge::uuid_v7(c.alert.updated_ms);
-    writer_.put(MsgClass::alert, id, topic("alert"), alert_payload(c, id, true).dump());
+    writer_.put(MsgClass::alert, id, topic("alert"), alert_payload(c, id, true));
     pending_wake_ = true;
   }
   for (const auto& e : events) {

@@ -29,7 +29,7 @@ void ensure_schema(Db& db) {
       state TEXT NOT NULL,
       first_seen_ms INTEGER NOT NULL,
       updated_ms INTEGER NOT NULL,
-      body TEXT NOT NULL) WITHOUT ROWID;
+      body TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, updated_ms);
   )SQL");
 }
@@ -139,7 +139,13 @@ void Journal::rollback() {
                              db_.scalar_i64("SELECT max(seq) FROM events").value_or(0) + 1);
 }
 
-void Journal::append(Event& e) {
+void Journal::append(Event& e, std::string_view body) {
+  std::string encoded;
+  if (body.empty()) {
+    e.seq = 0;
+    encoded = encode(e);
+    body = encoded;
+  }
   e.seq = next_seq_;
   insert_event_.bind(1, e.seq)
       .bind(2, e.id)
@@ -147,7 +153,7 @@ void Journal::append(Event& e) {
       .bind(4, to_string(e.kind))
       .bind(5, e.device.id)
       .bind(6, e.severity)
-      .bind(7, encode(e))
+      .bind(7, body)
       .exec();
   ++next_seq_;
 }
@@ -156,14 +162,19 @@ void Journal::keep(std::int64_t seq) {
   keep_event_.bind(1, seq).exec();
 }
 
-void Journal::put_alert(const Alert& a) {
+void Journal::put_alert(const Alert& a, std::string_view json) {
+  std::string encoded;
+  if (json.empty()) {
+    encoded = to_json(a).dump();
+    json = encoded;
+  }
   put_alert_.bind(1, a.alert_id)
       .bind(2, a.rule)
       .bind(3, a.device.id)
       .bind(4, a.state)
       .bind(5, a.first_seen_ms)
       .bind(6, a.updated_ms)
-      .bind(7, to_json(a).dump())
+      .bind(7, json)
       .exec();
 }
 

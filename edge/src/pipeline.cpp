@@ -96,7 +96,8 @@ void Pipeline::replay() {
         continue;
       }
       r.event->seq = 0;
-      queue_.push_back({std::move(*r.event), g, static_cast<std::int64_t>(pos)});
+      queue_.push_back({std::move(*r.event), std::string(data.data() + pos - len, len), g,
+                        static_cast<std::int64_t>(pos)});
       ++count;
     }
     if (pos < data.size())
@@ -144,13 +145,16 @@ bool Pipeline::submit(std::vector<Event> events) {
   if (events.empty()) return true;
   std::string buf;
   std::vector<std::size_t> ends;
+  std::vector<std::string> bodies;
   ends.reserve(events.size());
+  bodies.reserve(events.size());
   for (const auto& e : events) {
-    const std::string body = encode(e);
+    std::string body = encode(e);
     put_u32(buf, static_cast<std::uint32_t>(body.size()));
     put_u32(buf, crc32(body));
     buf += body;
     ends.push_back(buf.size());
+    bodies.push_back(std::move(body));
   }
   std::unique_lock lock(mu_);
   not_full_.wait(lock, [&] { return stopping_ || queue_.size() < options_.queue_capacity; });
@@ -172,7 +176,8 @@ bool Pipeline::submit(std::vector<Event> events) {
   const std::int64_t base = inbox_off_;
   inbox_off_ += static_cast<std::int64_t>(buf.size());
   for (std::size_t i = 0; i < events.size(); ++i)
-    queue_.push_back({std::move(events[i]), inbox_gen_, base + static_cast<std::int64_t>(ends[i])});
+    queue_.push_back({std::move(events[i]), std::move(bodies[i]), inbox_gen_,
+                      base + static_cast<std::int64_t>(ends[i])});
   submitted_ += static_cast<std::int64_t>(events.size());
   stats_.submitted = submitted_;
   lock.unlock();
@@ -202,8 +207,8 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
   journal_.begin();
   try {
     for (const auto& item : batch) {
-      Event e = item.event;
-      journal_.append(e);
+      Event e = item.event;  // copied: on a failed commit the batch is retried as it was
+      journal_.append(e, item.body);
       rules_.on_event(e, changes);
       events.push_back(std::move(e));
       ++from_queue;
@@ -220,8 +225,9 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
         events.push_back(std::move(s));
       }
     }
-    for (const auto& c : changes) {
-      journal_.put_alert(c.alert);
+    for (auto& c : changes) {
+      c.json = to_json(c.alert).dump();
+      journal_.put_alert(c.alert, c.json);
       if (c.alert.last_seq > 0) journal_.keep(c.alert.last_seq);
     }
     for (auto* h : hooks_) h->in_transaction(journal_, events, changes);
@@ -256,7 +262,7 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
     stats_.committed += static_cast<std::int64_t>(events.size());
     ++stats_.batches;
     stats_.last_seq = journal_.last_seq();
-    stats_.alerts_open = static_cast<std::int64_t>(rules_.open_alerts().size());
+    stats_.alerts_open = static_cast<std::int64_t>(rules_.open_alert_count());
   }
   committed_cv_.notify_all();
   return events.size();

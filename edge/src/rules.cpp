@@ -122,7 +122,7 @@ void RuleEngine::condition(const Event& cause, const std::string& rule, EventKin
       remember(a, cause);
       a.message = describe(a);
       it = open_.emplace(key, std::move(a)).first;
-      out.push_back({AlertChangeType::raised, it->second});
+      out.push_back({AlertChangeType::raised, it->second, {}});
       return;
     }
     Alert& a = it->second;
@@ -134,7 +134,8 @@ void RuleEngine::condition(const Event& cause, const std::string& rule, EventKin
     a.last_seen_ms = a.updated_ms = now;
     if (value) a.value = value;
     remember(a, cause);
-    out.push_back({returned ? AlertChangeType::condition_returned : AlertChangeType::repeated, a});
+    out.push_back(
+        {returned ? AlertChangeType::condition_returned : AlertChangeType::repeated, a, {}});
     return;
   }
   if (it == open_.end() || it->second.condition_cleared) return;
@@ -143,7 +144,7 @@ void RuleEngine::condition(const Event& cause, const std::string& rule, EventKin
   ++a.version;
   a.updated_ms = now;
   remember(a, cause);
-  out.push_back({AlertChangeType::condition_cleared, a});
+  out.push_back({AlertChangeType::condition_cleared, a, {}});
 }
 
 void RuleEngine::raise_threshold(const ThresholdSpec& spec, ThresholdState& st,
@@ -174,7 +175,7 @@ void RuleEngine::raise_threshold(const ThresholdSpec& spec, ThresholdState& st,
   a.last_seq = std::max(a.last_seq, st.pending_seq);
   st.pending_event_ids.clear();
   a.message = describe(a);
-  out.push_back({type, a});
+  out.push_back({type, a, {}});
 }
 
 void RuleEngine::threshold(const ThresholdSpec& spec, const Event& e, double v,

@@ -108,13 +108,19 @@ class LocalAlertPublisher final : public edge::PipelineHook {
  public:
   LocalAlertPublisher(edge::LocalBus& bus, std::string site) : bus_(bus), site_(std::move(site)) {}
   std::string topic(const edge::Alert& a) const { return "anju/" + site_ + "/alert/" + a.alert_id; }
-  void publish(const edge::Alert& a) { bus_.publish(topic(a), to_json(a).dump(), 1, a.open()); }
+  void publish(const edge::Alert& a, const std::string& json = {}) {
+    bus_.publish(topic(a), json.empty() ? to_json(a).dump() : json, 1, a.open());
+  }
   void after_commit(const std::vector<edge::Event>&,
                     const std::vector<edge::AlertChange>& changes) override {
     for (const auto& c : changes) {
-      publish(c.alert);
-      spdlog::info("ALERT {} sev{} {}: {} (count {}, {})", to_string(c.type), c.alert.severity,
-                   c.alert.rule, c.alert.message, c.alert.count, c.alert.alert_id);
+      publish(c.alert, c.json);
+      // Repeats of an open alert are logged at debug: a detector alarming every few seconds must
+      // not fill the log.
+      spdlog::log(
+          c.type == edge::AlertChangeType::repeated ? spdlog::level::debug : spdlog::level::info,
+          "ALERT {} sev{} {}: {} (count {}, {})", to_string(c.type), c.alert.severity, c.alert.rule,
+          c.alert.message, c.alert.count, c.alert.alert_id);
     }
   }
 

@@ -35,7 +35,7 @@ struct CityBridgeOptions {
 };
 
 // Pure payload builders (also used by tests and the contract docs).
-nlohmann::json alert_payload(const anju::edge::AlertChange& c, const std::string& msg_id,
+std::string alert_payload(const anju::edge::AlertChange& c, const std::string& msg_id,
                              bool clock_synced);
 nlohmann::json event_payload(const anju::edge::Event& e);
 nlohmann::json status_payload(const anju::edge::Event& e);

@@ -46,7 +46,8 @@ std::string_view to_string(AlertChangeType t);
 
 struct AlertChange {
   AlertChangeType type;
-  Alert alert;  // the alert after the change
+  Alert alert;       // the alert after the change
+  std::string json;  // to_json(alert).dump(), made once by the pipeline for every consumer
 };
 
 nlohmann::json to_json(const Alert& a);

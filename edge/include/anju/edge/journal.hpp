@@ -63,12 +63,13 @@ class Journal {
   void rollback();
   bool in_transaction() const { return in_txn_; }
 
-  // Within a transaction: assigns e.seq (next gapless number) and stores the event.
-  void append(Event& e);
+  // Within a transaction: assigns e.seq (next gapless number) and stores the event. `body`, when
+  // given, is encode(e) already made (the stored JSON does not carry seq: the column does).
+  void append(Event& e, std::string_view body = {});
   // Marks an event to be kept as long as alerts are (it caused one).
   void keep(std::int64_t seq);
   // Within a transaction: stores the alert's current state.
-  void put_alert(const Alert& a);
+  void put_alert(const Alert& a, std::string_view json = {});
   std::int64_t last_seq() const { return next_seq_ - 1; }
 
   // Deletes at most `limit` rows that are past retention or over the size budget, in its own

@@ -104,6 +104,7 @@ class Pipeline {
  private:
   struct Item {
     Event event;
+    std::string body;  // encode(event) as written to the inbox; the journal stores the same text
     std::int64_t inbox_gen = 0;
     std::int64_t inbox_end = 0;  // offset just past this record in segment inbox_gen
   };

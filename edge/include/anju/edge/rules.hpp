@@ -55,6 +55,7 @@ class RuleEngine {
   std::int64_t next_deadline_ms() const;
 
   std::vector<Alert> open_alerts() const;
+  std::size_t open_alert_count() const { return open_.size(); }
   std::size_t tracked_devices() const { return devices_.size(); }
   // Devices currently considered offline.
   std::size_t offline_devices() const;
