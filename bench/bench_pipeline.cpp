@@ -92,6 +92,7 @@ PipelineResult run_pipeline(bool full, std::vector<edge::Event> events) {
   jo.synchronous_full = full;
   edge::OpenReport report;
   auto journal = edge::Journal::open(jo, &report);
+  journal->start_checkpointer();  // as anjud does
   edge::SystemClock clock;
   edge::RuleEngine rules(demo_rules());
 

@@ -82,10 +82,34 @@ CityBridge::CityBridge(CityBridgeOptions options, anju::edge::Journal& journal,
       writer_((ensure_outbox_schema(journal.db()), journal.db()), options_.budget_bytes, counters),
       uplink_(uplink) {
   load_counters(journal.db(), counters);
+  delete_ = journal.db().prepare("DELETE FROM outbox WHERE oid=? RETURNING bytes");
 }
 
-void CityBridge::in_transaction(anju::edge::Journal&, const std::vector<Event>& events,
+void CityBridge::acked(const std::vector<std::pair<std::int64_t, MsgClass>>& rows) {
+  std::lock_guard lock(acked_mu_);
+  acked_.insert(acked_.end(), rows.begin(), rows.end());
+}
+
+void CityBridge::delete_acked(anju::edge::Journal&) {
+  {
+    std::lock_guard lock(acked_mu_);
+    if (acked_.empty()) return;
+    deleting_.insert(deleting_.end(), acked_.begin(), acked_.end());
+    acked_.clear();
+  }
+  for (const auto& [oid, cls] : deleting_) {
+    delete_.bind(1, oid);
+    if (delete_.step()) {  // gone already if the budget evicted it meanwhile
+      --counters_.rows[static_cast<int>(cls)];
+      counters_.bytes[static_cast<int>(cls)] -= delete_.i64(0);
+    }
+    delete_.reset();
+  }
+}
+
+void CityBridge::in_transaction(anju::edge::Journal& journal, const std::vector<Event>& events,
                                 const std::vector<AlertChange>& changes) {
+  delete_acked(journal);
   for (const auto& c : changes) {
     const std::string id = anju::edge::uuid_v7(c.alert.updated_ms);
     writer_.put(MsgClass::alert, id, topic("alert"), alert_payload(c, id, true));
@@ -104,12 +128,25 @@ void CityBridge::in_transaction(anju::edge::Journal&, const std::vector<Event>& 
 }
 
 void CityBridge::after_commit(const std::vector<Event>&, const std::vector<AlertChange>&) {
+  if (!deleting_.empty()) {
+    std::vector<std::int64_t> oids;
+    oids.reserve(deleting_.size());
+    for (const auto& d : deleting_) oids.push_back(d.first);
+    deleting_.clear();
+    if (uplink_) uplink_->forget(oids);
+  }
   if (pending_wake_ && uplink_) uplink_->wake();
   pending_wake_ = false;
 }
 
 void CityBridge::on_rollback(anju::edge::Journal& journal) {
   // The counters moved with rows that were rolled back: read them again from what committed.
+  // The acknowledged rows whose deletion was rolled back are deleted next time.
+  {
+    std::lock_guard lock(acked_mu_);
+    acked_.insert(acked_.end(), deleting_.begin(), deleting_.end());
+  }
+  deleting_.clear();
   load_counters(journal.db(), counters_);
   pending_wake_ = false;
 }
@@ -156,6 +193,7 @@ json CityBridge::summary(anju::edge::Journal& journal, std::int64_t start_ms) co
 }
 
 void CityBridge::on_tick(anju::edge::Journal& journal, std::int64_t now_ms) {
+  delete_acked(journal);
   const std::int64_t interval = options_.summary_interval_ms;
   if (interval <= 0) return;
   const std::int64_t current_start = now_ms - now_ms % interval;
@@ -173,8 +211,6 @@ void CityBridge::on_tick(anju::edge::Journal& journal, std::int64_t now_ms) {
   }
   anju::edge::meta_set(db, "summary_next_start", std::to_string(next));
   if (wrote) pending_wake_ = true;
-  if (pending_wake_ && uplink_) uplink_->wake();
-  pending_wake_ = false;
 }
 
 }  // namespace anju::bridge

@@ -100,6 +100,11 @@ void Uplink::stop(std::chrono::milliseconds flush) {
   thread_.join();
 }
 
+void Uplink::forget(const std::vector<std::int64_t>& oids) {
+  std::lock_guard lock(mu_);
+  for (auto oid : oids) acked_pending_.erase(oid);
+}
+
 void Uplink::wake() {
   {
     std::lock_guard lock(mu_);
@@ -144,6 +149,10 @@ void Uplink::fill_window() {
     for (auto& m : sender_->next(static_cast<MsgClass>(c), cursor_[c], room)) {
       cursor_[c] = m.oid;
       if (inflight_.count(m.oid)) continue;
+      {
+        std::lock_guard lock(mu_);
+        if (acked_pending_.count(m.oid)) continue;  // acknowledged, deletion under way
+      }
       auto msg = mqtt::make_message(m.topic, m.payload, 1, m.retain);
       // The token's context carries the row: oid × 4 + class.
       void* ctx = reinterpret_cast<void*>(static_cast<std::intptr_t>(m.oid * kClasses + c));
@@ -176,11 +185,22 @@ void Uplink::handle_acks() {
   }
   if (acks.empty()) return;
   for (const auto& [oid, cls] : acks) inflight_.erase(oid);
-  try {
-    sender_->ack(acks);
-  } catch (const std::exception& e) {
-    spdlog::error("uplink: cannot delete acknowledged rows: {} (they will be sent again)",
-                  e.what());
+  if (options_.on_acked) {
+    // The database has one writer, the pipeline: it deletes the rows in its next transaction.
+    // Until it says so (forget()), these rows are not sent again after a reconnect.
+    for (const auto& [oid, cls] : acks) ++counters_.sent[static_cast<int>(cls)];
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& a : acks) acked_pending_.insert(a.first);
+    }
+    options_.on_acked(acks);
+  } else {
+    try {
+      sender_->ack(acks);
+    } catch (const std::exception& e) {
+      spdlog::error("uplink: cannot delete acknowledged rows: {} (they will be sent again)",
+                    e.what());
+    }
   }
   std::lock_guard lock(mu_);
   stats_.acked += static_cast<std::int64_t>(acks.size());

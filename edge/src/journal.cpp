@@ -86,6 +86,63 @@ Journal::Journal(JournalOptions o, Db db) : options_(std::move(o)), db_(std::mov
   next_seq_ = std::max(from_meta, from_rows);
 }
 
+int Journal::wal_hook(void* ctx, sqlite3*, const char*, int pages) {
+  auto* j = static_cast<Journal*>(ctx);
+  j->wal_pages_.store(pages, std::memory_order_relaxed);
+  if (pages >= j->checkpoint_pages_) j->cp_cv_.notify_one();
+  return SQLITE_OK;
+}
+
+void Journal::start_checkpointer(int pages, std::chrono::milliseconds interval) {
+  if (checkpointer_.joinable()) return;
+  checkpoint_pages_ = pages;
+  db_.exec("PRAGMA wal_autocheckpoint=0");  // replaces the writer's own automatic checkpoints
+  sqlite3_wal_hook(db_.get(), &Journal::wal_hook, this);
+  checkpointer_ = std::thread([this, interval] {
+    Db cp(options_.path);
+    auto last = std::chrono::steady_clock::now();
+    for (;;) {
+      {
+        std::unique_lock lock(cp_mu_);
+        cp_cv_.wait_for(lock, interval, [&] {
+          return cp_stop_ || wal_pages_.load(std::memory_order_relaxed) >= checkpoint_pages_;
+        });
+        if (cp_stop_) break;
+        // At most one checkpoint a second, even while a long reader keeps the WAL from resetting.
+        cp_cv_.wait_until(lock, last + std::chrono::seconds(1), [&] { return cp_stop_; });
+        if (cp_stop_) break;
+      }
+      if (wal_pages_.load() == 0 && std::chrono::steady_clock::now() - last < interval) continue;
+      try {
+        // PASSIVE: never waits for the writer; what it cannot copy now goes next time.
+        cp.exec("PRAGMA wal_checkpoint(PASSIVE)");
+        wal_pages_.store(0, std::memory_order_relaxed);
+      } catch (const SqliteError& e) {
+        spdlog::warn("journal checkpoint failed: {}", e.what());
+      }
+      last = std::chrono::steady_clock::now();
+    }
+    try {
+      cp.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (const SqliteError&) {
+    }
+  });
+}
+
+void Journal::stop_checkpointer() {
+  {
+    std::lock_guard lock(cp_mu_);
+    cp_stop_ = true;
+  }
+  cp_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  sqlite3_wal_hook(db_.get(), nullptr, nullptr);
+}
+
+Journal::~Journal() {
+  stop_checkpointer();
+}
+
 std::unique_ptr<Journal> Journal::open(const JournalOptions& options, OpenReport* report) {
   if (report) *report = {};
   const fs::path p(options.path);

@@ -284,6 +284,7 @@ std::size_t Pipeline::run_once() {
     try {
       h->on_tick(journal_, clock_.wall_ms());
       journal_.commit();
+      h->after_commit({}, {});
     } catch (...) {
       journal_.rollback();
       throw;
@@ -347,6 +348,7 @@ void Pipeline::loop() {
           journal_.begin();
           h->on_tick(journal_, now);
           journal_.commit();
+          h->after_commit({}, {});
         } catch (const std::exception& ex) {
           journal_.rollback();
           h->on_rollback(journal_);

@@ -208,6 +208,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   jo.max_bytes = config.journal.max_bytes;
   edge::OpenReport report;
   auto journal = edge::Journal::open(jo, &report);
+  journal->start_checkpointer();
   if (report.recovered_from_corruption)
     spdlog::critical("the journal was corrupt ({}); kept as {} for inspection", report.reason,
                      report.moved_to);
@@ -223,6 +224,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   edge::Pipeline pipeline(*journal, rules, clock, po);
 
   bridge::OutboxCounters counters;
+  std::atomic<bridge::CityBridge*> city_ptr{nullptr};
   std::unique_ptr<bridge::Uplink> uplink;
   if (config.uplink.enabled) {
     bridge::UplinkOptions uo;
@@ -233,6 +235,9 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     uo.window = config.uplink.window;
     uo.backoff_min_ms = config.uplink.backoff_min_ms;
     uo.backoff_max_ms = config.uplink.backoff_max_ms;
+    uo.on_acked = [&city_ptr](const std::vector<std::pair<std::int64_t, bridge::MsgClass>>& rows) {
+      if (auto* c = city_ptr.load()) c->acked(rows);
+    };
     uplink = std::make_unique<bridge::Uplink>(uo, counters);
   }
   bridge::CityBridgeOptions bo;
@@ -244,6 +249,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
                      config.uplink.outbox.event_bytes};
   bo.summary_interval_ms = static_cast<std::int64_t>(config.summary.interval_s) * 1000;
   bridge::CityBridge city(bo, *journal, counters, uplink.get());
+  city_ptr = &city;
 
   edge::LocalBus bus(endpoint(config.local_broker));
   LocalAlertPublisher local_alerts(bus, config.site.id);
@@ -356,6 +362,13 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   bus.stop();       // no more input
   pipeline.stop();  // commit what is queued
   if (uplink) uplink->stop(std::chrono::milliseconds(3000));
+  try {
+    pipeline.run_once();  // delete what the city acknowledged during the flush
+  } catch (const std::exception& e) {
+    spdlog::warn("final outbox clean-up failed ({}); those messages are sent again next time",
+                 e.what());
+  }
+  journal->stop_checkpointer();
   status.stop();
   spdlog::info("anjud stopped cleanly");
   return 0;

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -36,7 +37,7 @@ struct CityBridgeOptions {
 
 // Pure payload builders (also used by tests and the contract docs).
 std::string alert_payload(const anju::edge::AlertChange& c, const std::string& msg_id,
-                             bool clock_synced);
+                          bool clock_synced);
 nlohmann::json event_payload(const anju::edge::Event& e);
 nlohmann::json status_payload(const anju::edge::Event& e);
 std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms);
@@ -54,6 +55,10 @@ class CityBridge final : public anju::edge::PipelineHook {
   void on_tick(anju::edge::Journal& journal, std::int64_t now_ms) override;
   void on_rollback(anju::edge::Journal& journal) override;
 
+  // Any thread (the uplink): these rows were acknowledged by the city broker; they are deleted in
+  // the pipeline's next transaction (within about a second).
+  void acked(const std::vector<std::pair<std::int64_t, MsgClass>>& rows);
+
   // Computes the summary of [start, start+interval) from the journal.
   nlohmann::json summary(anju::edge::Journal& journal, std::int64_t start_ms) const;
 
@@ -62,8 +67,13 @@ class CityBridge final : public anju::edge::PipelineHook {
   CityBridgeOptions options_;
   OutboxCounters& counters_;
   OutboxWriter writer_;
+  void delete_acked(anju::edge::Journal& journal);
   Uplink* uplink_;
   bool pending_wake_ = false;
+  std::mutex acked_mu_;
+  std::vector<std::pair<std::int64_t, MsgClass>> acked_;     // guarded by acked_mu_
+  std::vector<std::pair<std::int64_t, MsgClass>> deleting_;  // in the open transaction
+  anju::edge::Stmt delete_;
 };
 
 }  // namespace anju::bridge

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -30,6 +31,9 @@ struct UplinkOptions {
   int window = 64;
   int backoff_min_ms = 500;
   int backoff_max_ms = 60'000;
+  // Where acknowledged rows go to be deleted (the pipeline, the database's one writer). Unset:
+  // the uplink deletes them itself (tests, tools).
+  std::function<void(const std::vector<std::pair<std::int64_t, MsgClass>>&)> on_acked;
 };
 
 struct UplinkStats {
@@ -52,6 +56,8 @@ class Uplink {
   // Stops after trying, for at most `flush`, to get what is in the outbox acknowledged.
   void stop(std::chrono::milliseconds flush = std::chrono::milliseconds(3000));
   void wake();  // new rows are in the outbox
+  // Rows acknowledged earlier are now deleted: no need to remember them any more.
+  void forget(const std::vector<std::int64_t>& oids);
   UplinkStats stats() const;
   std::string gateway_status_topic() const;
 
@@ -74,6 +80,7 @@ class Uplink {
   bool lost_ = false;
   std::chrono::steady_clock::time_point flush_deadline_{};
   std::vector<std::pair<std::int64_t, MsgClass>> acks_;  // guarded by mu_
+  std::set<std::int64_t> acked_pending_;                 // guarded by mu_
   std::int64_t failed_ = 0;                              // publish failures since last check
   UplinkStats stats_;
 

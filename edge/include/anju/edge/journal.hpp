@@ -5,10 +5,15 @@
 // (the CLI, the uplink, tests) open their own connection with open_reader().
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "anju/edge/alert.hpp"
@@ -75,6 +80,14 @@ class Journal {
   // Deletes at most `limit` rows that are past retention or over the size budget, in its own
   // short transaction. Returns how many rows went; 0 means nothing is due.
   int retention_step(std::int64_t now_ms, int limit);
+
+  // Moves WAL checkpoints off the writer: a thread with its own connection copies the WAL into
+  // the database when it holds `pages` pages or every `interval`. Fewer, larger checkpoints write
+  // a page that many commits touched (meta, index leaves) to flash once instead of every time.
+  void start_checkpointer(int pages = 2000,
+                          std::chrono::milliseconds interval = std::chrono::seconds(30));
+  void stop_checkpointer();
+  ~Journal();
   std::int64_t size_bytes() const;  // pages in use × page size
 
  private:
@@ -87,6 +100,14 @@ class Journal {
   Stmt keep_event_;
   Stmt put_alert_;
   Stmt set_next_seq_;
+
+  static int wal_hook(void* ctx, sqlite3* db, const char* name, int pages);
+  std::atomic<int> wal_pages_{0};
+  int checkpoint_pages_ = 2000;
+  std::mutex cp_mu_;
+  std::condition_variable cp_cv_;
+  bool cp_stop_ = false;
+  std::thread checkpointer_;
 };
 
 }  // namespace anju::edge

@@ -39,7 +39,8 @@ class PipelineHook {
   // they commit atomically with the events. Throwing rolls the whole batch back (it is retried).
   virtual void in_transaction(Journal& /*journal*/, const std::vector<Event>& /*events*/,
                               const std::vector<AlertChange>& /*changes*/) {}
-  // Pipeline thread, after the commit: notify others. Must not block.
+  // Pipeline thread, after the commit: notify others. Must not block. Also called, with empty
+  // lists, after the on_tick transaction commits.
   virtual void after_commit(const std::vector<Event>& /*events*/,
                             const std::vector<AlertChange>& /*changes*/) {}
   // Pipeline thread, after the batch's transaction was rolled back (it will be retried): drop any
