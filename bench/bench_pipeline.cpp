@@ -15,6 +15,7 @@
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/config.hpp"
+#include "anju/firmware/daemon.hpp"
 #include "bench_util.hpp"
 
 namespace {
@@ -38,22 +39,7 @@ const firmware::Config& demo_config() {
 
 edge::RuleSettings demo_rules() {
   const auto& c = demo_config();
-  edge::RuleSettings s;
-  s.battery_low_percent = c.rules.battery_low_percent;
-  s.heartbeat_timeout_ms = static_cast<std::int64_t>(c.rules.heartbeat_timeout_s) * 1000;
-  for (const auto& t : c.rules.thresholds) {
-    edge::ThresholdSpec spec;
-    spec.name = t.name;
-    spec.kind = edge::event_kind_from_string(t.kind).value_or(edge::EventKind::temperature);
-    spec.above = t.above;
-    spec.below = t.below;
-    spec.hysteresis = t.hysteresis;
-    spec.hold_ms = static_cast<std::int64_t>(t.hold_s) * 1000;
-    spec.severity = t.severity;
-    spec.devices.insert(t.devices.begin(), t.devices.end());
-    s.thresholds.push_back(std::move(spec));
-  }
-  return s;
+  return firmware::rule_settings(c);
 }
 
 std::vector<edge::Event> make_workload(const edge::Clock& clock) {

@@ -43,28 +43,17 @@ json event_payload(const Event& e) {
   j["boot_id"] = e.boot_id;
   j["kind"] = std::string(to_string(e.kind));
   j["severity"] = e.severity;
-  j["location"] = {
-      {"building", e.location.building}, {"unit", e.location.unit}, {"room", e.location.room}};
-  j["device"] = {{"id", e.device.id},
-                 {"kind", e.device.kind},
-                 {"name", e.device.name},
-                 {"gb28181", e.device.gb28181}};
+  j["location"] = to_json(e.location);
+  j["device"] = to_json(e.device);
   if (e.active) j["active"] = *e.active;
-  json vals = json::array();
-  for (const auto& m : e.values)
-    vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
-  j["values"] = std::move(vals);
+  j["values"] = to_json(e.values);
   return j;
 }
 
 json status_payload(const Event& e) {
   json j = common(e.id, e.seq, e.site, e.grid_code, e.ts_ms, e.clock_synced);
-  j["device"] = {{"id", e.device.id},
-                 {"kind", e.device.kind},
-                 {"name", e.device.name},
-                 {"gb28181", e.device.gb28181}};
-  j["location"] = {
-      {"building", e.location.building}, {"unit", e.location.unit}, {"room", e.location.room}};
+  j["device"] = to_json(e.device);
+  j["location"] = to_json(e.location);
   j["state"] = e.kind == EventKind::device_online ? "online" : "offline";
   if (e.attrs.contains("reason")) j["reason"] = e.attrs["reason"];
   return j;

@@ -126,6 +126,7 @@ bool Uplink::connect() {
     opts.set_max_inflight(std::max(options_.window, 1) + 2);
     client_->connect(opts)->wait_for(std::chrono::seconds(10));
     if (!client_->is_connected()) throw std::runtime_error("connect timed out");
+    anju::edge::disable_nagle_on_tcp_sockets();
     // Birth message: the counterpart of the Last Will.
     client_->publish(topic, gateway_status(options_, sender_->db(), true), 1, true);
   } catch (const std::exception& e) {

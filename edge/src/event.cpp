@@ -102,6 +102,21 @@ const Measurement* Event::value(std::string_view name) const {
   return nullptr;
 }
 
+json to_json(const Location& l) {
+  return {{"building", l.building}, {"unit", l.unit}, {"room", l.room}};
+}
+
+json to_json(const DeviceRef& d) {
+  return {{"id", d.id}, {"kind", d.kind}, {"name", d.name}, {"gb28181", d.gb28181}};
+}
+
+json to_json(const std::vector<Measurement>& values) {
+  json vals = json::array();
+  for (const auto& m : values)
+    vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
+  return vals;
+}
+
 json to_json(const Event& e) {
   json j;
   j["schema"] = kEventSchema;
@@ -113,19 +128,12 @@ json to_json(const Event& e) {
   j["clock_synced"] = e.clock_synced;
   j["site"] = e.site;
   j["grid_code"] = e.grid_code;
-  j["location"] = {
-      {"building", e.location.building}, {"unit", e.location.unit}, {"room", e.location.room}};
-  j["device"] = {{"id", e.device.id},
-                 {"kind", e.device.kind},
-                 {"name", e.device.name},
-                 {"gb28181", e.device.gb28181}};
+  j["location"] = to_json(e.location);
+  j["device"] = to_json(e.device);
   j["kind"] = std::string(to_string(e.kind));
   j["severity"] = e.severity;
   if (e.active) j["active"] = *e.active;
-  json vals = json::array();
-  for (const auto& m : e.values)
-    vals.push_back({{"name", m.name}, {"value", m.value}, {"unit", m.unit}});
-  j["values"] = std::move(vals);
+  j["values"] = to_json(e.values);
   j["attrs"] = e.attrs.is_object() ? e.attrs : json::object();
   j["source"] = e.source;
   if (!e.source_key.empty()) j["source_key"] = e.source_key;

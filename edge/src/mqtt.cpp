@@ -4,7 +4,12 @@
 
 #include <MQTTAsync.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "anju/edge/checksum.hpp"
@@ -24,6 +29,27 @@ std::string paho_uri(const std::string& uri) {
   if (uri.rfind("mqtt://", 0) == 0) return "tcp://" + uri.substr(7);
   if (uri.rfind("mqtts://", 0) == 0) return "ssl://" + uri.substr(8);
   return uri;
+}
+
+void disable_nagle_on_tcp_sockets() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (...) {
+      continue;
+    }
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;
+    if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6) continue;
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
 }
 
 mqtt::create_options make_create_options(const MqttEndpoint& ep) {
@@ -222,6 +248,7 @@ void LocalBus::paho_connected(void* ctx, char*) {
   auto* bus = static_cast<LocalBus*>(ctx);
   bus->connected_ = true;
   spdlog::info("local bus: connected to {}", bus->ep_.uri);
+  disable_nagle_on_tcp_sockets();
   for (auto& [filter, h] : bus->subs_) {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     const int rc = MQTTAsync_subscribe(bus->impl_->client, filter.c_str(), 1, &ro);

@@ -39,24 +39,6 @@ void apply_overrides(Config& c, const DaemonOverrides& o) {
   }
 }
 
-namespace {
-
-edge::MqttEndpoint endpoint(const BrokerConfig& b) {
-  edge::MqttEndpoint ep;
-  ep.uri = b.uri;
-  ep.client_id = b.client_id;
-  ep.mqtt_version = b.mqtt_version;
-  ep.keepalive_s = b.keepalive_s;
-  ep.username_file = b.username_file;
-  ep.password_file = b.password_file;
-  ep.tls = b.tls.enabled;
-  ep.ca_file = b.tls.ca_file;
-  ep.cert_file = b.tls.cert_file;
-  ep.key_file = b.tls.key_file;
-  ep.verify_hostname = b.tls.verify_hostname;
-  return ep;
-}
-
 edge::RuleSettings rule_settings(const Config& c) {
   edge::RuleSettings s;
   s.battery_low_percent = c.rules.battery_low_percent;
@@ -76,6 +58,24 @@ edge::RuleSettings rule_settings(const Config& c) {
     s.thresholds.push_back(std::move(spec));
   }
   return s;
+}
+
+namespace {
+
+edge::MqttEndpoint endpoint(const BrokerConfig& b) {
+  edge::MqttEndpoint ep;
+  ep.uri = b.uri;
+  ep.client_id = b.client_id;
+  ep.mqtt_version = b.mqtt_version;
+  ep.keepalive_s = b.keepalive_s;
+  ep.username_file = b.username_file;
+  ep.password_file = b.password_file;
+  ep.tls = b.tls.enabled;
+  ep.ca_file = b.tls.ca_file;
+  ep.cert_file = b.tls.cert_file;
+  ep.key_file = b.tls.key_file;
+  ep.verify_hostname = b.tls.verify_hostname;
+  return ep;
 }
 
 // The latest event of every device, for the rules' heartbeat supervision after a restart.

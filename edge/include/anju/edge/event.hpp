@@ -98,6 +98,11 @@ struct Event {
   bool operator==(const Event&) const = default;
 };
 
+// JSON of the parts, shared by every payload that carries them.
+nlohmann::json to_json(const Location& l);
+nlohmann::json to_json(const DeviceRef& d);
+nlohmann::json to_json(const std::vector<Measurement>& values);
+
 // JSON encoding, with "schema": kEventSchema.
 nlohmann::json to_json(const Event& e);
 std::string encode(const Event& e);

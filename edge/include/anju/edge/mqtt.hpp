@@ -45,6 +45,10 @@ std::string paho_uri(const std::string& uri);
 mqtt::connect_options make_connect_options(const MqttEndpoint& ep, bool clean,
                                            const std::optional<mqtt::message>& will);
 mqtt::create_options make_create_options(const MqttEndpoint& ep);
+// Paho C never sets TCP_NODELAY and has no option for it; with Nagle's algorithm and the peer's
+// delayed ACK a small PUBLISH can wait ~40 ms. Called after each connect: sets TCP_NODELAY on
+// every connected TCP socket of this process (all of them are MQTT sessions in anjud).
+void disable_nagle_on_tcp_sockets();
 
 // The local bus is written on Paho's C API (MQTTAsync) rather than the C++ wrapper because it needs
 // each message's packet id and DUP flag, which the C++ message class does not expose: together with

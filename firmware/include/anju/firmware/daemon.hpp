@@ -8,6 +8,7 @@
 #include <atomic>
 #include <string>
 
+#include "anju/edge/rules.hpp"
 #include "anju/firmware/config.hpp"
 
 namespace anju::firmware {
@@ -19,6 +20,9 @@ struct DaemonOverrides {
 };
 
 void apply_overrides(Config& config, const DaemonOverrides& o);
+
+// The rule engine's settings from the config (also used by the benchmarks).
+edge::RuleSettings rule_settings(const Config& config);
 
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
 int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr);
