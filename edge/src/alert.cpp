@@ -12,6 +12,18 @@ std::string_view to_string(AlertChangeType t) {
       return "condition_cleared";
     case AlertChangeType::condition_returned:
       return "condition_returned";
+    case AlertChangeType::acknowledged:
+      return "acknowledged";
+    case AlertChangeType::handled:
+      return "handled";
+    case AlertChangeType::closed:
+      return "closed";
+    case AlertChangeType::suspended:
+      return "suspended";
+    case AlertChangeType::resumed:
+      return "resumed";
+    case AlertChangeType::escalated:
+      return "escalated";
   }
   return "unknown";
 }
@@ -39,6 +51,20 @@ nlohmann::json to_json(const Alert& a) {
       {"message", a.message},
   };
   if (a.value) j["value"] = *a.value;
+  if (!a.close_reason.empty()) j["close_reason"] = a.close_reason;
+  if (!a.suspended_from.empty()) j["suspended_from"] = a.suspended_from;
+  j["escalation_level"] = a.escalation_level;
+  if (a.escalated_ms) j["escalated_ms"] = a.escalated_ms;
+  nlohmann::json h = nlohmann::json::array();
+  for (const auto& s : a.history)
+    h.push_back({{"action", s.action},
+                 {"from", s.from},
+                 {"to", s.to},
+                 {"by", s.by},
+                 {"via", s.via},
+                 {"note", s.note},
+                 {"at_ms", s.at_ms}});
+  j["history"] = std::move(h);
   return j;
 }
 
@@ -70,6 +96,17 @@ std::optional<Alert> alert_from_json(const nlohmann::json& j, std::string* error
     a.event_ids = j.at("event_ids").get<std::vector<std::string>>();
     a.message = j.value("message", "");
     if (j.contains("value") && j["value"].is_number()) a.value = j["value"].get<double>();
+    a.close_reason = j.value("close_reason", "");
+    a.suspended_from = j.value("suspended_from", "");
+    a.escalation_level = j.value("escalation_level", 0);
+    a.escalated_ms = j.value("escalated_ms", std::int64_t{0});
+    if (auto it = j.find("history"); it != j.end() && it->is_array()) {
+      for (const auto& s : *it)
+        a.history.push_back({s.at("action").get<std::string>(), s.at("from").get<std::string>(),
+                             s.at("to").get<std::string>(), s.at("by").get<std::string>(),
+                             s.at("via").get<std::string>(), s.at("note").get<std::string>(),
+                             s.at("at_ms").get<std::int64_t>()});
+    }
     return a;
   } catch (const std::exception& e) {
     if (error) *error = e.what();

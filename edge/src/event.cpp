@@ -7,7 +7,7 @@
 namespace anju::edge {
 namespace {
 
-constexpr std::array<std::pair<EventKind, std::string_view>, 23> kKinds{{
+constexpr std::array<std::pair<EventKind, std::string_view>, 24> kKinds{{
     {EventKind::smoke, "smoke"},
     {EventKind::gas, "gas"},
     {EventKind::water_leak, "water_leak"},
@@ -31,6 +31,7 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 23> kKinds{{
     {EventKind::camera_tamper, "camera_tamper"},
     {EventKind::thrown_object, "thrown_object"},
     {EventKind::gateway_test, "gateway_test"},
+    {EventKind::alert_transition, "alert_transition"},
 }};
 
 using nlohmann::json;

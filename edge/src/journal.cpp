@@ -31,6 +31,10 @@ void ensure_schema(Db& db) {
       updated_ms INTEGER NOT NULL,
       body TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, updated_ms);
+    CREATE TABLE IF NOT EXISTS alert_requests(
+      request_id TEXT PRIMARY KEY,
+      at_ms INTEGER NOT NULL,
+      result TEXT NOT NULL);
   )SQL");
 }
 
@@ -261,6 +265,9 @@ int Journal::retention_step(std::int64_t now_ms, int limit) {
     del("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts_ms<? "
         "ORDER BY seq LIMIT ?)",
         alert_cutoff);
+    del("DELETE FROM alert_requests WHERE request_id IN (SELECT request_id FROM alert_requests "
+        "WHERE at_ms<? LIMIT ?)",
+        cutoff);
     del("DELETE FROM alerts WHERE alert_id IN (SELECT alert_id FROM alerts WHERE state='closed' "
         "AND updated_ms<? LIMIT ?)",
         alert_cutoff);

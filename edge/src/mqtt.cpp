@@ -230,6 +230,12 @@ int LocalBus::paho_message(void* ctx, char* topic, int topic_len, MQTTAsync_mess
     std::snprintf(key, sizeof key, "%d:%08x", m->msgid, crc);
     msg.source_key = key;
   }
+  if (m->properties.count > 0) {
+    if (auto* p = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC))
+      msg.response_topic.assign(p->value.data.data, static_cast<std::size_t>(p->value.data.len));
+    if (auto* p = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA))
+      msg.correlation_data.assign(p->value.data.data, static_cast<std::size_t>(p->value.data.len));
+  }
   MQTTAsync_freeMessage(&m);
   MQTTAsync_free(topic);
   bus->deliver(std::move(msg));
@@ -351,14 +357,27 @@ void LocalBus::stop() {
   connected_ = false;
 }
 
-void LocalBus::publish(const std::string& topic, const std::string& payload, int qos, bool retain) {
+void LocalBus::publish(const std::string& topic, const std::string& payload, int qos, bool retain,
+                       const std::string& correlation_data) {
   if (!connected_) {
     ++publish_dropped_;
     return;
   }
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-  const int rc = MQTTAsync_send(impl_->client, topic.c_str(), static_cast<int>(payload.size()),
-                                payload.data(), qos, retain ? 1 : 0, &ro);
+  MQTTAsync_message msg = MQTTAsync_message_initializer;
+  msg.payload = const_cast<char*>(payload.data());
+  msg.payloadlen = static_cast<int>(payload.size());
+  msg.qos = qos;
+  msg.retained = retain ? 1 : 0;
+  if (!correlation_data.empty() && ep_.mqtt_version == 5) {
+    MQTTProperty p;
+    p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+    p.value.data.data = const_cast<char*>(correlation_data.data());
+    p.value.data.len = static_cast<int>(correlation_data.size());
+    MQTTProperties_add(&msg.properties, &p);  // copies the data
+  }
+  const int rc = MQTTAsync_sendMessage(impl_->client, topic.c_str(), &msg, &ro);
+  MQTTProperties_free(&msg.properties);
   if (rc != MQTTASYNC_SUCCESS) {
     ++publish_dropped_;
     spdlog::debug("local bus: publish {} failed: {}", topic, MQTTAsync_strerror(rc));

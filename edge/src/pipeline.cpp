@@ -1,6 +1,7 @@
 #include "anju/edge/pipeline.hpp"
 
 #include "anju/edge/checksum.hpp"
+#include "anju/edge/uuid.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -198,10 +199,76 @@ PipelineStats Pipeline::stats() const {
   return s;
 }
 
-std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
+bool Pipeline::submit_command(AlertCommand cmd, CommandDone done) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !started_) return false;
+    commands_.emplace_back(std::move(cmd), std::move(done));
+  }
+  not_empty_.notify_one();
+  return true;
+}
+
+void Pipeline::run_command(const AlertCommand& cmd, std::int64_t now, std::vector<Event>& events,
+                           std::vector<AlertChange>& changes, CommandResult& result,
+                           bool& duplicate) {
+  Stmt seen = journal_.db().prepare("SELECT result FROM alert_requests WHERE request_id=?");
+  seen.bind(1, cmd.request_id);
+  if (seen.step()) {
+    // Applied before: answer as then, change nothing.
+    duplicate = true;
+    const auto j = nlohmann::json::parse(seen.str(0), nullptr, false);
+    result.ok = j.is_object() && j.value("ok", false);
+    result.error = j.is_object() ? j.value("error", "") : "";
+    for (const auto& a : rules_.open_alerts())
+      if (a.alert_id == cmd.alert_id) result.alert = a;
+    return;
+  }
+  if (cmd.expires_ms > 0 && now > cmd.expires_ms) {
+    result.error = "command expired " + std::to_string((now - cmd.expires_ms) / 1000) + " s ago";
+  } else {
+    const std::size_t before = changes.size();
+    result = rules_.apply(cmd, now, changes);
+    if (result.ok && changes.size() > before) {
+      const Alert& a = changes.back().alert;
+      const auto& step = a.history.back();
+      Event e;
+      e.id = uuid_v7(now);
+      e.ts_ms = now;
+      e.mono_ns = clock_.mono_ns();
+      e.boot_id = boot_id();
+      e.clock_synced = clock_.synced();
+      e.site = a.site;
+      e.grid_code = a.grid_code;
+      e.location = a.location;
+      e.device = a.device;
+      e.kind = EventKind::alert_transition;
+      e.severity = a.severity;
+      e.source = cmd.via;
+      e.attrs = {{"alert_id", a.alert_id}, {"action", step.action},
+                 {"from", step.from},      {"to", step.to},
+                 {"by", step.by},          {"via", step.via},
+                 {"note", step.note},      {"request_id", cmd.request_id}};
+      journal_.append(e);
+      changes.back().alert.last_seq = e.seq;
+      events.push_back(std::move(e));
+    }
+  }
+  Stmt put =
+      journal_.db().prepare("INSERT INTO alert_requests(request_id, at_ms, result) VALUES(?,?,?)");
+  put.bind(1, cmd.request_id)
+      .bind(2, now)
+      .bind(3,
+            nlohmann::json{{"ok", result.ok}, {"error", result.error}, {"alert_id", cmd.alert_id}}
+                .dump())
+      .exec();
+}
+
+std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick) {
   const std::int64_t now = clock_.wall_ms();
   std::vector<Event> events;
   std::vector<AlertChange> changes;
+  std::vector<std::pair<CommandResult, bool>> results(commands.size());
   events.reserve(batch.size());
   std::size_t from_queue = 0;
   journal_.begin();
@@ -213,6 +280,8 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
       events.push_back(std::move(e));
       ++from_queue;
     }
+    for (std::size_t i = 0; i < commands.size(); ++i)
+      run_command(commands[i].first, now, events, changes, results[i].first, results[i].second);
     if (tick) {
       std::vector<Event> synth;
       rules_.on_tick(now, synth, changes);
@@ -246,6 +315,13 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
     // The rules saw events that did not commit: rebuild their state from what did.
     rules_.restore(load_alerts(journal_.db(), true), {}, now);
     for (auto* h : hooks_) h->on_rollback(journal_);
+    // Commands are not retried: their senders hear of it and may send them again (same id).
+    for (auto& [cmd, done] : commands) {
+      CommandResult r;
+      r.error = "not stored (database error); try again with the same request_id";
+      if (done) done(r, false);
+    }
+    commands.clear();
     throw;
   }
   if (!batch.empty() && batch.back().inbox_gen > committed_gen_) {
@@ -256,6 +332,9 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
     committed_gen_ = batch.back().inbox_gen;
   }
   for (auto* h : hooks_) h->after_commit(events, changes);
+  for (std::size_t i = 0; i < commands.size(); ++i)
+    if (commands[i].second) commands[i].second(results[i].first, results[i].second);
+  commands.clear();
   {
     std::lock_guard lock(mu_);
     committed_submitted_ += static_cast<std::int64_t>(from_queue);
@@ -270,15 +349,20 @@ std::size_t Pipeline::process(std::vector<Item>& batch, bool tick) {
 
 std::size_t Pipeline::run_once() {
   std::vector<Item> batch;
+  std::vector<Command> commands;
   {
     std::lock_guard lock(mu_);
     while (!queue_.empty() && batch.size() < static_cast<std::size_t>(options_.max_batch)) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
+    while (!commands_.empty()) {
+      commands.push_back(std::move(commands_.front()));
+      commands_.pop_front();
+    }
   }
   not_full_.notify_all();
-  const std::size_t n = process(batch, true);
+  const std::size_t n = process(batch, commands, true);
   for (auto* h : hooks_) {
     journal_.begin();
     try {
@@ -296,6 +380,7 @@ std::size_t Pipeline::run_once() {
 void Pipeline::loop() {
   std::int64_t backoff_ms = 50;
   std::vector<Item> batch;
+  std::vector<Command> commands;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -305,8 +390,8 @@ void Pipeline::loop() {
             std::min(rules_.next_deadline_ms(), last_tick_ms_ + options_.tick_interval_ms);
         const auto wait_ms = std::clamp<std::int64_t>(deadline - now, 0, options_.tick_interval_ms);
         not_empty_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                            [&] { return stopping_ || !queue_.empty(); });
-        if (stopping_ && queue_.empty()) break;
+                            [&] { return stopping_ || !queue_.empty() || !commands_.empty(); });
+        if (stopping_ && queue_.empty() && commands_.empty()) break;
         if (!queue_.empty() && options_.commit_window_ms > 0 &&
             queue_.size() < static_cast<std::size_t>(options_.max_batch) && !stopping_) {
           not_empty_.wait_for(lock, std::chrono::milliseconds(options_.commit_window_ms), [&] {
@@ -318,13 +403,17 @@ void Pipeline::loop() {
           queue_.pop_front();
         }
       }
+      while (!commands_.empty()) {
+        commands.push_back(std::move(commands_.front()));
+        commands_.pop_front();
+      }
     }
     not_full_.notify_all();
     const std::int64_t now = clock_.wall_ms();
     const bool tick =
         now >= last_tick_ms_ + options_.tick_interval_ms || now >= rules_.next_deadline_ms();
     try {
-      process(batch, tick);
+      process(batch, commands, tick);
       batch.clear();
       backoff_ms = 50;
     } catch (const std::exception&) {

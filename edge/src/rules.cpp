@@ -69,6 +69,16 @@ void RuleEngine::restore(const std::vector<Alert>& open_alerts,
   }
 }
 
+std::int64_t RuleEngine::escalation_due(const Alert& a) const {
+  // Only an alert nobody has taken (still raised) escalates; timers are data in the alert, so
+  // they survive a restart.
+  if (a.state != "raised" || a.severity < 1 || a.severity > 4)
+    return std::numeric_limits<std::int64_t>::max();
+  const std::int64_t after = settings_.escalate_after_ms[static_cast<std::size_t>(a.severity)];
+  if (after <= 0) return std::numeric_limits<std::int64_t>::max();
+  return (a.escalation_level == 0 ? a.first_seen_ms : a.escalated_ms) + after;
+}
+
 std::int64_t RuleEngine::heartbeat_timeout(const DeviceInfo& d) const {
   if (auto it = settings_.heartbeat_overrides.find(d.ref.id);
       it != settings_.heartbeat_overrides.end())
@@ -271,6 +281,21 @@ void RuleEngine::on_tick(std::int64_t now_ms, std::vector<Event>& synthesized,
     if (spec && now_ms - st.pending_since_ms >= spec->hold_ms)
       raise_threshold(*spec, st, devices_[key.second], now_ms, out);
   }
+  for (auto& [key, a] : open_) {
+    const std::int64_t due = escalation_due(a);
+    if (due > now_ms) continue;
+    ++a.escalation_level;
+    a.escalated_ms = now_ms;
+    const std::string from = a.state;
+    if (settings_.escalation_raises_severity && a.severity > 1) --a.severity;
+    ++a.version;
+    a.updated_ms = now_ms;
+    if (a.history.size() >= kAlertMaxHistory) a.history.erase(a.history.begin());
+    a.history.push_back(
+        {"escalate", from, a.state, "system", "rules",
+         "not acknowledged in time (level " + std::to_string(a.escalation_level) + ")", now_ms});
+    out.push_back({AlertChangeType::escalated, a, {}});
+  }
   for (auto& [id, dev] : devices_) {
     const std::int64_t timeout = heartbeat_timeout(dev);
     if (timeout <= 0 || dev.offline || now_ms - dev.last_seen_ms < timeout) continue;
@@ -292,6 +317,62 @@ void RuleEngine::on_tick(std::int64_t now_ms, std::vector<Event>& synthesized,
   }
 }
 
+CommandResult RuleEngine::apply(const AlertCommand& cmd, std::int64_t now_ms,
+                                std::vector<AlertChange>& out) {
+  CommandResult r;
+  auto it = std::find_if(open_.begin(), open_.end(),
+                         [&](const auto& p) { return p.second.alert_id == cmd.alert_id; });
+  if (it == open_.end()) {
+    r.error = "no open alert " + cmd.alert_id;
+    return r;
+  }
+  Alert& a = it->second;
+  const auto check = check_transition(a, cmd.action);
+  if (!check.error.empty()) {
+    r.error = check.error;
+    r.alert = a;
+    return r;
+  }
+  const std::string from = a.state;
+  if (cmd.action == AlertAction::suspend) a.suspended_from = from;
+  if (cmd.action == AlertAction::resume) a.suspended_from.clear();
+  a.state = check.to;
+  if (cmd.action == AlertAction::close) a.close_reason = "resolved";
+  if (cmd.action == AlertAction::false_alarm) a.close_reason = "false_alarm";
+  ++a.version;
+  a.updated_ms = now_ms;
+  if (a.history.size() >= kAlertMaxHistory) a.history.erase(a.history.begin());
+  a.history.push_back(
+      {std::string(to_string(cmd.action)), from, a.state, cmd.user, cmd.via, cmd.note, now_ms});
+  AlertChangeType type = AlertChangeType::acknowledged;
+  switch (cmd.action) {
+    case AlertAction::ack:
+      type = AlertChangeType::acknowledged;
+      break;
+    case AlertAction::handle:
+      type = AlertChangeType::handled;
+      break;
+    case AlertAction::close:
+    case AlertAction::false_alarm:
+      type = AlertChangeType::closed;
+      break;
+    case AlertAction::suspend:
+      type = AlertChangeType::suspended;
+      break;
+    case AlertAction::resume:
+      type = AlertChangeType::resumed;
+      break;
+  }
+  out.push_back({type, a, {}});
+  r.ok = true;
+  r.alert = a;
+  if (!a.open()) {
+    thresholds_.erase(it->first);
+    open_.erase(it);
+  }
+  return r;
+}
+
 std::int64_t RuleEngine::next_deadline_ms() const {
   std::int64_t next = std::numeric_limits<std::int64_t>::max();
   for (const auto& [key, st] : thresholds_) {
@@ -303,6 +384,7 @@ std::int64_t RuleEngine::next_deadline_ms() const {
     const std::int64_t timeout = heartbeat_timeout(dev);
     if (timeout > 0 && !dev.offline) next = std::min(next, dev.last_seen_ms + timeout);
   }
+  for (const auto& [key, a] : open_) next = std::min(next, escalation_due(a));
   return next;
 }
 

@@ -1107,6 +1107,17 @@ const Table<RulesConfig>& rules_table() {
                "Silence after which a device is offline, seconds; 0 turns the check off."),
           record_list("thresholds", &RulesConfig::thresholds, threshold_table(),
                       "Threshold rules on measured values.", check_unique_rule_names),
+          leaf("escalate_sev1_s", &RulesConfig::escalate_sev1_s, integer(0, 604800),
+               "A severity-1 alert nobody acknowledged is escalated after this, seconds; 0 = "
+               "never."),
+          leaf("escalate_sev2_s", &RulesConfig::escalate_sev2_s, integer(0, 604800),
+               "The same for severity 2, seconds."),
+          leaf("escalate_sev3_s", &RulesConfig::escalate_sev3_s, integer(0, 604800),
+               "The same for severity 3, seconds."),
+          leaf("escalate_sev4_s", &RulesConfig::escalate_sev4_s, integer(0, 604800),
+               "The same for severity 4, seconds."),
+          leaf("escalation_raises_severity", &RulesConfig::escalation_raises_severity, boolean(),
+               "Each escalation makes the alert one step more serious (down to 1)."),
       },
       {}};
   return t;

@@ -15,6 +15,7 @@
 #include "anju/bridge/uplink.hpp"
 #include "anju/drivers/z2m_driver.hpp"
 #include "anju/edge/journal.hpp"
+#include "anju/edge/lifecycle.hpp"
 #include "anju/edge/mqtt.hpp"
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
@@ -43,6 +44,9 @@ edge::RuleSettings rule_settings(const Config& c) {
   edge::RuleSettings s;
   s.battery_low_percent = c.rules.battery_low_percent;
   s.heartbeat_timeout_ms = static_cast<std::int64_t>(c.rules.heartbeat_timeout_s) * 1000;
+  s.escalate_after_ms = {0, c.rules.escalate_sev1_s * 1000LL, c.rules.escalate_sev2_s * 1000LL,
+                         c.rules.escalate_sev3_s * 1000LL, c.rules.escalate_sev4_s * 1000LL};
+  s.escalation_raises_severity = c.rules.escalation_raises_severity;
   for (const auto& [id, d] : c.zigbee2mqtt.devices)
     if (d.heartbeat_timeout_s) s.heartbeat_overrides[id] = *d.heartbeat_timeout_s * 1000LL;
   for (const auto& t : c.rules.thresholds) {
@@ -109,7 +113,14 @@ class LocalAlertPublisher final : public edge::PipelineHook {
   LocalAlertPublisher(edge::LocalBus& bus, std::string site) : bus_(bus), site_(std::move(site)) {}
   std::string topic(const edge::Alert& a) const { return "anju/" + site_ + "/alert/" + a.alert_id; }
   void publish(const edge::Alert& a, const std::string& json = {}) {
-    bus_.publish(topic(a), json.empty() ? to_json(a).dump() : json, 1, a.open());
+    const std::string body = json.empty() ? to_json(a).dump() : json;
+    if (a.open()) {
+      bus_.publish(topic(a), body, 1, true);  // retained while open: a new client sees it
+      return;
+    }
+    // Closed: announce it, then clear the retained copy (an empty retained message deletes it).
+    bus_.publish(topic(a), body, 1, false);
+    bus_.publish(topic(a), "", 1, true);
   }
   void after_commit(const std::vector<edge::Event>&,
                     const std::vector<edge::AlertChange>& changes) override {
@@ -273,6 +284,44 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
       z2m->handle(m.topic, m.payload, m.source_key);
     });
   }
+  // Life-cycle commands from property management on the local bus:
+  // anju/<site>/cmd/alert/<alert_id>, answered on the MQTT 5 response topic (with the correlation
+  // data) or, for MQTT 3.1.1 clients, on the payload's reply_to.
+  const std::string cmd_prefix = "anju/" + config.site.id + "/cmd/alert/";
+  bus.subscribe(cmd_prefix + "+", [&bus, &pipeline, cmd_prefix](const edge::LocalBus::Message& m) {
+    auto parsed =
+        edge::parse_alert_command(m.topic.substr(cmd_prefix.size()), m.payload, "local_mqtt");
+    std::string reply = m.response_topic;
+    const std::string corr = m.correlation_data;
+    if (!parsed.command) {
+      spdlog::warn("alert command on {} refused: {}", m.topic, parsed.error);
+      if (reply.empty()) {
+        // Still answer a 3.1.1 client that named where it listens, if that much can be read.
+        const auto j = json::parse(m.payload, nullptr, false);
+        if (j.is_object() && j.contains("reply_to") && j["reply_to"].is_string())
+          reply = j["reply_to"].get<std::string>();
+      }
+      if (!reply.empty() && reply.find_first_of("+#") == std::string::npos)
+        bus.publish(reply, json{{"ok", false}, {"error", parsed.error}}.dump(), 1, false, corr);
+      return;
+    }
+    if (reply.empty()) reply = parsed.command->reply_to;
+    const std::string request_id = parsed.command->request_id;
+    const bool accepted = pipeline.submit_command(
+        std::move(*parsed.command),
+        [&bus, reply, corr, request_id](const edge::CommandResult& r, bool duplicate) {
+          if (reply.empty()) return;
+          json j{{"request_id", request_id}, {"ok", r.ok}, {"duplicate", duplicate}};
+          if (!r.error.empty()) j["error"] = r.error;
+          if (r.alert) j["alert"] = to_json(*r.alert);
+          bus.publish(reply, j.dump(), 1, false, corr);
+        });
+    if (!accepted && !reply.empty())
+      bus.publish(reply,
+                  json{{"request_id", request_id}, {"ok", false}, {"error", "stopping"}}.dump(), 1,
+                  false, corr);
+  });
+
   // After every (re)connect the local bus gets the open alerts again (retained), so a restarted
   // broker or a new dashboard sees the same state.
   std::mutex alerts_mu;

@@ -15,6 +15,7 @@ namespace anju::edge {
 
 inline constexpr int kAlertSchema = 1;
 inline constexpr std::size_t kAlertMaxEventIds = 32;  // the first and the most recent ones
+inline constexpr std::size_t kAlertMaxHistory = 50;
 
 struct Alert {
   std::string alert_id;  // UUIDv7
@@ -25,7 +26,9 @@ struct Alert {
   Location location;
   DeviceRef device;
   int severity = 3;
-  std::string state = "raised";  // raised → acknowledged → handled → closed (life-cycle: issue 7)
+  std::string state = "raised";    // raised → acknowledged → handled → closed, or suspended
+  std::string close_reason;        // "resolved" or "false_alarm" once closed
+  std::string suspended_from;      // the state to go back to on resume
   bool condition_cleared = false;  // the condition went back to normal; the alert stays open
   std::int64_t count = 1;          // events that raised or repeated it
   std::int64_t first_seen_ms = 0;
@@ -36,12 +39,35 @@ struct Alert {
   std::vector<std::string> event_ids;  // events that caused it (capped at kAlertMaxEventIds)
   std::optional<double> value;         // the reading that crossed a threshold, if any
   std::string message;                 // short human text
+  int escalation_level = 0;            // times escalated for want of an acknowledgement
+  std::int64_t escalated_ms = 0;       // when it last was
+  struct Step {
+    std::string action;  // ack, handle, close, false_alarm, suspend, resume, escalate
+    std::string from;
+    std::string to;
+    std::string by;   // user, or "system"
+    std::string via;  // local_mqtt, dashboard, city, rules
+    std::string note;
+    std::int64_t at_ms = 0;
+  };
+  std::vector<Step> history;  // every transition (capped at kAlertMaxHistory, oldest go first)
 
   bool open() const { return state != "closed"; }
 };
 
 // What happened to an alert in one step of the rule engine.
-enum class AlertChangeType { raised, repeated, condition_cleared, condition_returned };
+enum class AlertChangeType {
+  raised,
+  repeated,
+  condition_cleared,
+  condition_returned,
+  acknowledged,
+  handled,
+  closed,
+  suspended,
+  resumed,
+  escalated,
+};
 std::string_view to_string(AlertChangeType t);
 
 struct AlertChange {

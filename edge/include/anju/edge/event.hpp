@@ -45,6 +45,7 @@ enum class EventKind {
   thrown_object,
   // gateway
   gateway_test,
+  alert_transition,  // a person or the rules moved an alert along its life-cycle
 };
 
 std::string_view to_string(EventKind k);

@@ -59,8 +59,10 @@ class LocalBus {
   struct Message {
     std::string topic;
     std::string payload;
-    std::string source_key;  // "<packet id>:<crc32 of topic and payload>", "" for QoS 0
-    bool duplicate = false;  // the broker's DUP flag
+    std::string source_key;        // "<packet id>:<crc32 of topic and payload>", "" for QoS 0
+    bool duplicate = false;        // the broker's DUP flag
+    std::string response_topic;    // MQTT 5 Response Topic property, "" if none
+    std::string correlation_data;  // MQTT 5 Correlation Data property
   };
   using Handler = std::function<void(const Message&)>;
 
@@ -82,7 +84,8 @@ class LocalBus {
 
   // Non-blocking; dropped (and counted) while disconnected. Retained state is republished by the
   // on_connected callback, so nothing that matters is lost with it.
-  void publish(const std::string& topic, const std::string& payload, int qos, bool retain);
+  void publish(const std::string& topic, const std::string& payload, int qos, bool retain,
+               const std::string& correlation_data = {});
 
   bool connected() const { return connected_; }
   std::int64_t messages_in() const { return messages_in_; }

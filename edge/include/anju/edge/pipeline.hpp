@@ -94,6 +94,14 @@ class Pipeline {
   bool submit(std::vector<Event> events);
   bool submit(Event e);
 
+  // Any thread. A life-cycle command for an alert, applied by the pipeline thread in its next
+  // transaction (with an alert_transition event in the journal and the change sent on like every
+  // other). `done` runs on the pipeline thread after the commit, with `duplicate` true when the
+  // request id was applied before (the stored result is returned, nothing changes). Must not
+  // block. Returns false once stopped.
+  using CommandDone = std::function<void(const CommandResult& result, bool duplicate)>;
+  bool submit_command(AlertCommand cmd, CommandDone done);
+
   // Waits until every event submitted before the call is committed, or the deadline passes.
   bool wait_committed(std::chrono::milliseconds timeout);
   PipelineStats stats() const;
@@ -110,7 +118,10 @@ class Pipeline {
     std::int64_t inbox_end = 0;  // offset just past this record in segment inbox_gen
   };
   void loop();
-  std::size_t process(std::vector<Item>& batch, bool tick);
+  using Command = std::pair<AlertCommand, CommandDone>;
+  std::size_t process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick);
+  void run_command(const AlertCommand& cmd, std::int64_t now, std::vector<Event>& events,
+                   std::vector<AlertChange>& changes, CommandResult& result, bool& duplicate);
   void open_segment(std::int64_t gen);
   void replay();
   std::string segment_path(std::int64_t gen) const;
@@ -126,6 +137,7 @@ class Pipeline {
   std::condition_variable not_full_;
   std::condition_variable committed_cv_;
   std::deque<Item> queue_;
+  std::deque<std::pair<AlertCommand, CommandDone>> commands_;
   bool stopping_ = false;
   bool started_ = false;
   std::int64_t submitted_ = 0;

@@ -3,6 +3,7 @@
 // Thread: owned by the pipeline thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -12,6 +13,7 @@
 
 #include "anju/edge/alert.hpp"
 #include "anju/edge/event.hpp"
+#include "anju/edge/lifecycle.hpp"
 
 namespace anju::edge {
 
@@ -31,6 +33,16 @@ struct RuleSettings {
   std::int64_t heartbeat_timeout_ms = 3'600'000;            // 0 = no heartbeat supervision
   std::map<std::string, std::int64_t> heartbeat_overrides;  // device id or name → timeout (0=off)
   std::vector<ThresholdSpec> thresholds;
+  // Escalation: an alert still `raised` (nobody acknowledged it) this long after it was raised, or
+  // after its last escalation, is escalated. Index = severity (1..4); 0 = never.
+  std::array<std::int64_t, 5> escalate_after_ms{0, 60'000, 300'000, 1'800'000, 0};
+  bool escalation_raises_severity = true;  // one step more serious per escalation, down to 1
+};
+
+struct CommandResult {
+  bool ok = false;
+  std::string error;           // why it was refused
+  std::optional<Alert> alert;  // the alert after the command (or as it is, when refused)
 };
 
 class RuleEngine {
@@ -50,6 +62,10 @@ class RuleEngine {
   // went silent); the caller journals them and feeds them back through on_event. Appends alert
   // changes that need no new event (a threshold held long enough).
   void on_tick(std::int64_t now_ms, std::vector<Event>& synthesized, std::vector<AlertChange>& out);
+
+  // A person's (or the city's) step in an alert's life-cycle. A closed alert leaves the open set:
+  // the next occurrence of its condition raises a new alert.
+  CommandResult apply(const AlertCommand& cmd, std::int64_t now_ms, std::vector<AlertChange>& out);
 
   // The earliest time on_tick has something to do, or INT64_MAX.
   std::int64_t next_deadline_ms() const;
@@ -89,6 +105,7 @@ class RuleEngine {
   void raise_threshold(const ThresholdSpec& spec, ThresholdState& st, const DeviceInfo& dev,
                        std::int64_t now_ms, std::vector<AlertChange>& out);
   std::int64_t heartbeat_timeout(const DeviceInfo& d) const;
+  std::int64_t escalation_due(const Alert& a) const;
   Alert new_alert(const std::string& rule, EventKind kind, int severity, const DeviceInfo& dev,
                   std::int64_t now_ms) const;
   static std::string describe(const Alert& a);

@@ -74,6 +74,12 @@ struct RulesConfig {
   int battery_low_percent = 10;
   int heartbeat_timeout_s = 3600;  // default silence that makes a device offline (0 = off)
   std::vector<ThresholdRule> thresholds;
+  // Escalation of alerts nobody acknowledged, per severity, seconds (0 = never).
+  int escalate_sev1_s = 60;
+  int escalate_sev2_s = 300;
+  int escalate_sev3_s = 1800;
+  int escalate_sev4_s = 0;
+  bool escalation_raises_severity = true;
 };
 
 struct DeviceConfig {

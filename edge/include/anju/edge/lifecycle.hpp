@@ -1,0 +1,53 @@
+// The alert life-cycle: raised → acknowledged → handled → closed, with false_alarm (closed with
+// that reason) and suspended (e.g. a door under repair) beside them; who, when, from where and why
+// for every step. The checks and the command parser are pure; the RuleEngine applies them.
+// Thread: plain functions and values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "anju/edge/alert.hpp"
+
+namespace anju::edge {
+
+enum class AlertAction { ack, handle, close, false_alarm, suspend, resume };
+std::string_view to_string(AlertAction a);
+std::optional<AlertAction> alert_action_from_string(std::string_view s);
+
+struct AlertCommand {
+  std::string request_id;  // idempotency key: the same id is applied once
+  std::string alert_id;
+  AlertAction action = AlertAction::ack;
+  std::string user;             // who asks
+  std::string via;              // where from: "local_mqtt", "dashboard", "city"
+  std::string note;             // optional
+  std::string reply_to;         // MQTT 3.1.1 fallback for the response topic ("" if none)
+  std::int64_t expires_ms = 0;  // 0: no expiry
+};
+
+inline constexpr std::size_t kMaxCommandBytes = 8 * 1024;
+inline constexpr std::size_t kMaxNoteChars = 1000;
+
+struct CommandParse {
+  std::optional<AlertCommand> command;
+  std::string error;
+};
+// Pure: {"action":"ack","user":"wang","note":"on my way","request_id":"r-17","reply_to":"t",
+// "expires_ms":1760000000000}. action, user and request_id are required; unknown fields are
+// errors (a typo must not pass as a different command).
+CommandParse parse_alert_command(std::string_view alert_id, std::string_view payload,
+                                 std::string_view via);
+
+struct TransitionCheck {
+  std::string to;     // the state the action leads to
+  std::string error;  // non-empty: refused, and why
+};
+// Pure. Legal: ack: raised → acknowledged; handle: raised|acknowledged → handled;
+// close: acknowledged|handled → closed; false_alarm: any open state → closed;
+// suspend: raised|acknowledged|handled → suspended; resume: suspended → the state before it.
+TransitionCheck check_transition(const Alert& a, AlertAction action);
+
+}  // namespace anju::edge

@@ -1,0 +1,155 @@
+#include "anju/edge/lifecycle.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace anju::edge {
+
+std::string_view to_string(AlertAction a) {
+  switch (a) {
+    case AlertAction::ack:
+      return "ack";
+    case AlertAction::handle:
+      return "handle";
+    case AlertAction::close:
+      return "close";
+    case AlertAction::false_alarm:
+      return "false_alarm";
+    case AlertAction::suspend:
+      return "suspend";
+    case AlertAction::resume:
+      return "resume";
+  }
+  return "unknown";
+}
+
+std::optional<AlertAction> alert_action_from_string(std::string_view s) {
+  for (auto a : {AlertAction::ack, AlertAction::handle, AlertAction::close,
+                 AlertAction::false_alarm, AlertAction::suspend, AlertAction::resume})
+    if (to_string(a) == s) return a;
+  return std::nullopt;
+}
+
+namespace {
+bool printable_id(std::string_view s, std::size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#')
+      return false;
+  return true;
+}
+}  // namespace
+
+CommandParse parse_alert_command(std::string_view alert_id, std::string_view payload,
+                                 std::string_view via) {
+  CommandParse r;
+  if (payload.size() > kMaxCommandBytes) {
+    r.error = "command too large: " + std::to_string(payload.size()) + " bytes (max " +
+              std::to_string(kMaxCommandBytes) + ")";
+    return r;
+  }
+  if (!printable_id(alert_id, 64)) {
+    r.error = "bad alert id in the topic";
+    return r;
+  }
+  const auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (j.is_discarded()) {
+    r.error = "command is not valid JSON";
+    return r;
+  }
+  if (!j.is_object()) {
+    r.error = "command must be a JSON object";
+    return r;
+  }
+  AlertCommand c;
+  c.alert_id = std::string(alert_id);
+  c.via = std::string(via);
+  bool have_action = false;
+  for (const auto& [key, v] : j.items()) {
+    auto need_string = [&](std::string& out, std::size_t max) {
+      if (!v.is_string()) {
+        r.error = "field '" + key + "' must be a string";
+        return false;
+      }
+      out = v.get<std::string>();
+      if (out.size() > max) {
+        r.error = "field '" + key + "' is longer than " + std::to_string(max) + " bytes";
+        return false;
+      }
+      return true;
+    };
+    if (key == "action") {
+      std::string a;
+      if (!need_string(a, 32)) return r;
+      auto act = alert_action_from_string(a);
+      if (!act) {
+        r.error = "unknown action '" + a +
+                  "' (expected ack, handle, close, false_alarm, suspend or resume)";
+        return r;
+      }
+      c.action = *act;
+      have_action = true;
+    } else if (key == "user") {
+      if (!need_string(c.user, 64)) return r;
+    } else if (key == "request_id") {
+      if (!need_string(c.request_id, 128)) return r;
+    } else if (key == "note") {
+      if (!need_string(c.note, kMaxNoteChars)) return r;
+    } else if (key == "reply_to") {
+      if (!need_string(c.reply_to, 256)) return r;
+      if (c.reply_to.find_first_of("+#") != std::string::npos) {
+        r.error = "field 'reply_to' must be a topic name, not a filter";
+        return r;
+      }
+    } else if (key == "expires_ms") {
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 0) {
+        r.error = "field 'expires_ms' must be a non-negative integer (ms since the epoch)";
+        return r;
+      }
+      c.expires_ms = v.get<std::int64_t>();
+    } else {
+      r.error = "unknown field '" + key + "'";
+      return r;
+    }
+  }
+  if (!have_action) {
+    r.error = "missing field 'action'";
+  } else if (c.user.empty()) {
+    r.error = "missing field 'user' (who is doing this)";
+  } else if (!printable_id(c.request_id, 128)) {
+    r.error = c.request_id.empty() ? "missing field 'request_id'"
+                                   : "field 'request_id' has characters that are not allowed";
+  } else {
+    r.command = std::move(c);
+  }
+  return r;
+}
+
+TransitionCheck check_transition(const Alert& a, AlertAction action) {
+  const std::string& s = a.state;
+  auto refuse = [&](const std::string& why) { return TransitionCheck{"", why}; };
+  if (s == "closed") return refuse("the alert is closed");
+  switch (action) {
+    case AlertAction::ack:
+      if (s == "raised") return {"acknowledged", ""};
+      return refuse("only a raised alert can be acknowledged (it is " + s + ")");
+    case AlertAction::handle:
+      if (s == "raised" || s == "acknowledged") return {"handled", ""};
+      return refuse("only a raised or acknowledged alert can be marked handled (it is " + s + ")");
+    case AlertAction::close:
+      if (s == "acknowledged" || s == "handled") return {"closed", ""};
+      return refuse(s == "raised" ? "acknowledge it first, or close it as a false alarm"
+                                  : "a suspended alert must be resumed before it is closed");
+    case AlertAction::false_alarm:
+      return {"closed", ""};
+    case AlertAction::suspend:
+      if (s == "suspended") return refuse("the alert is already suspended");
+      return {"suspended", ""};
+    case AlertAction::resume:
+      if (s != "suspended")
+        return refuse("only a suspended alert can be resumed (it is " + s + ")");
+      return {a.suspended_from.empty() ? "raised" : a.suspended_from, ""};
+  }
+  return refuse("unknown action");
+}
+
+}  // namespace anju::edge
