@@ -64,7 +64,10 @@ CommandParse parse_alert_command(std::string_view alert_id, std::string_view pay
   c.alert_id = std::string(alert_id);
   c.via = std::string(via);
   bool have_action = false;
-  for (const auto& [key, v] : j.items()) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    // Named copies rather than structured bindings: clang 14 cannot capture those in a lambda.
+    const std::string key = it.key();
+    const auto& v = it.value();
     auto need_string = [&](std::string& out, std::size_t max) {
       if (!v.is_string()) {
         r.error = "field '" + key + "' must be a string";
