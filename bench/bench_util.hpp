@@ -258,7 +258,8 @@ class Mosquitto {
           << "allow_anonymous true\n"
           << "persistence false\n"
           << "log_dest none\n"
-          << "max_queued_messages 100000\n";
+          << "max_queued_messages 100000\n"
+          << "set_tcp_nodelay true\n";
       }
       pid_ =
           spawn({"mosquitto", "-c", conf_}, dir + "/mosquitto-" + std::to_string(port_) + ".log");
