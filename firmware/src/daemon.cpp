@@ -159,9 +159,9 @@ class StatusServer {
       spdlog::warn("status socket {}: {}", path_, std::strerror(errno));
       return;
     }
-    thread_ = std::thread([this] {
+    thread_ = std::thread([this, fd = fd_] {
       for (;;) {
-        const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) {
           if (errno == EINTR) continue;
           return;  // closed by stop()
@@ -179,12 +179,12 @@ class StatusServer {
     });
   }
   void stop() {
-    if (fd_ >= 0) {
-      ::shutdown(fd_, SHUT_RDWR);
-      ::close(fd_);
-      fd_ = -1;
-    }
+    // Wake the accept() with shutdown, join, and only then close: the thread never sees the
+    // descriptor closed (or reused) under it.
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
     ::unlink(path_.c_str());
   }
 
