@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
                  "data directory (default: from the config, /var/lib/anju)");
   app.add_flag("--json", as_json, "machine-readable output");
   app.require_subcommand(1);
+  app.fallthrough();  // `anju alerts --json` as well as `anju --json alerts`
   auto* status = app.add_subcommand("status", "queues, outbox, link state, alerts, devices");
   auto* events = app.add_subcommand("events", "events from the journal");
   std::string since = "10m", kind, device;
