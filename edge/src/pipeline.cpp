@@ -209,6 +209,29 @@ bool Pipeline::submit_command(AlertCommand cmd, CommandDone done) {
   return true;
 }
 
+Event Pipeline::transition_event(const Alert& a, const std::string& request_id,
+                                 const std::string& source, std::int64_t now) const {
+  const auto& step = a.history.back();
+  Event e;
+  e.id = uuid_v7(now);
+  e.ts_ms = now;
+  e.mono_ns = clock_.mono_ns();
+  e.boot_id = boot_id();
+  e.clock_synced = clock_.synced();
+  e.site = a.site;
+  e.grid_code = a.grid_code;
+  e.location = a.location;
+  e.device = a.device;
+  e.kind = EventKind::alert_transition;
+  e.severity = a.severity;
+  e.source = source;
+  e.attrs = {{"alert_id", a.alert_id}, {"action", step.action}, {"from", step.from},
+             {"to", step.to},          {"by", step.by},         {"via", step.via},
+             {"note", step.note}};
+  if (!request_id.empty()) e.attrs["request_id"] = request_id;
+  return e;
+}
+
 void Pipeline::run_command(const AlertCommand& cmd, std::int64_t now, std::vector<Event>& events,
                            std::vector<AlertChange>& changes, CommandResult& result,
                            bool& duplicate) {
@@ -230,25 +253,7 @@ void Pipeline::run_command(const AlertCommand& cmd, std::int64_t now, std::vecto
     const std::size_t before = changes.size();
     result = rules_.apply(cmd, now, changes);
     if (result.ok && changes.size() > before) {
-      const Alert& a = changes.back().alert;
-      const auto& step = a.history.back();
-      Event e;
-      e.id = uuid_v7(now);
-      e.ts_ms = now;
-      e.mono_ns = clock_.mono_ns();
-      e.boot_id = boot_id();
-      e.clock_synced = clock_.synced();
-      e.site = a.site;
-      e.grid_code = a.grid_code;
-      e.location = a.location;
-      e.device = a.device;
-      e.kind = EventKind::alert_transition;
-      e.severity = a.severity;
-      e.source = cmd.via;
-      e.attrs = {{"alert_id", a.alert_id}, {"action", step.action},
-                 {"from", step.from},      {"to", step.to},
-                 {"by", step.by},          {"via", step.via},
-                 {"note", step.note},      {"request_id", cmd.request_id}};
+      Event e = transition_event(changes.back().alert, cmd.request_id, cmd.via, now);
       journal_.append(e);
       changes.back().alert.last_seq = e.seq;
       events.push_back(std::move(e));
@@ -284,7 +289,16 @@ std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& co
       run_command(commands[i].first, now, events, changes, results[i].first, results[i].second);
     if (tick) {
       std::vector<Event> synth;
+      const std::size_t before = changes.size();
       rules_.on_tick(now, synth, changes);
+      // Escalations are transitions too: each one is an event in the journal.
+      for (std::size_t i = before; i < changes.size(); ++i) {
+        if (changes[i].type != AlertChangeType::escalated) continue;
+        Event t = transition_event(changes[i].alert, "", "rules", now);
+        journal_.append(t);
+        changes[i].alert.last_seq = t.seq;
+        events.push_back(std::move(t));
+      }
       for (auto& s : synth) {
         s.mono_ns = clock_.mono_ns();
         s.boot_id = boot_id();

@@ -261,3 +261,37 @@ TEST_CASE("life-cycle: commands through the pipeline are journaled and applied o
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("life-cycle: an escalation through the pipeline is journaled", "[lifecycle]") {
+  std::random_device rd;
+  const fs::path dir = fs::temp_directory_path() / ("anju-esc-" + std::to_string(rd()));
+  fs::create_directories(dir);
+  {
+    ManualClock clock;
+    JournalOptions o;
+    o.path = (dir / "j.db").string();
+    auto j = Journal::open(o, nullptr);
+    RuleSettings s;
+    s.heartbeat_timeout_ms = 0;
+    RuleEngine rules(s);
+    PipelineOptions po;
+    po.inbox_dir = (dir / "inbox").string();
+    Pipeline p(*j, rules, clock, po);
+    p.start(false);
+    p.submit(alarm(clock, "g1", EventKind::gas, true));  // severity 1: escalates after 60 s
+    p.run_once();
+    clock.advance_ms(60'000);
+    p.run_once();
+    EventQuery q;
+    q.kind = EventKind::alert_transition;
+    auto t = query_events(j->db(), q);
+    REQUIRE(t.size() == 1);
+    CHECK(t[0].attrs["action"] == "escalate");
+    CHECK(t[0].attrs["by"] == "system");
+    auto stored = load_alerts(j->db(), true);
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0].escalation_level == 1);
+    CHECK(stored[0].last_seq == t[0].seq);
+  }
+  fs::remove_all(dir);
+}

@@ -120,6 +120,8 @@ class Pipeline {
   void loop();
   using Command = std::pair<AlertCommand, CommandDone>;
   std::size_t process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick);
+  Event transition_event(const Alert& a, const std::string& request_id, const std::string& source,
+                         std::int64_t now) const;
   void run_command(const AlertCommand& cmd, std::int64_t now, std::vector<Event>& events,
                    std::vector<AlertChange>& changes, CommandResult& result, bool& duplicate);
   void open_segment(std::int64_t gen);
