@@ -100,6 +100,8 @@ void CityBridge::in_transaction(anju::edge::Journal& journal, const std::vector<
                                 const std::vector<AlertChange>& changes) {
   delete_acked(journal);
   for (const auto& c : changes) {
+    // Raised during a maintenance window: recorded and shown locally, not sent to the city.
+    if (c.alert.suppressed) continue;
     const std::string id = anju::edge::uuid_v7(c.alert.updated_ms);
     writer_.put(MsgClass::alert, id, topic("alert"), alert_payload(c, id, true));
     pending_wake_ = true;

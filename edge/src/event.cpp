@@ -7,7 +7,7 @@
 namespace anju::edge {
 namespace {
 
-constexpr std::array<std::pair<EventKind, std::string_view>, 24> kKinds{{
+constexpr std::array<std::pair<EventKind, std::string_view>, 25> kKinds{{
     {EventKind::smoke, "smoke"},
     {EventKind::gas, "gas"},
     {EventKind::water_leak, "water_leak"},
@@ -32,6 +32,7 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 24> kKinds{{
     {EventKind::thrown_object, "thrown_object"},
     {EventKind::gateway_test, "gateway_test"},
     {EventKind::alert_transition, "alert_transition"},
+    {EventKind::maintenance, "maintenance"},
 }};
 
 using nlohmann::json;

@@ -155,4 +155,116 @@ TransitionCheck check_transition(const Alert& a, AlertAction action) {
   return refuse("unknown action");
 }
 
+bool MaintenanceWindow::covers(const DeviceRef& d, const Location& l, std::int64_t now_ms) const {
+  if (now_ms >= until_ms) return false;
+  if (!device.empty()) return device == d.id || device == d.name;
+  return !building.empty() && building == l.building && (unit.empty() || unit == l.unit);
+}
+
+bool MaintenanceWindow::same_target(const MaintenanceWindow& o) const {
+  return device == o.device && building == o.building && unit == o.unit;
+}
+
+std::string MaintenanceWindow::target() const {
+  if (!device.empty()) return "device " + device;
+  return "building " + building + (unit.empty() ? "" : " unit " + unit);
+}
+
+nlohmann::json to_json(const MaintenanceWindow& w) {
+  return {{"device", w.device}, {"building", w.building}, {"unit", w.unit},        {"by", w.by},
+          {"note", w.note},     {"from_ms", w.from_ms},   {"until_ms", w.until_ms}};
+}
+
+std::optional<MaintenanceWindow> maintenance_from_json(const nlohmann::json& j) {
+  try {
+    return MaintenanceWindow{
+        j.at("device").get<std::string>(),   j.at("building").get<std::string>(),
+        j.at("unit").get<std::string>(),     j.at("by").get<std::string>(),
+        j.at("note").get<std::string>(),     j.at("from_ms").get<std::int64_t>(),
+        j.at("until_ms").get<std::int64_t>()};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+MaintenanceParse parse_maintenance_command(std::string_view payload, std::string_view via) {
+  MaintenanceParse r;
+  if (payload.size() > kMaxCommandBytes) {
+    r.error = "command too large: " + std::to_string(payload.size()) + " bytes";
+    return r;
+  }
+  const auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    r.error = j.is_discarded() ? "command is not valid JSON" : "command must be a JSON object";
+    return r;
+  }
+  MaintenanceCommand c;
+  c.via = std::string(via);
+  std::string action;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = it.key();
+    const auto& v = it.value();
+    std::string* target = nullptr;
+    std::size_t max = 64;
+    if (key == "action")
+      target = &action;
+    else if (key == "user")
+      target = &c.user;
+    else if (key == "request_id")
+      target = &c.request_id, max = 128;
+    else if (key == "note")
+      target = &c.note, max = kMaxNoteChars;
+    else if (key == "reply_to")
+      target = &c.reply_to, max = 256;
+    else if (key == "device")
+      target = &c.device;
+    else if (key == "building")
+      target = &c.building;
+    else if (key == "unit")
+      target = &c.unit;
+    else if (key == "duration_s") {
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 1 ||
+          v.get<std::int64_t>() > 30LL * 86400) {
+        r.error = "field 'duration_s' must be an integer from 1 to 2592000 (30 days)";
+        return r;
+      }
+      c.duration_s = v.get<std::int64_t>();
+      continue;
+    } else {
+      r.error = "unknown field '" + key + "'";
+      return r;
+    }
+    if (!v.is_string()) {
+      r.error = "field '" + key + "' must be a string";
+      return r;
+    }
+    *target = v.get<std::string>();
+    if (target->size() > max) {
+      r.error = "field '" + key + "' is longer than " + std::to_string(max) + " bytes";
+      return r;
+    }
+  }
+  if (action != "start" && action != "end") {
+    r.error = action.empty() ? "missing field 'action'"
+                             : "unknown action '" + action + "' (expected start or end)";
+  } else if (c.user.empty()) {
+    r.error = "missing field 'user' (who is doing this)";
+  } else if (!printable_id(c.request_id, 128)) {
+    r.error = c.request_id.empty() ? "missing field 'request_id'"
+                                   : "field 'request_id' has characters that are not allowed";
+  } else if (c.device.empty() == c.building.empty()) {
+    r.error = "name either a 'device' or a 'building' (with an optional 'unit')";
+  } else if (!c.unit.empty() && c.building.empty()) {
+    r.error = "'unit' needs a 'building'";
+  } else if (action == "start" && c.duration_s == 0) {
+    r.error = "missing field 'duration_s' (how long the maintenance lasts)";
+  } else if (!c.reply_to.empty() && c.reply_to.find_first_of("+#") != std::string::npos) {
+    r.error = "field 'reply_to' must be a topic name, not a filter";
+  } else {
+    c.start = action == "start";
+    r.command = std::move(c);
+  }
+  return r;
+}
+
 }  // namespace anju::edge

@@ -232,40 +232,82 @@ Event Pipeline::transition_event(const Alert& a, const std::string& request_id,
   return e;
 }
 
-void Pipeline::run_command(const AlertCommand& cmd, std::int64_t now, std::vector<Event>& events,
+bool Pipeline::submit_maintenance(MaintenanceCommand cmd, CommandDone done) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !started_) return false;
+    commands_.emplace_back(std::move(cmd), std::move(done));
+  }
+  not_empty_.notify_one();
+  return true;
+}
+
+void Pipeline::run_command(const AnyCommand& any, std::int64_t now, std::vector<Event>& events,
                            std::vector<AlertChange>& changes, CommandResult& result,
                            bool& duplicate) {
+  const std::string& request_id =
+      std::visit([](const auto& c) -> const std::string& { return c.request_id; }, any);
   Stmt seen = journal_.db().prepare("SELECT result FROM alert_requests WHERE request_id=?");
-  seen.bind(1, cmd.request_id);
+  seen.bind(1, request_id);
   if (seen.step()) {
     // Applied before: answer as then, change nothing.
     duplicate = true;
     const auto j = nlohmann::json::parse(seen.str(0), nullptr, false);
     result.ok = j.is_object() && j.value("ok", false);
     result.error = j.is_object() ? j.value("error", "") : "";
-    for (const auto& a : rules_.open_alerts())
-      if (a.alert_id == cmd.alert_id) result.alert = a;
+    if (const auto* ac = std::get_if<AlertCommand>(&any))
+      for (const auto& a : rules_.open_alerts())
+        if (a.alert_id == ac->alert_id) result.alert = a;
     return;
   }
-  if (cmd.expires_ms > 0 && now > cmd.expires_ms) {
-    result.error = "command expired " + std::to_string((now - cmd.expires_ms) / 1000) + " s ago";
-  } else {
-    const std::size_t before = changes.size();
-    result = rules_.apply(cmd, now, changes);
-    if (result.ok && changes.size() > before) {
-      Event e = transition_event(changes.back().alert, cmd.request_id, cmd.via, now);
+  std::string alert_id;
+  if (const auto* mc = std::get_if<MaintenanceCommand>(&any)) {
+    result = rules_.apply(*mc, now);
+    if (result.ok) {
+      Event e;
+      e.id = uuid_v7(now);
+      e.ts_ms = now;
+      e.mono_ns = clock_.mono_ns();
+      e.boot_id = boot_id();
+      e.clock_synced = clock_.synced();
+      e.kind = EventKind::maintenance;
+      e.location = {mc->building, mc->unit, ""};
+      e.device.id = mc->device;
+      e.source = mc->via;
+      e.attrs = {{"action", mc->start ? "start" : "end"},
+                 {"by", mc->user},
+                 {"note", mc->note},
+                 {"duration_s", mc->duration_s},
+                 {"request_id", mc->request_id}};
       journal_.append(e);
-      changes.back().alert.last_seq = e.seq;
       events.push_back(std::move(e));
+      nlohmann::json windows = nlohmann::json::array();
+      for (const auto& w : rules_.maintenance()) windows.push_back(to_json(w));
+      meta_set(journal_.db(), "maintenance_windows", windows.dump());
+    }
+  } else {
+    const auto& cmd = std::get<AlertCommand>(any);
+    alert_id = cmd.alert_id;
+    if (cmd.expires_ms > 0 && now > cmd.expires_ms) {
+      result.error = "command expired " + std::to_string((now - cmd.expires_ms) / 1000) + " s ago";
+    } else {
+      const std::size_t before = changes.size();
+      result = rules_.apply(cmd, now, changes);
+      if (result.ok && changes.size() > before) {
+        Event e = transition_event(changes.back().alert, cmd.request_id, cmd.via, now);
+        journal_.append(e);
+        changes.back().alert.last_seq = e.seq;
+        events.push_back(std::move(e));
+      }
     }
   }
   Stmt put =
       journal_.db().prepare("INSERT INTO alert_requests(request_id, at_ms, result) VALUES(?,?,?)");
-  put.bind(1, cmd.request_id)
+  put.bind(1, request_id)
       .bind(2, now)
-      .bind(3,
-            nlohmann::json{{"ok", result.ok}, {"error", result.error}, {"alert_id", cmd.alert_id}}
-                .dump())
+      .bind(
+          3,
+          nlohmann::json{{"ok", result.ok}, {"error", result.error}, {"alert_id", alert_id}}.dump())
       .exec();
 }
 
@@ -278,6 +320,14 @@ std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& co
   std::size_t from_queue = 0;
   journal_.begin();
   try {
+    // Maintenance windows first (they decide how the batch's alerts are raised), alert commands
+    // after the events (they may refer to an alert the batch raises).
+    auto run_commands = [&](bool maintenance) {
+      for (std::size_t i = 0; i < commands.size(); ++i)
+        if (std::holds_alternative<MaintenanceCommand>(commands[i].first) == maintenance)
+          run_command(commands[i].first, now, events, changes, results[i].first, results[i].second);
+    };
+    run_commands(true);
     for (const auto& item : batch) {
       Event e = item.event;  // copied: on a failed commit the batch is retried as it was
       journal_.append(e, item.body);
@@ -285,8 +335,7 @@ std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& co
       events.push_back(std::move(e));
       ++from_queue;
     }
-    for (std::size_t i = 0; i < commands.size(); ++i)
-      run_command(commands[i].first, now, events, changes, results[i].first, results[i].second);
+    run_commands(false);
     if (tick) {
       std::vector<Event> synth;
       const std::size_t before = changes.size();

@@ -72,7 +72,7 @@ void RuleEngine::restore(const std::vector<Alert>& open_alerts,
 std::int64_t RuleEngine::escalation_due(const Alert& a) const {
   // Only an alert nobody has taken (still raised) escalates; timers are data in the alert, so
   // they survive a restart.
-  if (a.state != "raised" || a.severity < 1 || a.severity > 4)
+  if (a.state != "raised" || a.suppressed || a.severity < 1 || a.severity > 4)
     return std::numeric_limits<std::int64_t>::max();
   const std::int64_t after = settings_.escalate_after_ms[static_cast<std::size_t>(a.severity)];
   if (after <= 0) return std::numeric_limits<std::int64_t>::max();
@@ -103,6 +103,8 @@ Alert RuleEngine::new_alert(const std::string& rule, EventKind kind, int severit
   a.count = 0;
   a.first_seen_ms = now_ms;
   a.version = 0;
+  for (const auto& w : maintenance_)
+    if (w.covers(dev.ref, dev.location, now_ms)) a.suppressed = true;
   return a;
 }
 
@@ -273,6 +275,7 @@ void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
 
 void RuleEngine::on_tick(std::int64_t now_ms, std::vector<Event>& synthesized,
                          std::vector<AlertChange>& out) {
+  std::erase_if(maintenance_, [&](const MaintenanceWindow& w) { return now_ms >= w.until_ms; });
   for (auto& [key, st] : thresholds_) {
     if (!st.pending) continue;
     const ThresholdSpec* spec = nullptr;
@@ -370,6 +373,33 @@ CommandResult RuleEngine::apply(const AlertCommand& cmd, std::int64_t now_ms,
     thresholds_.erase(it->first);
     open_.erase(it);
   }
+  return r;
+}
+
+CommandResult RuleEngine::apply(const MaintenanceCommand& cmd, std::int64_t now_ms) {
+  CommandResult r;
+  MaintenanceWindow w{cmd.device,
+                      cmd.building,
+                      cmd.unit,
+                      cmd.user,
+                      cmd.note,
+                      now_ms,
+                      now_ms + cmd.duration_s * 1000};
+  auto it = std::find_if(maintenance_.begin(), maintenance_.end(),
+                         [&](const MaintenanceWindow& m) { return m.same_target(w); });
+  if (cmd.start) {
+    if (it != maintenance_.end())
+      *it = w;
+    else
+      maintenance_.push_back(w);
+  } else {
+    if (it == maintenance_.end()) {
+      r.error = "no maintenance window for " + w.target();
+      return r;
+    }
+    maintenance_.erase(it);
+  }
+  r.ok = true;
   return r;
 }
 

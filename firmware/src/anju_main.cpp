@@ -196,9 +196,10 @@ int main(int argc, char** argv) {
           continue;
         }
         std::cout << "sev" << a.severity << "  " << a.state
-                  << (a.condition_cleared ? " (cleared)" : "") << "  " << a.message << "  x"
-                  << a.count << "  since " << fmt_time(a.first_seen_ms) << "  " << a.alert_id
-                  << "\n";
+                  << (a.condition_cleared ? " (cleared)" : "")
+                  << (a.suppressed ? " (maintenance: not sent to the city)" : "") << "  "
+                  << a.message << "  x" << a.count << "  since " << fmt_time(a.first_seen_ms)
+                  << "  " << a.alert_id << "\n";
       }
       if (!as_json) std::cout << list.size() << " alerts\n";
       return 0;

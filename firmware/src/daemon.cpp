@@ -227,6 +227,14 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   edge::RuleEngine rules(rule_settings(config));
   rules.restore(edge::load_alerts(journal->db(), true), devices_last_seen(journal->db()),
                 clock.wall_ms());
+  if (auto saved = edge::meta_get(journal->db(), "maintenance_windows")) {
+    std::vector<edge::MaintenanceWindow> windows;
+    const auto j = json::parse(*saved, nullptr, false);
+    if (j.is_array())
+      for (const auto& w : j)
+        if (auto mw = edge::maintenance_from_json(w)) windows.push_back(*mw);
+    rules.restore_maintenance(std::move(windows));
+  }
 
   edge::PipelineOptions po;
   po.inbox_dir = config.data_dir + "/inbox";
@@ -320,6 +328,30 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
       bus.publish(reply,
                   json{{"request_id", request_id}, {"ok", false}, {"error", "stopping"}}.dump(), 1,
                   false, corr);
+  });
+
+  // Maintenance windows: anju/<site>/cmd/maintenance, answered like alert commands.
+  const std::string maint_topic = "anju/" + config.site.id + "/cmd/maintenance";
+  bus.subscribe(maint_topic, [&bus, &pipeline](const edge::LocalBus::Message& m) {
+    auto parsed = edge::parse_maintenance_command(m.payload, "local_mqtt");
+    std::string reply = m.response_topic;
+    const std::string corr = m.correlation_data;
+    if (parsed.command && reply.empty()) reply = parsed.command->reply_to;
+    if (!parsed.command) {
+      spdlog::warn("maintenance command refused: {}", parsed.error);
+      if (!reply.empty())
+        bus.publish(reply, json{{"ok", false}, {"error", parsed.error}}.dump(), 1, false, corr);
+      return;
+    }
+    const std::string request_id = parsed.command->request_id;
+    pipeline.submit_maintenance(
+        std::move(*parsed.command),
+        [&bus, reply, corr, request_id](const edge::CommandResult& r, bool duplicate) {
+          if (reply.empty()) return;
+          json j{{"request_id", request_id}, {"ok", r.ok}, {"duplicate", duplicate}};
+          if (!r.error.empty()) j["error"] = r.error;
+          bus.publish(reply, j.dump(), 1, false, corr);
+        });
   });
 
   // After every (re)connect the local bus gets the open alerts again (retained), so a restarted

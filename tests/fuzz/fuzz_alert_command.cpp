@@ -1,4 +1,5 @@
-// Fuzz target: the life-cycle command parser (payloads from anyone on the local bus).
+// Fuzz target: the life-cycle and maintenance command parsers (payloads from anyone on the
+// local bus).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -17,6 +18,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     anju::edge::Alert a;
     (void)anju::edge::check_transition(a, r.command->action);
   } else if (r.error.empty()) {
+    __builtin_trap();
+  }
+  auto m = anju::edge::parse_maintenance_command(payload, "fuzz");
+  if (m.command) {
+    if (m.command->device.empty() == m.command->building.empty()) __builtin_trap();
+  } else if (m.error.empty()) {
     __builtin_trap();
   }
   return 0;

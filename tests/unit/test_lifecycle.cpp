@@ -295,3 +295,118 @@ TEST_CASE("life-cycle: an escalation through the pipeline is journaled", "[lifec
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("maintenance: the parser names what is wrong", "[maintenance]") {
+  auto ok = parse_maintenance_command(
+      R"({"action":"start","user":"wang","request_id":"m1","device":"leak_pump_room","duration_s":3600,"note":"pump repair"})",
+      "local_mqtt");
+  REQUIRE(ok.command);
+  CHECK(ok.command->start);
+  CHECK(ok.command->duration_s == 3600);
+  auto err = [](std::string_view p) { return parse_maintenance_command(p, "x").error; };
+  CHECK(err(R"({"action":"start","user":"w","request_id":"r","duration_s":60})") ==
+        "name either a 'device' or a 'building' (with an optional 'unit')");
+  CHECK(
+      err(R"({"action":"start","user":"w","request_id":"r","device":"d","building":"3","duration_s":60})") ==
+      "name either a 'device' or a 'building' (with an optional 'unit')");
+  CHECK(err(R"({"action":"start","user":"w","request_id":"r","device":"d"})") ==
+        "missing field 'duration_s' (how long the maintenance lasts)");
+  CHECK(err(R"({"action":"start","user":"w","request_id":"r","device":"d","duration_s":0})")
+            .find("duration_s") != std::string::npos);
+  CHECK(err(R"({"action":"pause","user":"w","request_id":"r","device":"d"})") ==
+        "unknown action 'pause' (expected start or end)");
+  CHECK(err(R"({"action":"end","user":"w","request_id":"r","unit":"2"})") ==
+        "name either a 'device' or a 'building' (with an optional 'unit')");
+  CHECK(parse_maintenance_command(
+            R"({"action":"end","user":"w","request_id":"r","building":"3","unit":"2"})", "x")
+            .command);
+}
+
+TEST_CASE("maintenance: alerts raised in a window are suppressed, not escalated; it expires",
+          "[maintenance]") {
+  ManualClock clock;
+  RuleSettings s;
+  s.heartbeat_timeout_ms = 0;
+  RuleEngine rules(s);
+  MaintenanceCommand start;
+  start.user = "wang";
+  start.request_id = "m1";
+  start.building = "3";
+  start.duration_s = 600;
+  REQUIRE(rules.apply(start, clock.wall_ms()).ok);
+
+  std::vector<AlertChange> out;
+  std::vector<Event> synth;
+  Event in_area = alarm(clock, "g1", EventKind::gas, true);
+  in_area.location = {"3", "2", "1201"};
+  Event elsewhere = alarm(clock, "g2", EventKind::gas, true);
+  elsewhere.location = {"5", "1", "101"};
+  rules.on_event(in_area, out);
+  rules.on_event(elsewhere, out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].alert.suppressed);
+  CHECK_FALSE(out[1].alert.suppressed);
+  out.clear();
+  clock.advance_ms(120'000);  // past severity 1's escalation time
+  rules.on_tick(clock.wall_ms(), synth, out);
+  REQUIRE(out.size() == 1);  // only the alert outside the window escalates
+  CHECK(out[0].alert.device.id == "g2");
+
+  clock.advance_ms(600'000);  // the window is over
+  rules.on_tick(clock.wall_ms(), synth, out);
+  CHECK(rules.maintenance().empty());
+  out.clear();
+  Event later = alarm(clock, "g3", EventKind::gas, true);
+  later.location = {"3", "2", "1202"};
+  rules.on_event(later, out);
+  REQUIRE(out.size() == 1);
+  CHECK_FALSE(out[0].alert.suppressed);
+
+  MaintenanceCommand end = start;
+  end.start = false;
+  end.request_id = "m2";
+  CHECK(rules.apply(end, clock.wall_ms()).error == "no maintenance window for building 3");
+}
+
+TEST_CASE("maintenance: the city does not hear of suppressed alerts; windows are kept",
+          "[maintenance]") {
+  std::random_device rd;
+  const fs::path dir = fs::temp_directory_path() / ("anju-mt-" + std::to_string(rd()));
+  fs::create_directories(dir);
+  {
+    ManualClock clock;
+    JournalOptions o;
+    o.path = (dir / "j.db").string();
+    auto j = Journal::open(o, nullptr);
+    RuleSettings s;
+    s.heartbeat_timeout_ms = 0;
+    RuleEngine rules(s);
+    PipelineOptions po;
+    po.inbox_dir = (dir / "inbox").string();
+    Pipeline p(*j, rules, clock, po);
+    p.start(false);
+    MaintenanceCommand start;
+    start.user = "wang";
+    start.request_id = "m1";
+    start.device = "g1";
+    start.duration_s = 600;
+    bool answered = false;
+    REQUIRE(p.submit_maintenance(start, [&](const CommandResult& r, bool) { answered = r.ok; }));
+    p.submit(alarm(clock, "g1", EventKind::gas, true));
+    p.run_once();
+    CHECK(answered);
+    auto alerts = load_alerts(j->db(), true);
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0].suppressed);
+    auto saved = meta_get(j->db(), "maintenance_windows");
+    REQUIRE(saved);
+    auto windows = nlohmann::json::parse(*saved);
+    REQUIRE(windows.size() == 1);
+    CHECK(windows[0]["device"] == "g1");
+    CHECK(windows[0]["until_ms"] == clock.wall_ms() + 600'000);
+    EventQuery q;
+    q.kind = EventKind::maintenance;
+    CHECK(query_events(j->db(), q).size() == 1);
+  }
+  fs::remove_all(dir);
+}

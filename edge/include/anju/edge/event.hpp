@@ -46,6 +46,7 @@ enum class EventKind {
   // gateway
   gateway_test,
   alert_transition,  // a person or the rules moved an alert along its life-cycle
+  maintenance,       // a maintenance window started or ended
 };
 
 std::string_view to_string(EventKind k);

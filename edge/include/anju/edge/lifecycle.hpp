@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "anju/edge/alert.hpp"
 
 namespace anju::edge {
@@ -49,5 +51,44 @@ struct TransitionCheck {
 // close: acknowledged|handled → closed; false_alarm: any open state → closed;
 // suspend: raised|acknowledged|handled → suspended; resume: suspended → the state before it.
 TransitionCheck check_transition(const Alert& a, AlertAction action);
+
+// Maintenance windows: a device, or a building (optionally one unit of it), in maintenance until a
+// time. Alerts raised there meanwhile are recorded and shown locally, marked suppressed, but not
+// sent to the city and not escalated.
+struct MaintenanceWindow {
+  std::string device;    // device id or name; empty when the target is an area
+  std::string building;  // area target
+  std::string unit;      // optional, with building
+  std::string by;
+  std::string note;
+  std::int64_t from_ms = 0;
+  std::int64_t until_ms = 0;
+  bool covers(const DeviceRef& d, const Location& l, std::int64_t now_ms) const;
+  bool same_target(const MaintenanceWindow& o) const;
+  std::string target() const;  // "device 0x01", "building 3 unit 2"
+};
+nlohmann::json to_json(const MaintenanceWindow& w);
+std::optional<MaintenanceWindow> maintenance_from_json(const nlohmann::json& j);
+
+struct MaintenanceCommand {
+  std::string request_id;
+  std::string user;
+  std::string via;
+  std::string note;
+  std::string reply_to;
+  bool start = true;  // "start" or "end"
+  std::string device;
+  std::string building;
+  std::string unit;
+  std::int64_t duration_s = 0;  // start only: 1 s .. 30 days
+};
+struct MaintenanceParse {
+  std::optional<MaintenanceCommand> command;
+  std::string error;
+};
+// Pure: {"action":"start","user":"wang","request_id":"r","device":"leak_pump_room",
+// "duration_s":3600,"note":"pump repair"}; or "building" (+ "unit") instead of "device";
+// {"action":"end", ...target...} ends it early.
+MaintenanceParse parse_maintenance_command(std::string_view payload, std::string_view via);
 
 }  // namespace anju::edge

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "anju/edge/alert.hpp"
@@ -101,6 +102,8 @@ class Pipeline {
   // block. Returns false once stopped.
   using CommandDone = std::function<void(const CommandResult& result, bool duplicate)>;
   bool submit_command(AlertCommand cmd, CommandDone done);
+  // The same for maintenance windows (kept in meta 'maintenance_windows', a maintenance event).
+  bool submit_maintenance(MaintenanceCommand cmd, CommandDone done);
 
   // Waits until every event submitted before the call is committed, or the deadline passes.
   bool wait_committed(std::chrono::milliseconds timeout);
@@ -111,6 +114,7 @@ class Pipeline {
   std::size_t run_once();
 
  private:
+  using AnyCommand = std::variant<AlertCommand, MaintenanceCommand>;
   struct Item {
     Event event;
     std::string body;  // encode(event) as written to the inbox; the journal stores the same text
@@ -118,11 +122,11 @@ class Pipeline {
     std::int64_t inbox_end = 0;  // offset just past this record in segment inbox_gen
   };
   void loop();
-  using Command = std::pair<AlertCommand, CommandDone>;
+  using Command = std::pair<AnyCommand, CommandDone>;
   std::size_t process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick);
   Event transition_event(const Alert& a, const std::string& request_id, const std::string& source,
                          std::int64_t now) const;
-  void run_command(const AlertCommand& cmd, std::int64_t now, std::vector<Event>& events,
+  void run_command(const AnyCommand& any, std::int64_t now, std::vector<Event>& events,
                    std::vector<AlertChange>& changes, CommandResult& result, bool& duplicate);
   void open_segment(std::int64_t gen);
   void replay();
@@ -139,7 +143,7 @@ class Pipeline {
   std::condition_variable not_full_;
   std::condition_variable committed_cv_;
   std::deque<Item> queue_;
-  std::deque<std::pair<AlertCommand, CommandDone>> commands_;
+  std::deque<std::pair<AnyCommand, CommandDone>> commands_;
   bool stopping_ = false;
   bool started_ = false;
   std::int64_t submitted_ = 0;

@@ -67,6 +67,13 @@ class RuleEngine {
   // the next occurrence of its condition raises a new alert.
   CommandResult apply(const AlertCommand& cmd, std::int64_t now_ms, std::vector<AlertChange>& out);
 
+  // Starts or ends a maintenance window (a new one for the same target replaces the old).
+  CommandResult apply(const MaintenanceCommand& cmd, std::int64_t now_ms);
+  void restore_maintenance(std::vector<MaintenanceWindow> windows) {
+    maintenance_ = std::move(windows);
+  }
+  const std::vector<MaintenanceWindow>& maintenance() const { return maintenance_; }
+
   // The earliest time on_tick has something to do, or INT64_MAX.
   std::int64_t next_deadline_ms() const;
 
@@ -114,6 +121,7 @@ class RuleEngine {
   std::map<Key, Alert> open_;  // open alerts by (rule, device)
   std::map<std::string, DeviceInfo> devices_;
   std::map<Key, ThresholdState> thresholds_;
+  std::vector<MaintenanceWindow> maintenance_;
 };
 
 }  // namespace anju::edge
