@@ -199,7 +199,7 @@ PipelineStats Pipeline::stats() const {
   return s;
 }
 
-bool Pipeline::submit_command(AlertCommand cmd, CommandDone done) {
+bool Pipeline::enqueue_command(AnyCommand cmd, CommandDone done) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || !started_) return false;
@@ -209,20 +209,33 @@ bool Pipeline::submit_command(AlertCommand cmd, CommandDone done) {
   return true;
 }
 
-Event Pipeline::transition_event(const Alert& a, const std::string& request_id,
-                                 const std::string& source, std::int64_t now) const {
-  const auto& step = a.history.back();
+bool Pipeline::submit_command(AlertCommand cmd, CommandDone done) {
+  return enqueue_command(std::move(cmd), std::move(done));
+}
+
+bool Pipeline::submit_maintenance(MaintenanceCommand cmd, CommandDone done) {
+  return enqueue_command(std::move(cmd), std::move(done));
+}
+
+Event Pipeline::gateway_event(EventKind kind, std::int64_t now) const {
   Event e;
   e.id = uuid_v7(now);
   e.ts_ms = now;
   e.mono_ns = clock_.mono_ns();
   e.boot_id = boot_id();
   e.clock_synced = clock_.synced();
+  e.kind = kind;
+  return e;
+}
+
+Event Pipeline::transition_event(const Alert& a, const std::string& request_id,
+                                 const std::string& source, std::int64_t now) const {
+  const auto& step = a.history.back();
+  Event e = gateway_event(EventKind::alert_transition, now);
   e.site = a.site;
   e.grid_code = a.grid_code;
   e.location = a.location;
   e.device = a.device;
-  e.kind = EventKind::alert_transition;
   e.severity = a.severity;
   e.source = source;
   e.attrs = {{"alert_id", a.alert_id}, {"action", step.action}, {"from", step.from},
@@ -230,16 +243,6 @@ Event Pipeline::transition_event(const Alert& a, const std::string& request_id,
              {"note", step.note}};
   if (!request_id.empty()) e.attrs["request_id"] = request_id;
   return e;
-}
-
-bool Pipeline::submit_maintenance(MaintenanceCommand cmd, CommandDone done) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ || !started_) return false;
-    commands_.emplace_back(std::move(cmd), std::move(done));
-  }
-  not_empty_.notify_one();
-  return true;
 }
 
 void Pipeline::run_command(const AnyCommand& any, std::int64_t now, std::vector<Event>& events,
@@ -264,13 +267,7 @@ void Pipeline::run_command(const AnyCommand& any, std::int64_t now, std::vector<
   if (const auto* mc = std::get_if<MaintenanceCommand>(&any)) {
     result = rules_.apply(*mc, now);
     if (result.ok) {
-      Event e;
-      e.id = uuid_v7(now);
-      e.ts_ms = now;
-      e.mono_ns = clock_.mono_ns();
-      e.boot_id = boot_id();
-      e.clock_synced = clock_.synced();
-      e.kind = EventKind::maintenance;
+      Event e = gateway_event(EventKind::maintenance, now);
       e.location = {mc->building, mc->unit, ""};
       e.device.id = mc->device;
       e.source = mc->via;

@@ -39,9 +39,9 @@ struct Alert {
   std::vector<std::string> event_ids;  // events that caused it (capped at kAlertMaxEventIds)
   std::optional<double> value;         // the reading that crossed a threshold, if any
   std::string message;                 // short human text
-  bool suppressed = false;  // raised during a maintenance window: shown locally, not sent on
-  int escalation_level = 0;            // times escalated for want of an acknowledgement
-  std::int64_t escalated_ms = 0;       // when it last was
+  bool suppressed = false;        // raised during a maintenance window: shown locally, not sent on
+  int escalation_level = 0;       // times escalated for want of an acknowledgement
+  std::int64_t escalated_ms = 0;  // when it last was
   struct Step {
     std::string action;  // ack, handle, close, false_alarm, suspend, resume, escalate
     std::string from;

@@ -124,6 +124,9 @@ class Pipeline {
   void loop();
   using Command = std::pair<AnyCommand, CommandDone>;
   std::size_t process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick);
+  bool enqueue_command(AnyCommand cmd, CommandDone done);
+  // A new event of the gateway's own (id, both times, boot id, clock state), for `kind`.
+  Event gateway_event(EventKind kind, std::int64_t now) const;
   Event transition_event(const Alert& a, const std::string& request_id, const std::string& source,
                          std::int64_t now) const;
   void run_command(const AnyCommand& any, std::int64_t now, std::vector<Event>& events,
