@@ -103,6 +103,13 @@ struct LocalBus::Impl {
   bool connect_done = false;
   bool connect_ok = false;
   std::string connect_error;
+  bool disconnect_done = false;
+  // Lives as long as the client, so a Paho callback after a timed-out wait touches live memory.
+  struct Waiter {
+    std::mutex* mu;
+    std::condition_variable* cv;
+    bool* done;
+  } disconnect_waiter{};
 };
 
 namespace {
@@ -341,18 +348,33 @@ void LocalBus::start() {
   });
 }
 
+namespace {
+void signal_waiter(void* ctx) {
+  auto* w = static_cast<LocalBus::Impl::Waiter*>(ctx);
+  {
+    std::lock_guard lock(*w->mu);
+    *w->done = true;
+  }
+  w->cv->notify_all();
+}
+}  // namespace
+
 void LocalBus::stop() {
   if (stopping_.exchange(true)) return;
   { std::lock_guard lock(mu_); }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
   if (MQTTAsync_isConnected(impl_->client)) {
+    impl_->disconnect_waiter = {&mu_, &cv_, &impl_->disconnect_done};
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-    d.timeout = 2000;
-    MQTTAsync_disconnect(impl_->client, &d);
-    // Give Paho the time it asked for to send what is queued (acknowledgements included).
-    for (int i = 0; i < 40 && MQTTAsync_isConnected(impl_->client); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    d.timeout = 2000;  // Paho first sends what is queued (acknowledgements included)
+    d.context = &impl_->disconnect_waiter;
+    d.onSuccess = [](void* ctx, MQTTAsync_successData*) { signal_waiter(ctx); };
+    d.onFailure = [](void* ctx, MQTTAsync_failureData*) { signal_waiter(ctx); };
+    if (MQTTAsync_disconnect(impl_->client, &d) == MQTTASYNC_SUCCESS) {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(3), [&] { return impl_->disconnect_done; });
+    }
   }
   connected_ = false;
 }
