@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <random>
+#include <tuple>
 
 #include "anju/edge/clock.hpp"
 #include "anju/edge/journal.hpp"
@@ -28,6 +30,38 @@ Event alarm(const ManualClock& clock, const std::string& dev, EventKind kind, bo
   e.source = "test";
   return e;
 }
+
+// A pipeline on a real journal file in a fresh temp dir, driven by hand with a ManualClock.
+struct PipelineRig {
+  fs::path dir;
+  ManualClock clock;
+  std::unique_ptr<Journal> journal;
+  std::unique_ptr<RuleEngine> rules;
+  std::unique_ptr<Pipeline> pipeline;
+  PipelineRig() {
+    std::random_device rd;
+    dir = fs::temp_directory_path() / ("anju-lc-" + std::to_string(rd()));
+    fs::create_directories(dir);
+    JournalOptions o;
+    o.path = (dir / "j.db").string();
+    journal = Journal::open(o, nullptr);
+    RuleSettings s;
+    s.heartbeat_timeout_ms = 0;
+    rules = std::make_unique<RuleEngine>(s);
+    PipelineOptions po;
+    po.inbox_dir = (dir / "inbox").string();
+    pipeline = std::make_unique<Pipeline>(*journal, *rules, clock, po);
+    pipeline->start(false);
+  }
+  ~PipelineRig() {
+    pipeline.reset();
+    journal.reset();
+    fs::remove_all(dir);
+  }
+  std::tuple<ManualClock&, Journal*, RuleEngine&, Pipeline&> parts() {
+    return {clock, journal.get(), *rules, *pipeline};
+  }
+};
 
 AlertCommand command(const std::string& alert_id, AlertAction action, const std::string& req) {
   AlertCommand c;
@@ -197,11 +231,10 @@ TEST_CASE("life-cycle: escalation when nobody acknowledges, surviving a restart"
 
   // Acknowledged alerts do not escalate.
   out.clear();
-  REQUIRE(
-      again
-          .apply(command(out.empty() ? again.open_alerts()[0].alert_id : "", AlertAction::ack, "r"),
-                 clock.wall_ms(), out)
-          .ok);
+  REQUIRE(again
+              .apply(command(again.open_alerts()[0].alert_id, AlertAction::ack, "r"),
+                     clock.wall_ms(), out)
+              .ok);
   out.clear();
   clock.advance_ms(10'000'000);
   again.on_tick(clock.wall_ms(), synth, out);
@@ -210,21 +243,9 @@ TEST_CASE("life-cycle: escalation when nobody acknowledges, surviving a restart"
 
 TEST_CASE("life-cycle: commands through the pipeline are journaled and applied once",
           "[lifecycle]") {
-  std::random_device rd;
-  const fs::path dir = fs::temp_directory_path() / ("anju-lc-" + std::to_string(rd()));
-  fs::create_directories(dir);
+  PipelineRig rig;
   {
-    ManualClock clock;
-    JournalOptions o;
-    o.path = (dir / "j.db").string();
-    auto j = Journal::open(o, nullptr);
-    RuleSettings s;
-    s.heartbeat_timeout_ms = 0;
-    RuleEngine rules(s);
-    PipelineOptions po;
-    po.inbox_dir = (dir / "inbox").string();
-    Pipeline p(*j, rules, clock, po);
-    p.start(false);
+    auto [clock, j, rules, p] = rig.parts();
     p.submit(alarm(clock, "g1", EventKind::gas, true));
     p.run_once();
     const std::string id = rules.open_alerts().at(0).alert_id;
@@ -259,25 +280,12 @@ TEST_CASE("life-cycle: commands through the pipeline are journaled and applied o
     CHECK(stored[0].state == "acknowledged");
     CHECK(stored[0].version == 2);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("life-cycle: an escalation through the pipeline is journaled", "[lifecycle]") {
-  std::random_device rd;
-  const fs::path dir = fs::temp_directory_path() / ("anju-esc-" + std::to_string(rd()));
-  fs::create_directories(dir);
+  PipelineRig rig;
   {
-    ManualClock clock;
-    JournalOptions o;
-    o.path = (dir / "j.db").string();
-    auto j = Journal::open(o, nullptr);
-    RuleSettings s;
-    s.heartbeat_timeout_ms = 0;
-    RuleEngine rules(s);
-    PipelineOptions po;
-    po.inbox_dir = (dir / "inbox").string();
-    Pipeline p(*j, rules, clock, po);
-    p.start(false);
+    auto [clock, j, rules, p] = rig.parts();
     p.submit(alarm(clock, "g1", EventKind::gas, true));  // severity 1: escalates after 60 s
     p.run_once();
     clock.advance_ms(60'000);
@@ -293,7 +301,6 @@ TEST_CASE("life-cycle: an escalation through the pipeline is journaled", "[lifec
     CHECK(stored[0].escalation_level == 1);
     CHECK(stored[0].last_seq == t[0].seq);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("maintenance: the parser names what is wrong", "[maintenance]") {
@@ -370,21 +377,9 @@ TEST_CASE("maintenance: alerts raised in a window are suppressed, not escalated;
 
 TEST_CASE("maintenance: the city does not hear of suppressed alerts; windows are kept",
           "[maintenance]") {
-  std::random_device rd;
-  const fs::path dir = fs::temp_directory_path() / ("anju-mt-" + std::to_string(rd()));
-  fs::create_directories(dir);
+  PipelineRig rig;
   {
-    ManualClock clock;
-    JournalOptions o;
-    o.path = (dir / "j.db").string();
-    auto j = Journal::open(o, nullptr);
-    RuleSettings s;
-    s.heartbeat_timeout_ms = 0;
-    RuleEngine rules(s);
-    PipelineOptions po;
-    po.inbox_dir = (dir / "inbox").string();
-    Pipeline p(*j, rules, clock, po);
-    p.start(false);
+    auto [clock, j, rules, p] = rig.parts();
     MaintenanceCommand start;
     start.user = "wang";
     start.request_id = "m1";
@@ -408,5 +403,4 @@ TEST_CASE("maintenance: the city does not hear of suppressed alerts; windows are
     q.kind = EventKind::maintenance;
     CHECK(query_events(j->db(), q).size() == 1);
   }
-  fs::remove_all(dir);
 }
