@@ -7,7 +7,7 @@
 namespace anju::edge {
 namespace {
 
-constexpr std::array<std::pair<EventKind, std::string_view>, 25> kKinds{{
+constexpr std::array<std::pair<EventKind, std::string_view>, 39> kKinds{{
     {EventKind::smoke, "smoke"},
     {EventKind::gas, "gas"},
     {EventKind::water_leak, "water_leak"},
@@ -19,6 +19,13 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 25> kKinds{{
     {EventKind::tamper, "tamper"},
     {EventKind::occupancy, "occupancy"},
     {EventKind::vibration, "vibration"},
+    {EventKind::manhole_open, "manhole_open"},
+    {EventKind::water_level, "water_level"},
+    {EventKind::pressure, "pressure"},
+    {EventKind::measurement, "measurement"},
+    {EventKind::equipment_alarm, "equipment_alarm"},
+    {EventKind::equipment_fault, "equipment_fault"},
+    {EventKind::signal_weak, "signal_weak"},
     {EventKind::device_online, "device_online"},
     {EventKind::device_offline, "device_offline"},
     {EventKind::passage_granted, "passage_granted"},
@@ -26,6 +33,13 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 25> kKinds{{
     {EventKind::door_forced, "door_forced"},
     {EventKind::door_held_open, "door_held_open"},
     {EventKind::exit_request, "exit_request"},
+    {EventKind::card_read, "card_read"},
+    {EventKind::keypad_entry, "keypad_entry"},
+    {EventKind::reader_fault, "reader_fault"},
+    {EventKind::security_fault, "security_fault"},
+    {EventKind::door_open, "door_open"},
+    {EventKind::tailgating, "tailgating"},
+    {EventKind::repeated_denial, "repeated_denial"},
     {EventKind::intrusion, "intrusion"},
     {EventKind::loitering, "loitering"},
     {EventKind::camera_tamper, "camera_tamper"},
@@ -92,6 +106,12 @@ bool is_binary_kind(EventKind k) {
     case EventKind::occupancy:
     case EventKind::vibration:
     case EventKind::battery_low:
+    case EventKind::manhole_open:
+    case EventKind::equipment_alarm:
+    case EventKind::equipment_fault:
+    case EventKind::signal_weak:
+    case EventKind::door_open:
+    case EventKind::security_fault:
       return true;
     default:
       return false;

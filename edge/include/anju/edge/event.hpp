@@ -29,6 +29,13 @@ enum class EventKind {
   tamper,
   occupancy,
   vibration,
+  manhole_open,     // manhole cover lifted/tilted; active = open
+  water_level,      // level reading (value "water_level", unit m or %)
+  pressure,         // pressure reading (e.g. fire water main, value "pressure" in kPa)
+  measurement,      // any other reading mapped by config (values carry name and unit)
+  equipment_alarm,  // an alarm input of another system (fire panel, pump controller); active
+  equipment_fault,  // a fault input of another system; active
+  signal_weak,      // radio signal below threshold; active
   // device supervision
   device_online,
   device_offline,
@@ -38,6 +45,13 @@ enum class EventKind {
   door_forced,
   door_held_open,
   exit_request,
+  card_read,        // a credential presented at a reader (decision follows as granted/denied)
+  keypad_entry,     // PIN/keypad digits at a reader (never the digits themselves in the journal)
+  reader_fault,     // bad frame from a reader (e.g. Wiegand parity), NAK, or a protocol error
+  security_fault,   // e.g. OSDP Secure Channel handshake failed or MAC mismatch
+  door_open,        // door contact opened (door_closed when active = false)
+  tailgating,       // more passages than grants
+  repeated_denial,  // several denials at a door or for a credential in a short time
   // cameras (issue 5)
   intrusion,
   loitering,
