@@ -7,7 +7,7 @@
 namespace anju::edge {
 namespace {
 
-constexpr std::array<std::pair<EventKind, std::string_view>, 39> kKinds{{
+constexpr std::array<std::pair<EventKind, std::string_view>, 40> kKinds{{
     {EventKind::smoke, "smoke"},
     {EventKind::gas, "gas"},
     {EventKind::water_leak, "water_leak"},
@@ -47,6 +47,7 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 39> kKinds{{
     {EventKind::gateway_test, "gateway_test"},
     {EventKind::alert_transition, "alert_transition"},
     {EventKind::maintenance, "maintenance"},
+    {EventKind::audit, "audit"},
 }};
 
 using nlohmann::json;

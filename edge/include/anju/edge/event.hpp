@@ -61,6 +61,7 @@ enum class EventKind {
   gateway_test,
   alert_transition,  // a person or the rules moved an alert along its life-cycle
   maintenance,       // a maintenance window started or ended
+  audit,             // a person's action on the gateway (login, logout, failed login, export)
 };
 
 std::string_view to_string(EventKind k);
