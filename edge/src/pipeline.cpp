@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,8 +19,8 @@ namespace anju::edge {
 namespace fs = std::filesystem;
 namespace {
 
-void put_u32(std::string& s, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+void put_u32_at(char* p, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 std::uint32_t get_u32(const char* p) {
   std::uint32_t v = 0;
@@ -39,21 +40,74 @@ Pipeline::Pipeline(Journal& journal, RuleEngine& rules, const Clock& clock, Pipe
 
 Pipeline::~Pipeline() {
   stop();
-  if (inbox_fd_ >= 0) ::close(inbox_fd_);
+  close_segment();
 }
 
 std::string Pipeline::segment_path(std::int64_t gen) const {
   return options_.inbox_dir + "/inbox-" + std::to_string(gen) + ".log";
 }
 
-void Pipeline::open_segment(std::int64_t gen) {
+void Pipeline::close_segment() {
+  if (inbox_map_) ::munmap(inbox_map_, static_cast<std::size_t>(inbox_map_size_));
+  inbox_map_ = nullptr;
+  inbox_map_size_ = 0;
   if (inbox_fd_ >= 0) ::close(inbox_fd_);
-  inbox_fd_ = ::open(segment_path(gen).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  inbox_fd_ = -1;
+}
+
+// A segment is preallocated and mapped shared: a record copied into the mapping is in the
+// kernel's page cache at once, so it survives a crash of this process exactly like a write(),
+// without a system call per message. Preallocation (not a sparse file) means a full disk shows
+// up here, as an error, and never as SIGBUS on a store into the mapping. When it cannot be
+// mapped, records go through write() instead.
+void Pipeline::open_segment(std::int64_t gen) {
+  close_segment();
+  const std::string path = segment_path(gen);
+  inbox_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (inbox_fd_ < 0)
-    throw std::runtime_error("cannot open inbox segment " + segment_path(gen) + ": " +
-                             std::strerror(errno));
+    throw std::runtime_error("cannot open inbox segment " + path + ": " + std::strerror(errno));
   inbox_gen_ = gen;
   inbox_off_ = 0;
+  const auto size = options_.inbox_segment_bytes;
+  const int rc = ::posix_fallocate(inbox_fd_, 0, size);
+  if (rc != 0) {
+    spdlog::warn("inbox segment {}: cannot preallocate {} bytes ({}); using write()", path, size,
+                 std::strerror(rc));
+    return;
+  }
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED,
+                   inbox_fd_, 0);
+  if (p == MAP_FAILED) {
+    spdlog::warn("inbox segment {}: cannot map it ({}); using write()", path, std::strerror(errno));
+    return;
+  }
+  inbox_map_ = static_cast<char*>(p);
+  inbox_map_size_ = size;
+}
+
+bool Pipeline::append_inbox(const std::string& record) {
+  const auto n = static_cast<std::int64_t>(record.size());
+  if (inbox_off_ + n > options_.inbox_segment_bytes && inbox_off_ > 0) open_segment(inbox_gen_ + 1);
+  if (inbox_map_ && inbox_off_ + n <= inbox_map_size_) {
+    std::memcpy(inbox_map_ + inbox_off_, record.data(), record.size());
+    inbox_off_ += n;
+    return true;
+  }
+  // Not mapped, or a record larger than a segment: append with write() at the offset.
+  std::size_t done = 0;
+  while (done < record.size()) {
+    const ssize_t w = ::pwrite(inbox_fd_, record.data() + done, record.size() - done,
+                               inbox_off_ + static_cast<std::int64_t>(done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("inbox write failed: {}; events are queued in memory only",
+                    std::strerror(errno));
+      return false;
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  inbox_off_ += n;
+  return true;
 }
 
 void Pipeline::replay() {
@@ -88,9 +142,13 @@ void Pipeline::replay() {
     while (pos + 8 <= data.size()) {
       const std::uint32_t len = get_u32(data.data() + pos);
       const std::uint32_t crc = get_u32(data.data() + pos + 4);
+      if (len == 0) {  // the preallocated, never written rest of the segment
+        data.resize(pos);
+        break;
+      }
       if (len > kMaxRecord || pos + 8 + len > data.size()) break;  // torn tail
       if (crc32(std::string_view(data.data() + pos + 8, len)) != crc) break;
-      auto r = decode_event(std::string_view(data.data() + pos + 8, len));
+      auto r = decode_stored(std::string_view(data.data() + pos + 8, len));
       pos += 8 + len;
       if (!r.event) {
         spdlog::error("inbox {}: undecodable record skipped: {}", segment_path(g), r.error);
@@ -102,8 +160,8 @@ void Pipeline::replay() {
       ++count;
     }
     if (pos < data.size())
-      spdlog::warn("inbox {}: {} bytes of a torn record at the end ignored", segment_path(g),
-                   data.size() - pos);
+      spdlog::warn("inbox {}: a torn record at offset {} ignored (the rest is not read)",
+                   segment_path(g), pos);
     if (count > 0)
       spdlog::warn("inbox {}: replaying {} events handed over before the last stop",
                    segment_path(g), count);
@@ -144,45 +202,34 @@ bool Pipeline::submit(Event e) {
 
 bool Pipeline::submit(std::vector<Event> events) {
   if (events.empty()) return true;
-  std::string buf;
-  std::vector<std::size_t> ends;
-  std::vector<std::string> bodies;
-  ends.reserve(events.size());
-  bodies.reserve(events.size());
+  std::vector<std::string> records;
+  records.reserve(events.size());
   for (const auto& e : events) {
-    std::string body = encode(e);
-    put_u32(buf, static_cast<std::uint32_t>(body.size()));
-    put_u32(buf, crc32(body));
-    buf += body;
-    ends.push_back(buf.size());
-    bodies.push_back(std::move(body));
+    std::string rec(8, '\0');
+    rec += encode_binary(e);
+    const auto body = std::string_view(rec).substr(8);
+    put_u32_at(rec.data(), static_cast<std::uint32_t>(body.size()));
+    put_u32_at(rec.data() + 4, crc32(body));
+    records.push_back(std::move(rec));
   }
   std::unique_lock lock(mu_);
   not_full_.wait(lock, [&] { return stopping_ || queue_.size() < options_.queue_capacity; });
   if (stopping_ || !started_) return false;
-  if (inbox_off_ >= options_.inbox_segment_bytes) open_segment(inbox_gen_ + 1);
-  // One write() per submit: in the kernel before we return, so a crash of this process cannot
-  // lose it. (A power cut can lose the page cache; so can the broker that delivered it.)
-  std::size_t done = 0;
-  while (done < buf.size()) {
-    const ssize_t n = ::write(inbox_fd_, buf.data() + done, buf.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("inbox write failed: {}; events are queued in memory only",
-                    std::strerror(errno));
-      break;
-    }
-    done += static_cast<std::size_t>(n);
+  // In the kernel (page cache) before we return, so a crash of this process cannot lose it.
+  // (A power cut can lose the page cache; so can the broker that delivered it.)
+  const std::size_t before = queue_.size();
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    append_inbox(records[i]);
+    queue_.push_back({std::move(events[i]), records[i].substr(8), inbox_gen_, inbox_off_});
   }
-  const std::int64_t base = inbox_off_;
-  inbox_off_ += static_cast<std::int64_t>(buf.size());
-  for (std::size_t i = 0; i < events.size(); ++i)
-    queue_.push_back({std::move(events[i]), std::move(bodies[i]), inbox_gen_,
-                      base + static_cast<std::int64_t>(ends[i])});
   submitted_ += static_cast<std::int64_t>(events.size());
   stats_.submitted = submitted_;
+  const auto max_batch = static_cast<std::size_t>(options_.max_batch);
+  const bool wake = before == 0 || (before < max_batch && queue_.size() >= max_batch);
   lock.unlock();
-  not_empty_.notify_one();
+  // The pipeline thread waits for the first event of a batch, then for a full batch or the end
+  // of its commit window: wake it only for those, not for every message.
+  if (wake) not_empty_.notify_one();
   return true;
 }
 
@@ -315,6 +362,8 @@ std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& co
   std::vector<std::pair<CommandResult, bool>> results(commands.size());
   events.reserve(batch.size());
   std::size_t from_queue = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> from_batch;  // (index in events, in batch)
+  from_batch.reserve(batch.size());
   journal_.begin();
   try {
     // Maintenance windows first (they decide how the batch's alerts are raised), alert commands
@@ -325,11 +374,12 @@ std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& co
           run_command(commands[i].first, now, events, changes, results[i].first, results[i].second);
     };
     run_commands(true);
-    for (const auto& item : batch) {
-      Event e = item.event;  // copied: on a failed commit the batch is retried as it was
-      journal_.append(e, item.body);
-      rules_.on_event(e, changes);
-      events.push_back(std::move(e));
+    for (auto& item : batch) {
+      // Moved, not copied: a failed commit moves them back (below) and retries the batch.
+      journal_.append(item.event, item.body);
+      rules_.on_event(item.event, changes);
+      from_batch.emplace_back(events.size(), from_queue);
+      events.push_back(std::move(item.event));
       ++from_queue;
     }
     run_commands(false);
@@ -367,6 +417,10 @@ std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& co
     journal_.commit();
   } catch (const std::exception& ex) {
     journal_.rollback();
+    for (const auto& [at, index] : from_batch) {
+      batch[index].event = std::move(events[at]);
+      batch[index].event.seq = 0;
+    }
     spdlog::error("commit of {} events failed: {}; will retry", batch.size(), ex.what());
     {
       std::lock_guard lock(mu_);

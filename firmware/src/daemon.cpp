@@ -82,16 +82,11 @@ edge::MqttEndpoint endpoint(const BrokerConfig& b) {
   return ep;
 }
 
-// The latest event of every device, for the rules' heartbeat supervision after a restart.
+// Every device's last-seen time, for the rules' heartbeat supervision after a restart.
 std::vector<std::pair<edge::DeviceRef, std::int64_t>> devices_last_seen(edge::Db& db) {
   std::vector<std::pair<edge::DeviceRef, std::int64_t>> out;
-  auto st = db.prepare(
-      "SELECT body FROM events WHERE seq IN (SELECT max(seq) FROM events WHERE device_id!='' "
-      "GROUP BY device_id)");
-  while (st.step()) {
-    auto r = edge::decode_event(st.str(0));
-    if (r.event) out.emplace_back(r.event->device, r.event->ts_ms);
-  }
+  for (auto& d : edge::load_devices(db))
+    if (d.last_seen_ms > 0) out.emplace_back(std::move(d.device), d.last_seen_ms);
   return out;
 }
 
@@ -100,7 +95,7 @@ std::vector<std::string> recent_source_keys(const std::string& db_path) {
   auto db = edge::open_reader(db_path);
   auto st = db.prepare("SELECT body FROM events ORDER BY seq DESC LIMIT 4096");
   while (st.step()) {
-    auto r = edge::decode_event(st.str(0));
+    auto r = edge::decode_stored(st.str(0));
     if (r.event && !r.event->source_key.empty()) keys.push_back(r.event->source_key);
   }
   std::reverse(keys.begin(), keys.end());

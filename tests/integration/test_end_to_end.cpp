@@ -326,7 +326,7 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
   // Everything accepted reaches the journal: every reading and every leak alarm.
   auto distinct_temps = [&] {
     return sql_i64(db,
-                   "SELECT count(DISTINCT json_extract(body,'$.values[0].value')) FROM events "
+                   "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
                    "WHERE kind='temperature'");
   };
   auto distinct_leaks = [&] {
@@ -343,7 +343,7 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
     std::set<long> seen;
     for (const auto& body :
          sql_strings(db, "SELECT body FROM events WHERE kind='temperature' ORDER BY seq")) {
-      auto r = anju::edge::decode_event(body);
+      auto r = anju::edge::decode_stored(body);
       if (r.event && !r.event->values.empty())
         seen.insert(std::lround((r.event->values[0].value - 20) * 1000));
     }
@@ -663,7 +663,7 @@ TEST_CASE("SIGTERM stops cleanly with exit 0 and commits what was queued", "[e2e
   }
   // Every reading is in the journal (nothing lost)...
   CHECK(sql_i64(gw.db_path(),
-                "SELECT count(DISTINCT json_extract(body,'$.values[0].value')) FROM events "
+                "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
                 "WHERE kind='temperature'") == kReadings);
   // ... and once: what anjud took in before it stopped was acknowledged to the broker, so the
   // broker does not deliver it again to the restarted anjud.

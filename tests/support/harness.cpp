@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include "anju/edge/journal.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -461,6 +463,7 @@ struct ReadOnlyDb {
       throw std::runtime_error("open " + path.string() + ": " + err);
     }
     sqlite3_busy_timeout(db, 5000);
+    anju::edge::register_functions(db);  // anju_event_json(body)
   }
   ~ReadOnlyDb() { sqlite3_close(db); }
   sqlite3_stmt* prepare(const std::string& sql) const {
@@ -490,8 +493,9 @@ std::vector<std::string> sql_strings(const fs::path& db_path, const std::string&
   std::vector<std::string> out;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const auto* text = sqlite3_column_text(st, 0);
-    out.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(st, 0));
+    out.emplace_back(p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(st, 0)))
+                       : std::string());
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) throw std::runtime_error("step " + sql + ": " + sqlite3_errmsg(db.db));

@@ -388,12 +388,20 @@ TEST_CASE("pipeline: a torn record at the end of the inbox is ignored, the rest 
     p.submit(reading(clock, "d", EventKind::temperature, std::nullopt, 1));
     p.submit(reading(clock, "d", EventKind::temperature, std::nullopt, 2));
   }
+  int torn = 0;
   for (const auto& f : fs::directory_iterator(po.inbox_dir)) {
-    if (fs::file_size(f.path()) > 0) {
-      std::ofstream out(f.path(), std::ios::app | std::ios::binary);
-      out.write("\x40\x00\x00\x00garbage", 11);  // a record cut short by the crash
-    }
+    // Segments are preallocated: the records end where a zero length starts.
+    std::fstream io(f.path(), std::ios::in | std::ios::out | std::ios::binary);
+    std::uint32_t len = 0;
+    std::streamoff end = 0;
+    while (io.seekg(end) && io.read(reinterpret_cast<char*>(&len), 4) && len != 0) end += 8 + len;
+    if (end == 0) continue;
+    io.clear();
+    io.seekp(end);
+    io.write("\x40\x00\x00\x00garbage", 11);  // a record cut short by the crash
+    ++torn;
   }
+  REQUIRE(torn == 1);
   auto j = Journal::open(o, nullptr);
   RuleEngine rules({});
   Pipeline p(*j, rules, clock, po);

@@ -132,4 +132,12 @@ struct DecodeResult {
 DecodeResult decode_event(std::string_view json_text);
 DecodeResult event_from_json(const nlohmann::json& j);
 
+// The compact binary form the inbox and the journal store (about 40 % of the JSON's size, and
+// several times cheaper to write; layout in event_codec.cpp). `seq` is not part of it: the
+// journal keeps it in its own column.
+std::string encode_binary(const Event& e);
+DecodeResult decode_binary(std::string_view bytes);
+// A stored event in either form: JSON (journals written before the binary form) or binary.
+DecodeResult decode_stored(std::string_view bytes);
+
 }  // namespace anju::edge

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,12 +48,28 @@ struct EventQuery {
   bool newest_first = false;
 };
 
+// A device as the journal last heard of it (the `devices` table; one row per device id).
+struct DeviceRecord {
+  DeviceRef device;
+  Location location;
+  std::string source;  // driver
+  std::int64_t first_seen_ms = 0;
+  std::int64_t last_seen_ms = 0;
+  std::int64_t last_seq = 0;  // its latest event
+  std::string state;          // "online" or "offline"
+  std::optional<double> battery;
+  std::optional<double> signal;  // link quality or RSSI, as the driver reports it
+};
+
 // Creates the tables if needed (shared by every connection that writes).
 void ensure_schema(Db& db);
 // Opens another connection to the same file for reading (WAL lets it run beside the writer).
 Db open_reader(const std::string& path);
+// Adds anju_event_json(body) to a connection (open_reader and the journal's own have it).
+void register_functions(sqlite3* db);
 std::vector<Event> query_events(const Db& db, const EventQuery& q);
 std::vector<Alert> load_alerts(const Db& db, bool open_only, int limit = 10000);
+std::vector<DeviceRecord> load_devices(const Db& db);
 
 class Journal {
  public:
@@ -96,10 +113,16 @@ class Journal {
   Db db_;
   std::int64_t next_seq_ = 1;
   bool in_txn_ = false;
+  bool has_id_column_ = false;
   Stmt insert_event_;
   Stmt keep_event_;
   Stmt put_alert_;
   Stmt set_next_seq_;
+  Stmt put_device_;
+  // Devices seen in the open transaction, written once each at commit.
+  std::map<std::string, DeviceRecord> pending_devices_;
+  void note_device(const Event& e);
+  void flush_devices();
 
   static int wal_hook(void* ctx, sqlite3* db, const char* name, int pages);
   std::atomic<int> wal_pages_{0};

@@ -117,7 +117,7 @@ class Pipeline {
   using AnyCommand = std::variant<AlertCommand, MaintenanceCommand>;
   struct Item {
     Event event;
-    std::string body;  // encode(event) as written to the inbox; the journal stores the same text
+    std::string body;  // encode_binary(event) as written to the inbox; the journal stores the same
     std::int64_t inbox_gen = 0;
     std::int64_t inbox_end = 0;  // offset just past this record in segment inbox_gen
   };
@@ -132,6 +132,8 @@ class Pipeline {
   void run_command(const AnyCommand& any, std::int64_t now, std::vector<Event>& events,
                    std::vector<AlertChange>& changes, CommandResult& result, bool& duplicate);
   void open_segment(std::int64_t gen);
+  void close_segment();
+  bool append_inbox(const std::string& record);  // under mu_
   void replay();
   std::string segment_path(std::int64_t gen) const;
 
@@ -155,6 +157,8 @@ class Pipeline {
 
   // inbox (guarded by mu_)
   int inbox_fd_ = -1;
+  char* inbox_map_ = nullptr;  // the segment, mapped shared (null: write() instead)
+  std::int64_t inbox_map_size_ = 0;
   std::int64_t inbox_gen_ = 0;
   std::int64_t inbox_off_ = 0;
   std::int64_t committed_gen_ = 0;  // pipeline thread only
