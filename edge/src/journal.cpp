@@ -173,6 +173,7 @@ Journal::Journal(JournalOptions o, Db db) : options_(std::move(o)), db_(std::mov
   if (auto v = meta_get(db_, "next_seq")) from_meta = std::stoll(*v);
   const std::int64_t from_rows = db_.scalar_i64("SELECT max(seq) FROM events").value_or(0) + 1;
   next_seq_ = std::max(from_meta, from_rows);
+  stored_next_seq_ = from_meta;
 }
 
 int Journal::wal_hook(void* ctx, sqlite3*, const char*, int pages) {
@@ -328,8 +329,10 @@ void Journal::flush_devices() {
 
 void Journal::commit() {
   flush_devices();
-  set_next_seq_.bind(1, std::to_string(next_seq_)).exec();
+  // Only when it moved: a transaction that wrote nothing else then writes nothing at all.
+  if (next_seq_ != stored_next_seq_) set_next_seq_.bind(1, std::to_string(next_seq_)).exec();
   db_.exec("COMMIT");
+  stored_next_seq_ = next_seq_;
   in_txn_ = false;
 }
 

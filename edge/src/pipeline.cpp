@@ -355,114 +355,172 @@ void Pipeline::run_command(const AnyCommand& any, std::int64_t now, std::vector<
       .exec();
 }
 
-std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick) {
-  const std::int64_t now = clock_.wall_ms();
-  std::vector<Event> events;
-  std::vector<AlertChange> changes;
-  std::vector<std::pair<CommandResult, bool>> results(commands.size());
-  events.reserve(batch.size());
-  std::size_t from_queue = 0;
-  std::vector<std::pair<std::size_t, std::size_t>> from_batch;  // (index in events, in batch)
-  from_batch.reserve(batch.size());
+void Pipeline::ensure_txn() {
+  if (open_.active) return;
   journal_.begin();
-  try {
-    // Maintenance windows first (they decide how the batch's alerts are raised), alert commands
-    // after the events (they may refer to an alert the batch raises).
-    auto run_commands = [&](bool maintenance) {
-      for (std::size_t i = 0; i < commands.size(); ++i)
-        if (std::holds_alternative<MaintenanceCommand>(commands[i].first) == maintenance)
-          run_command(commands[i].first, now, events, changes, results[i].first, results[i].second);
-    };
-    run_commands(true);
-    for (auto& item : batch) {
-      // Moved, not copied: a failed commit moves them back (below) and retries the batch.
-      journal_.append(item.event, item.body);
-      rules_.on_event(item.event, changes);
-      from_batch.emplace_back(events.size(), from_queue);
-      events.push_back(std::move(item.event));
-      ++from_queue;
-    }
-    run_commands(false);
-    if (tick) {
-      std::vector<Event> synth;
-      const std::size_t before = changes.size();
-      rules_.on_tick(now, synth, changes);
-      // Escalations are transitions too: each one is an event in the journal.
-      for (std::size_t i = before; i < changes.size(); ++i) {
-        if (changes[i].type != AlertChangeType::escalated) continue;
-        Event t = transition_event(changes[i].alert, "", "rules", now);
+  open_.active = true;
+  open_.opened_mono_ns = clock_.mono_ns();
+}
+
+void Pipeline::apply(std::vector<Item>& batch, std::vector<Command>& commands, bool tick) {
+  const std::int64_t now = clock_.wall_ms();
+  if (!batch.empty() || !commands.empty()) ensure_txn();
+  const std::size_t first_command = open_.commands.size();
+  for (auto& c : commands) open_.commands.push_back(std::move(c));
+  commands.clear();
+  open_.results.resize(open_.commands.size());
+  auto& events = open_.events;
+  auto& changes = open_.changes;
+  // Maintenance windows first (they decide how the batch's alerts are raised), alert commands
+  // after the events (they may refer to an alert the batch raises).
+  auto run_commands = [&](bool maintenance) {
+    for (std::size_t i = first_command; i < open_.commands.size(); ++i)
+      if (std::holds_alternative<MaintenanceCommand>(open_.commands[i].first) == maintenance)
+        run_command(open_.commands[i].first, now, events, changes, open_.results[i].first,
+                    open_.results[i].second);
+  };
+  run_commands(true);
+  for (auto& item : batch) {
+    // Moved, not copied: a failed commit moves them back (fail_open) and retries them.
+    journal_.append(item.event, item.body);
+    rules_.on_event(item.event, changes);
+    open_.from_items.emplace_back(events.size(), open_.items.size());
+    events.push_back(std::move(item.event));
+    open_.items.push_back(std::move(item));
+  }
+  batch.clear();
+  run_commands(false);
+  if (tick) {
+    std::vector<Event> synth;
+    std::vector<AlertChange> tick_changes;
+    rules_.on_tick(now, synth, tick_changes);
+    if (!synth.empty() || !tick_changes.empty()) ensure_txn();
+    // Escalations are transitions too: each one is an event in the journal.
+    for (auto& c : tick_changes) {
+      if (c.type == AlertChangeType::escalated) {
+        Event t = transition_event(c.alert, "", "rules", now);
         journal_.append(t);
-        changes[i].alert.last_seq = t.seq;
+        c.alert.last_seq = t.seq;
         events.push_back(std::move(t));
       }
-      for (auto& s : synth) {
-        s.mono_ns = clock_.mono_ns();
-        s.boot_id = boot_id();
-        s.clock_synced = clock_.synced();
-        journal_.append(s);
-        rules_.on_event(s, changes);
-        events.push_back(std::move(s));
-      }
+      changes.push_back(std::move(c));
     }
-    for (auto& c : changes) {
-      c.json = to_json(c.alert).dump();
-      journal_.put_alert(c.alert, c.json);
-      if (c.alert.last_seq > 0) journal_.keep(c.alert.last_seq);
+    for (auto& e : synth) {
+      e.mono_ns = clock_.mono_ns();
+      e.boot_id = boot_id();
+      e.clock_synced = clock_.synced();
+      journal_.append(e);
+      rules_.on_event(e, changes);
+      events.push_back(std::move(e));
     }
-    for (auto* h : hooks_) h->in_transaction(journal_, events, changes);
-    if (!batch.empty()) {
-      meta_set(journal_.db(), "inbox_gen", std::to_string(batch.back().inbox_gen));
-      meta_set(journal_.db(), "inbox_off", std::to_string(batch.back().inbox_end));
-    }
-    journal_.commit();
-  } catch (const std::exception& ex) {
-    journal_.rollback();
-    for (const auto& [at, index] : from_batch) {
-      batch[index].event = std::move(events[at]);
-      batch[index].event.seq = 0;
-    }
-    spdlog::error("commit of {} events failed: {}; will retry", batch.size(), ex.what());
-    {
-      std::lock_guard lock(mu_);
-      ++stats_.commit_failures;
-    }
-    // The rules saw events that did not commit: rebuild their state from what did.
-    rules_.restore(load_alerts(journal_.db(), true), {}, now);
-    for (auto* h : hooks_) h->on_rollback(journal_);
-    // Commands are not retried: their senders hear of it and may send them again (same id).
-    for (auto& [cmd, done] : commands) {
-      CommandResult r;
-      r.error = "not stored (database error); try again with the same request_id";
-      if (done) done(r, false);
-    }
-    commands.clear();
-    throw;
   }
-  if (!batch.empty() && batch.back().inbox_gen > committed_gen_) {
-    for (std::int64_t g = committed_gen_; g < batch.back().inbox_gen; ++g) {
+}
+
+bool Pipeline::must_commit(bool force) const {
+  if (!open_.active) return false;
+  if (force || !open_.changes.empty() || !open_.commands.empty()) return true;
+  if (open_.items.size() >= static_cast<std::size_t>(options_.max_batch)) return true;
+  // Only events that changed no alert: they may wait for more (fewer, larger commits write far
+  // less to flash). They are already in the inbox, so waiting loses nothing on a crash.
+  return open_.events.size() > open_.items.size() ||
+         clock_.mono_ns() - open_.opened_mono_ns >= options_.quiet_commit_ms * 1'000'000;
+}
+
+std::size_t Pipeline::commit_open() {
+  auto& events = open_.events;
+  auto& changes = open_.changes;
+  for (auto& c : changes) {
+    c.json = to_json(c.alert).dump();
+    journal_.put_alert(c.alert, c.json);
+    if (c.alert.last_seq > 0) journal_.keep(c.alert.last_seq);
+  }
+  for (auto* h : hooks_) h->in_transaction(journal_, events, changes);
+  if (!open_.items.empty()) {
+    meta_set(journal_.db(), "inbox_gen", std::to_string(open_.items.back().inbox_gen));
+    meta_set(journal_.db(), "inbox_off", std::to_string(open_.items.back().inbox_end));
+  }
+  journal_.commit();
+  OpenTxn done = std::move(open_);
+  open_ = OpenTxn{};
+  if (!done.items.empty() && done.items.back().inbox_gen > committed_gen_) {
+    for (std::int64_t g = committed_gen_; g < done.items.back().inbox_gen; ++g) {
       std::error_code ec;
       fs::remove(segment_path(g), ec);
     }
-    committed_gen_ = batch.back().inbox_gen;
+    committed_gen_ = done.items.back().inbox_gen;
   }
-  for (auto* h : hooks_) h->after_commit(events, changes);
-  for (std::size_t i = 0; i < commands.size(); ++i)
-    if (commands[i].second) commands[i].second(results[i].first, results[i].second);
-  commands.clear();
+  for (auto* h : hooks_) h->after_commit(done.events, done.changes);
+  for (std::size_t i = 0; i < done.commands.size(); ++i)
+    if (done.commands[i].second)
+      done.commands[i].second(done.results[i].first, done.results[i].second);
   {
     std::lock_guard lock(mu_);
-    committed_submitted_ += static_cast<std::int64_t>(from_queue);
-    stats_.committed += static_cast<std::int64_t>(events.size());
+    committed_submitted_ += static_cast<std::int64_t>(done.items.size());
+    stats_.committed += static_cast<std::int64_t>(done.events.size());
     ++stats_.batches;
     stats_.last_seq = journal_.last_seq();
     stats_.alerts_open = static_cast<std::int64_t>(rules_.open_alert_count());
   }
   committed_cv_.notify_all();
-  return events.size();
+  return done.events.size();
+}
+
+void Pipeline::fail_open(const std::exception& ex) {
+  journal_.rollback();
+  for (const auto& [at, index] : open_.from_items) {
+    open_.items[index].event = std::move(open_.events[at]);
+    open_.items[index].event.seq = 0;
+  }
+  spdlog::error("commit of {} events failed: {}; will retry", open_.items.size(), ex.what());
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.commit_failures;
+  }
+  // The rules saw events that did not commit: rebuild their state from what did.
+  rules_.restore(load_alerts(journal_.db(), true), {}, clock_.wall_ms());
+  for (auto* h : hooks_) h->on_rollback(journal_);
+  // Commands are not retried: their senders hear of it and may send them again (same id).
+  for (auto& [cmd, done] : open_.commands) {
+    CommandResult r;
+    r.error = "not stored (database error); try again with the same request_id";
+    if (done) done(r, false);
+  }
+  // The events go again, first, in their order.
+  std::vector<Item> again = std::move(open_.items);
+  for (auto& item : retry_) again.push_back(std::move(item));
+  retry_ = std::move(again);
+  open_ = OpenTxn{};
+}
+
+std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick,
+                              bool force) {
+  try {
+    apply(batch, commands, tick);
+    return must_commit(force) ? commit_open() : 0;
+  } catch (const std::exception& ex) {
+    fail_open(ex);
+    throw;
+  }
+}
+
+void Pipeline::run_hook_ticks(std::int64_t now) {
+  for (auto* h : hooks_) {
+    try {
+      journal_.begin();
+      h->on_tick(journal_, now);
+      journal_.commit();
+      h->after_commit({}, {});
+    } catch (const std::exception& ex) {
+      journal_.rollback();
+      h->on_rollback(journal_);
+      spdlog::error("periodic task failed: {}", ex.what());
+    }
+  }
 }
 
 std::size_t Pipeline::run_once() {
-  std::vector<Item> batch;
+  std::vector<Item> batch = std::move(retry_);
+  retry_.clear();
   std::vector<Command> commands;
   {
     std::lock_guard lock(mu_);
@@ -476,7 +534,7 @@ std::size_t Pipeline::run_once() {
     }
   }
   not_full_.notify_all();
-  const std::size_t n = process(batch, commands, true);
+  const std::size_t n = process(batch, commands, true, /*force=*/true);
   for (auto* h : hooks_) {
     journal_.begin();
     try {
@@ -496,70 +554,72 @@ void Pipeline::loop() {
   std::vector<Item> batch;
   std::vector<Command> commands;
   for (;;) {
+    bool stop_now = false;
     {
       std::unique_lock lock(mu_);
-      if (batch.empty()) {
+      if (retry_.empty()) {
         const std::int64_t now = clock_.wall_ms();
-        const std::int64_t deadline =
+        std::int64_t deadline =
             std::min(rules_.next_deadline_ms(), last_tick_ms_ + options_.tick_interval_ms);
+        if (open_.active)
+          deadline =
+              std::min(deadline, now + std::max<std::int64_t>(0, open_.opened_mono_ns / 1'000'000 +
+                                                                     options_.quiet_commit_ms -
+                                                                     clock_.mono_ns() / 1'000'000));
         const auto wait_ms = std::clamp<std::int64_t>(deadline - now, 0, options_.tick_interval_ms);
         not_empty_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                             [&] { return stopping_ || !queue_.empty() || !commands_.empty(); });
-        if (stopping_ && queue_.empty() && commands_.empty()) break;
-        if (!queue_.empty() && options_.commit_window_ms > 0 &&
+        if (!open_.active && !queue_.empty() && options_.commit_window_ms > 0 &&
             queue_.size() < static_cast<std::size_t>(options_.max_batch) && !stopping_) {
           not_empty_.wait_for(lock, std::chrono::milliseconds(options_.commit_window_ms), [&] {
             return stopping_ || queue_.size() >= static_cast<std::size_t>(options_.max_batch);
           });
         }
-        while (!queue_.empty() && batch.size() < static_cast<std::size_t>(options_.max_batch)) {
+        const std::size_t room =
+            static_cast<std::size_t>(options_.max_batch) -
+            std::min(open_.items.size(), static_cast<std::size_t>(options_.max_batch));
+        while (!queue_.empty() && batch.size() < std::max<std::size_t>(room, 1)) {
           batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
+      } else {
+        batch = std::move(retry_);
+        retry_.clear();
       }
       while (!commands_.empty()) {
         commands.push_back(std::move(commands_.front()));
         commands_.pop_front();
       }
+      stop_now = stopping_ && queue_.empty() && commands_.empty() && retry_.empty();
     }
     not_full_.notify_all();
     const std::int64_t now = clock_.wall_ms();
     const bool tick =
         now >= last_tick_ms_ + options_.tick_interval_ms || now >= rules_.next_deadline_ms();
     try {
-      process(batch, commands, tick);
-      batch.clear();
+      process(batch, commands, tick, /*force=*/tick || stop_now);
       backoff_ms = 50;
     } catch (const std::exception&) {
-      // Keep the batch and retry: nothing accepted is dropped. If we are stopping, what is left
+      // Keep the events and retry: nothing accepted is dropped. If we are stopping, what is left
       // stays in the inbox and is replayed at the next start.
-      bool stop_now;
+      batch.clear();
+      commands.clear();
+      bool stopping;
       {
         std::unique_lock lock(mu_);
         committed_cv_.wait_for(lock, std::chrono::milliseconds(backoff_ms),
                                [&] { return stopping_; });
-        stop_now = stopping_;
+        stopping = stopping_;
       }
-      if (stop_now) break;
+      if (stopping) break;
       backoff_ms = std::min<std::int64_t>(backoff_ms * 2, 5000);
       continue;
     }
     if (tick) {
       last_tick_ms_ = now;
-      for (auto* h : hooks_) {
-        try {
-          journal_.begin();
-          h->on_tick(journal_, now);
-          journal_.commit();
-          h->after_commit({}, {});
-        } catch (const std::exception& ex) {
-          journal_.rollback();
-          h->on_rollback(journal_);
-          spdlog::error("periodic task failed: {}", ex.what());
-        }
-      }
+      run_hook_ticks(now);
     }
-    if (now - last_retention_ms_ >= options_.retention_interval_ms) {
+    if (!open_.active && now - last_retention_ms_ >= options_.retention_interval_ms) {
       // Small batches, one transaction each, re-checking the queue in between: ingest waits at
       // most one batch.
       last_retention_ms_ = now;
@@ -575,6 +635,7 @@ void Pipeline::loop() {
         spdlog::error("retention step failed: {}", ex.what());
       }
     }
+    if (stop_now && !open_.active) break;
   }
 }
 

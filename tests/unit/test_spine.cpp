@@ -444,6 +444,42 @@ TEST_CASE("pipeline thread: group commit under concurrent producers, nothing los
   CHECK(j->db().scalar_i64("SELECT count(*) FROM events") == 2000);
 }
 
+TEST_CASE("pipeline thread: quiet readings wait for more, an alarm commits them at once",
+          "[pipeline]") {
+  TempDir dir;
+  SystemClock clock;
+  JournalOptions o;
+  o.path = dir.file("j.db");
+  PipelineOptions po;
+  po.inbox_dir = dir.file("inbox");
+  po.quiet_commit_ms = 600'000;  // longer than the test: only an alarm or stop() commits
+  po.tick_interval_ms = 600'000;
+  auto j = Journal::open(o, nullptr);
+  RuleSettings rs;
+  rs.heartbeat_timeout_ms = 0;
+  rs.escalate_after_ms = {};  // the readings' times are a ManualClock's: no escalation here
+  RuleEngine rules(rs);
+  Pipeline p(*j, rules, clock, po);
+  p.start();
+  ManualClock c;
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(p.submit(reading(c, "t", EventKind::temperature, std::nullopt, 20 + i)));
+  // Held in the open transaction (and in the inbox): not committed yet.
+  CHECK_FALSE(p.wait_committed(std::chrono::milliseconds(100)));
+  CHECK(p.stats().batches == 0);
+  // A smoke alarm changes an alert: it and the held readings commit together, at once.
+  REQUIRE(p.submit(reading(c, "s", EventKind::smoke, true)));
+  REQUIRE(p.wait_committed(std::chrono::seconds(10)));
+  CHECK(p.stats().batches == 1);
+  CHECK(p.stats().committed == 4);
+  CHECK(j->last_seq() == 4);
+  // stop() commits what is held.
+  REQUIRE(p.submit(reading(c, "t", EventKind::temperature, std::nullopt, 30)));
+  p.stop();
+  CHECK(j->last_seq() == 5);
+  CHECK(j->db().scalar_i64("SELECT count(*) FROM events").value_or(-1) == 5);
+}
+
 TEST_CASE("outbox: priority classes, order within class, budget eviction, alerts never evicted",
           "[outbox]") {
   using namespace anju::bridge;

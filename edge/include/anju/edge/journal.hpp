@@ -112,6 +112,7 @@ class Journal {
   JournalOptions options_;
   Db db_;
   std::int64_t next_seq_ = 1;
+  std::int64_t stored_next_seq_ = 0;  // the value in meta as of the last commit
   bool in_txn_ = false;
   bool has_id_column_ = false;
   Stmt insert_event_;

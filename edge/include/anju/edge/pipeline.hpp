@@ -55,6 +55,10 @@ struct PipelineOptions {
   std::string inbox_dir;                // where the inbox segments live (created if missing)
   std::size_t queue_capacity = 20'000;  // events; submit() blocks beyond this
   int commit_window_ms = 1;             // after the first event of a batch, wait this long for more
+  // A transaction holding only events that changed no alert stays open this long for more before
+  // it commits (they are in the inbox already). Anything that changes an alert, a command, a
+  // tick or a full batch commits at once.
+  std::int64_t quiet_commit_ms = 250;
   int max_batch = 512;
   std::int64_t inbox_segment_bytes = 4 * 1024 * 1024;
   int retention_batch = 500;  // rows per retention transaction
@@ -123,7 +127,27 @@ class Pipeline {
   };
   void loop();
   using Command = std::pair<AnyCommand, CommandDone>;
-  std::size_t process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick);
+  // The write transaction being filled (pipeline thread only).
+  struct OpenTxn {
+    bool active = false;
+    std::int64_t opened_mono_ns = 0;
+    std::vector<Item> items;  // from the queue, in order; their events are in `events` meanwhile
+    std::vector<Event> events;
+    std::vector<std::pair<std::size_t, std::size_t>> from_items;  // (index in events, in items)
+    std::vector<AlertChange> changes;
+    std::vector<Command> commands;
+    std::vector<std::pair<CommandResult, bool>> results;
+  };
+  // Adds events, commands and the tick's work to the open transaction (begun when there is
+  // something to write), commits when must_commit says so. Returns the events committed.
+  std::size_t process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick,
+                      bool force);
+  void ensure_txn();
+  void apply(std::vector<Item>& batch, std::vector<Command>& commands, bool tick);
+  bool must_commit(bool force) const;
+  std::size_t commit_open();
+  void fail_open(const std::exception& ex);
+  void run_hook_ticks(std::int64_t now);
   bool enqueue_command(AnyCommand cmd, CommandDone done);
   // A new event of the gateway's own (id, both times, boot id, clock state), for `kind`.
   Event gateway_event(EventKind kind, std::int64_t now) const;
@@ -163,6 +187,8 @@ class Pipeline {
   std::int64_t inbox_off_ = 0;
   std::int64_t committed_gen_ = 0;  // pipeline thread only
 
+  OpenTxn open_;
+  std::vector<Item> retry_;  // events of a transaction that failed, applied again first
   std::int64_t last_tick_ms_ = 0;
   std::int64_t last_retention_ms_ = 0;
   std::thread thread_;
