@@ -554,6 +554,7 @@ void Pipeline::loop() {
   std::vector<Item> batch;
   std::vector<Command> commands;
   for (;;) {
+    heartbeat_ms_.store(clock_.mono_ns() / 1'000'000, std::memory_order_relaxed);
     bool stop_now = false;
     {
       std::unique_lock lock(mu_);

@@ -13,6 +13,7 @@
 // Thread: submit() and wait_*() from any thread; hooks run on the pipeline thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -112,6 +113,9 @@ class Pipeline {
   // Waits until every event submitted before the call is committed, or the deadline passes.
   bool wait_committed(std::chrono::milliseconds timeout);
   PipelineStats stats() const;
+  // CLOCK_MONOTONIC ms when the pipeline thread last went round its loop (it does at least once a
+  // tick, 1 s): what a watchdog checks to know the thread is not stuck. 0 before start.
+  std::int64_t heartbeat_mono_ms() const { return heartbeat_ms_.load(std::memory_order_relaxed); }
 
   // Runs one step by hand (tests with a ManualClock and no thread): commits what is queued and
   // runs the tick. Returns the number of events committed.
@@ -191,6 +195,7 @@ class Pipeline {
   std::vector<Item> retry_;  // events of a transaction that failed, applied again first
   std::int64_t last_tick_ms_ = 0;
   std::int64_t last_retention_ms_ = 0;
+  std::atomic<std::int64_t> heartbeat_ms_{0};
   std::thread thread_;
 };
 
