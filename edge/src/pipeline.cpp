@@ -384,9 +384,13 @@ void Pipeline::apply(std::vector<Item>& batch, std::vector<Command>& commands, b
     // Moved, not copied: a failed commit moves them back (fail_open) and retries them.
     journal_.append(item.event, item.body);
     rules_.on_event(item.event, changes);
+    std::vector<Event> derived;
+    for (auto* d : derivers_)
+      for (auto& x : d->on_event(item.event)) derived.push_back(std::move(x));
     open_.from_items.emplace_back(events.size(), open_.items.size());
     events.push_back(std::move(item.event));
     open_.items.push_back(std::move(item));
+    for (auto& x : derived) append_derived(std::move(x), now);
   }
   batch.clear();
   run_commands(false);
@@ -394,6 +398,8 @@ void Pipeline::apply(std::vector<Item>& batch, std::vector<Command>& commands, b
     std::vector<Event> synth;
     std::vector<AlertChange> tick_changes;
     rules_.on_tick(now, synth, tick_changes);
+    for (auto* d : derivers_)
+      for (auto& x : d->on_tick(now)) synth.push_back(std::move(x));
     if (!synth.empty() || !tick_changes.empty()) ensure_txn();
     // Escalations are transitions too: each one is an event in the journal.
     for (auto& c : tick_changes) {
@@ -414,6 +420,24 @@ void Pipeline::apply(std::vector<Item>& batch, std::vector<Command>& commands, b
       events.push_back(std::move(e));
     }
   }
+}
+
+void Pipeline::append_derived(Event e, std::int64_t now) {
+  ensure_txn();
+  if (e.id.empty()) e.id = uuid_v7(now);
+  if (e.ts_ms == 0) e.ts_ms = now;
+  e.mono_ns = clock_.mono_ns();
+  e.boot_id = boot_id();
+  e.clock_synced = clock_.synced();
+  journal_.append(e);
+  rules_.on_event(e, open_.changes);
+  open_.events.push_back(std::move(e));
+}
+
+std::int64_t Pipeline::next_deadline_ms() const {
+  std::int64_t t = rules_.next_deadline_ms();
+  for (const auto* d : derivers_) t = std::min(t, d->next_deadline_ms());
+  return t;
 }
 
 bool Pipeline::must_commit(bool force) const {
@@ -561,7 +585,7 @@ void Pipeline::loop() {
       if (retry_.empty()) {
         const std::int64_t now = clock_.wall_ms();
         std::int64_t deadline =
-            std::min(rules_.next_deadline_ms(), last_tick_ms_ + options_.tick_interval_ms);
+            std::min(next_deadline_ms(), last_tick_ms_ + options_.tick_interval_ms);
         if (open_.active)
           deadline =
               std::min(deadline, now + std::max<std::int64_t>(0, open_.opened_mono_ns / 1'000'000 +
@@ -595,8 +619,7 @@ void Pipeline::loop() {
     }
     not_full_.notify_all();
     const std::int64_t now = clock_.wall_ms();
-    const bool tick =
-        now >= last_tick_ms_ + options_.tick_interval_ms || now >= rules_.next_deadline_ms();
+    const bool tick = now >= last_tick_ms_ + options_.tick_interval_ms || now >= next_deadline_ms();
     try {
       process(batch, commands, tick, /*force=*/tick || stop_now);
       backoff_ms = 50;

@@ -15,12 +15,32 @@ std::optional<int> alarm_severity(EventKind k) {
     case EventKind::smoke:
     case EventKind::gas:
       return 1;
+    case EventKind::manhole_open:
+    case EventKind::equipment_alarm:
+    case EventKind::security_fault:
+      return 2;
     case EventKind::water_leak:
     case EventKind::tamper:
     case EventKind::battery_low:
+    case EventKind::equipment_fault:
       return 3;
     default:
       return std::nullopt;
+  }
+}
+
+// Kinds whose severity is chosen where they are derived (the door rules' settings), raised as
+// conditions when they carry `active` (forced, held open) and as one-off alerts otherwise
+// (tailgating, repeated denials: each one counts on the open alert).
+bool derived_alert_kind(EventKind k) {
+  switch (k) {
+    case EventKind::door_forced:
+    case EventKind::door_held_open:
+    case EventKind::tailgating:
+    case EventKind::repeated_denial:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -256,6 +276,11 @@ void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
     const bool alarm =
         e.kind == EventKind::smoke || e.kind == EventKind::gas || e.kind == EventKind::water_leak;
     condition(e, std::string(to_string(e.kind)), e.kind, *sev, *e.active, std::nullopt, out, alarm);
+  }
+  if (derived_alert_kind(e.kind)) {
+    const int sev = std::clamp(e.severity, 1, 4);
+    condition(e, std::string(to_string(e.kind)), e.kind, sev, e.active.value_or(true), std::nullopt,
+              out, /*count_repeats=*/!e.active.has_value());
   }
   if (e.kind == EventKind::battery) {
     if (const auto* m = e.value("battery")) {

@@ -27,6 +27,7 @@
 
 #include "anju/edge/alert.hpp"
 #include "anju/edge/clock.hpp"
+#include "anju/edge/deriver.hpp"
 #include "anju/edge/event.hpp"
 #include "anju/edge/journal.hpp"
 #include "anju/edge/rules.hpp"
@@ -88,6 +89,8 @@ class Pipeline {
   Pipeline& operator=(const Pipeline&) = delete;
 
   void add_hook(PipelineHook* hook) { hooks_.push_back(hook); }
+  // Before start(), like hooks.
+  void add_deriver(EventDeriver* d) { derivers_.push_back(d); }
 
   // Replays the inbox (events handed over before a crash and not committed) into the queue, then
   // starts the pipeline thread. Hooks must be added before.
@@ -170,6 +173,10 @@ class Pipeline {
   const Clock& clock_;
   PipelineOptions options_;
   std::vector<PipelineHook*> hooks_;
+  std::vector<EventDeriver*> derivers_;
+  std::int64_t next_deadline_ms() const;  // rules' and derivers'
+  // Journals and rules one derived event (stamped like the gateway's own).
+  void append_derived(Event e, std::int64_t now);
 
   mutable std::mutex mu_;
   std::condition_variable not_empty_;
