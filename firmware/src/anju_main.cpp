@@ -1,18 +1,23 @@
 // anju: the installer's and operator's CLI. Reads the data directory (SQLite, read-only, beside a
 // running anjud thanks to WAL) and anjud's status socket.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "anju/edge/journal.hpp"
 #include "anju/firmware/config.hpp"
 #include "anju/firmware/daemon.hpp"
+#include "anju/firmware/users.hpp"
 
 namespace {
 using nlohmann::json;
@@ -69,6 +74,133 @@ std::int64_t now_ms() {
       .count();
 }
 
+// A password from the terminal (twice, without echo) or, when stdin is not a terminal, the first
+// line of stdin (so that scripts can pipe it in).
+std::optional<std::string> read_password(const std::string& prompt) {
+  auto read_line = [](std::string& out) {
+    if (!std::getline(std::cin, out)) return false;
+    if (!out.empty() && out.back() == '\r') out.pop_back();
+    return true;
+  };
+  if (!::isatty(STDIN_FILENO)) {
+    std::string pw;
+    if (!read_line(pw)) return std::nullopt;
+    return pw;
+  }
+  termios old{};
+  ::tcgetattr(STDIN_FILENO, &old);
+  termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  std::string a, b;
+  std::cerr << prompt << ": " << std::flush;
+  const bool ok_a = read_line(a);
+  std::cerr << "\nagain: " << std::flush;
+  const bool ok_b = ok_a && read_line(b);
+  std::cerr << "\n";
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+  if (!ok_b) return std::nullopt;
+  if (a != b) {
+    std::cerr << "anju user: the two passwords differ\n";
+    return std::nullopt;
+  }
+  return a;
+}
+
+// `anju user add|passwd|del|list`: edits the dashboard's users file under an exclusive lock
+// (<file>.lock), atomically (temp file + rename, mode 0600). anjud notices the change by itself.
+int user_command(const std::string& users_file, const std::string& action, const std::string& name,
+                 const std::string& role_text, bool as_json) {
+  namespace fs = std::filesystem;
+  using anju::firmware::User;
+  const fs::path parent = fs::path(users_file).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  const std::string lock_path = users_file + ".lock";
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) {
+    std::cerr << "anju user: cannot lock " << lock_path << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock_fd};
+
+  auto loaded = anju::firmware::load_users_file(users_file);
+  if (!loaded.users) {
+    std::cerr << "anju user: " << loaded.error << "\n";
+    return 1;
+  }
+  auto users = std::move(*loaded.users);
+  auto it = std::find_if(users.begin(), users.end(), [&](const User& u) { return u.name == name; });
+  if (action == "list") {
+    json out = json::array();
+    for (const auto& u : users) {
+      if (as_json)
+        out.push_back({{"name", u.name}, {"role", anju::firmware::to_string(u.role)}});
+      else
+        std::cout << u.name << "  " << anju::firmware::to_string(u.role) << "\n";
+    }
+    if (as_json) std::cout << out.dump() << "\n";
+    return 0;
+  }
+  if (auto e = anju::firmware::check_user_name(name); !e.empty()) {
+    std::cerr << "anju user: " << e << "\n";
+    return 2;
+  }
+  if (action == "del") {
+    if (it == users.end()) {
+      std::cerr << "anju user: no user '" << name << "'\n";
+      return 1;
+    }
+    users.erase(it);
+    anju::firmware::save_users_file(users_file, users);
+    std::cout << "deleted user " << name << "\n";
+    return 0;
+  }
+  std::optional<anju::firmware::Role> role;
+  if (!role_text.empty()) {
+    role = anju::firmware::role_from_string(role_text);
+    if (!role) {
+      std::cerr << "anju user: --role must be viewer, operator or admin\n";
+      return 2;
+    }
+  }
+  if (action == "add" && it != users.end()) {
+    std::cerr << "anju user: '" << name << "' exists (use `anju user passwd`)\n";
+    return 1;
+  }
+  if (action == "passwd" && it == users.end()) {
+    std::cerr << "anju user: no user '" << name << "'\n";
+    return 1;
+  }
+  if (action == "add" && !role) {
+    std::cerr << "anju user add: --role viewer|operator|admin is required\n";
+    return 2;
+  }
+  auto pw = read_password("password for " + name);
+  if (!pw) {
+    std::cerr << "anju user: no password given\n";
+    return 1;
+  }
+  if (pw->size() < 8 || pw->size() > 1024) {
+    std::cerr << "anju user: the password must be 8 to 1024 bytes\n";
+    return 2;
+  }
+  const std::string hash = anju::firmware::hash_password(*pw);
+  if (action == "add") {
+    users.push_back({name, *role, hash});
+  } else {
+    it->password_hash = hash;
+    if (role) it->role = *role;
+  }
+  anju::firmware::save_users_file(users_file, users);
+  std::cout << (action == "add" ? "added user " : "changed the password of ") << name << " ("
+            << anju::firmware::to_string(action == "add" ? *role : it->role) << ") in "
+            << users_file << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,21 +224,51 @@ int main(int argc, char** argv) {
   auto* alerts = app.add_subcommand("alerts", "open alerts");
   bool all = false;
   alerts->add_flag("--all", all, "closed ones too");
+  auto* user = app.add_subcommand("user", "dashboard users: add, passwd, del, list");
+  user->require_subcommand(1);
+  std::string users_file, user_name, user_role;
+  user->add_option("--users-file", users_file,
+                   "users file (default: dashboard.users_file, or <data dir>/users.json)");
+  auto* user_add = user->add_subcommand(
+      "add", "add a user; the password is read from stdin (or asked for, without echo)");
+  user_add->add_option("name", user_name, "user name")->required();
+  user_add->add_option("--role", user_role, "viewer, operator or admin")->required();
+  auto* user_passwd = user->add_subcommand("passwd", "change a user's password (and --role)");
+  user_passwd->add_option("name", user_name, "user name")->required();
+  user_passwd->add_option("--role", user_role, "new role: viewer, operator or admin");
+  auto* user_del = user->add_subcommand("del", "delete a user");
+  user_del->add_option("name", user_name, "user name")->required();
+  auto* user_list = user->add_subcommand("list", "list the users and their roles");
   CLI11_PARSE(app, argc, argv);
 
-  if (data_dir.empty()) {
-    if (!config_path.empty()) {
-      auto r = anju::firmware::load_config(config_path);
-      if (!r.config) {
-        for (const auto& e : r.errors) std::cerr << e.to_string() << "\n";
-        return 2;
-      }
-      data_dir = r.config->data_dir;
-    } else {
-      data_dir = "/var/lib/anju";
+  std::string configured_users_file;
+  if (!config_path.empty()) {
+    auto r = anju::firmware::load_config(config_path);
+    if (!r.config) {
+      for (const auto& e : r.errors) std::cerr << e.to_string() << "\n";
+      return 2;
+    }
+    if (data_dir.empty()) data_dir = r.config->data_dir;
+    configured_users_file = r.config->dashboard.users_file;
+  }
+  if (data_dir.empty()) data_dir = "/var/lib/anju";
+  const std::string db_path = anju::firmware::journal_path(data_dir);
+
+  if (*user) {
+    if (users_file.empty())
+      users_file = configured_users_file.empty() ? data_dir + "/users.json" : configured_users_file;
+    const std::string action = *user_add      ? "add"
+                               : *user_passwd ? "passwd"
+                               : *user_del    ? "del"
+                               : *user_list   ? "list"
+                                              : "";
+    try {
+      return user_command(users_file, action, user_name, user_role, as_json);
+    } catch (const std::exception& e) {
+      std::cerr << "anju user: " << e.what() << "\n";
+      return 1;
     }
   }
-  const std::string db_path = anju::firmware::journal_path(data_dir);
 
   try {
     if (*status) {

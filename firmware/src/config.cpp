@@ -1174,6 +1174,45 @@ const Table<SiteConfig>& site_table() {
   return t;
 }
 
+std::string check_listen(const std::string& s) {
+  std::string host;
+  int port = 0;
+  if (!split_listen(s, host, port))
+    return "must be host:port with a port 1..65535 (e.g. 0.0.0.0:8080 or [::]:8080), got " +
+           quote(s);
+  return {};
+}
+
+const Table<DashboardConfig>& dashboard_table() {
+  static const Table<DashboardConfig> t{
+      {
+          leaf("enabled", &DashboardConfig::enabled, boolean(),
+               "Serve the dashboard (pages, JSON API, /healthz, /metrics)."),
+          leaf("listen", &DashboardConfig::listen, text("host:port", check_listen),
+               "Address and port to listen on: 0.0.0.0:8080 for the LAN, 127.0.0.1:8080 for this "
+               "machine only."),
+          leaf("tls_cert", &DashboardConfig::tls_cert, text(),
+               "PEM certificate (chain): serve HTTPS when set; needs tls_key."),
+          leaf("tls_key", &DashboardConfig::tls_key, text(),
+               "PEM private key of tls_cert; needs tls_cert."),
+          leaf("users_file", &DashboardConfig::users_file, text(),
+               "Users and password hashes (`anju user add`); empty: <data_dir>/users.json."),
+          leaf("assets_dir", &DashboardConfig::assets_dir, text(),
+               "Serve the pages from this directory instead of the copy built into anjud."),
+          leaf("session_ttl_s", &DashboardConfig::session_ttl_s, integer(60, 30 * 86400),
+               "A session unused for this long ends, seconds."),
+          leaf("lockout_after", &DashboardConfig::lockout_after, integer(1, 1000),
+               "Failed logins (per user and per client address) within lockout_s that lock "
+               "logins."),
+          leaf("lockout_s", &DashboardConfig::lockout_s, integer(1, 86400),
+               "The window of failed logins and the length of a lockout, seconds."),
+      },
+      [](Ctx& ctx, const Path& p, DashboardConfig& d) {
+        check_pair(ctx, p, "tls_cert", d.tls_cert, "tls_key", d.tls_key);
+      }};
+  return t;
+}
+
 const Table<Config>& config_table() {
   static const std::vector<std::string> kLevels{"trace", "debug", "info", "warn", "error"};
   static const Table<Config> t{
@@ -1192,6 +1231,8 @@ const Table<Config>& config_table() {
           section("rules", &Config::rules, rules_table(), "Alert rules."),
           section("zigbee2mqtt", &Config::zigbee2mqtt, zigbee2mqtt_table(),
                   "The zigbee2mqtt driver."),
+          section("dashboard", &Config::dashboard, dashboard_table(),
+                  "The web dashboard for property management, served by anjud."),
       },
       {}};
   return t;
@@ -1281,6 +1322,36 @@ ConfigResult parse_impl(const std::string& yaml_text, const std::string& file) {
 }
 
 }  // namespace
+
+bool split_listen(const std::string& listen, std::string& host, int& port) {
+  std::string_view s = listen;
+  std::string_view h, p;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return false;
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+    if (h.empty() || h.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
+      return false;
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+    if (h.empty()) return false;
+    for (char c : h)
+      if (!(is_id_char(c) || c == '.')) return false;
+  }
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  int v = 0;
+  std::from_chars(p.data(), p.data() + p.size(), v);
+  if (v < 1 || v > 65535) return false;
+  host = std::string(h);
+  port = v;
+  return true;
+}
 
 std::string ConfigError::to_string() const {
   std::string s = file;

@@ -19,6 +19,7 @@
 #include "anju/edge/mqtt.hpp"
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
+#include "anju/firmware/dashboard.hpp"
 
 namespace anju::firmware {
 namespace fs = std::filesystem;
@@ -358,7 +359,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
       local_alerts.publish(a);
   });
 
-  auto render_status = [&]() {
+  auto status_json = [&]() {
     const auto ps = pipeline.stats();
     json j;
     j["site"] = config.site.id;
@@ -406,9 +407,20 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
                           {"unknown_device", zs.unknown_device},
                           {"devices", zs.devices}};
     }
-    return j.dump();
+    return j;
   };
+  auto render_status = [&]() { return status_json().dump(); };
   StatusServer status(status_socket_path(config.data_dir), render_status);
+
+  // The dashboard: a hook like the others (its own alert snapshot, live streams), seeded with the
+  // open alerts before the pipeline starts.
+  std::unique_ptr<Dashboard> dashboard;
+  if (config.dashboard.enabled) {
+    dashboard =
+        std::make_unique<Dashboard>(dashboard_options(config), pipeline, clock, status_json);
+    dashboard->seed(edge::load_alerts(journal->db(), true));
+    pipeline.add_hook(dashboard.get());
+  }
 
   pipeline.start();
   // Events replayed from the inbox commit first; then the bus learns which source messages are
@@ -417,6 +429,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   bus.remember(recent_source_keys(journal_path(config.data_dir)));
   if (uplink) uplink->start();
   status.start();
+  if (dashboard) dashboard->start();
   bus.start();
   spdlog::info("anjud running: site {}, data {}, local bus {}, uplink {}", config.site.id,
                config.data_dir, config.local_broker.uri,
@@ -435,8 +448,9 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
       break;
     }
   }
-  bus.stop();       // no more input
-  pipeline.stop();  // commit what is queued
+  if (dashboard) dashboard->stop();  // no more requests (they submit audit events and commands)
+  bus.stop();                        // no more input
+  pipeline.stop();                   // commit what is queued
   if (uplink) uplink->stop(std::chrono::milliseconds(3000));
   try {
     pipeline.run_once();  // delete what the city acknowledged during the flush

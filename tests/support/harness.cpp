@@ -387,6 +387,15 @@ std::string gateway_yaml(const GatewayConfig& c) {
     << "      building: \"3\"\n"
     << "      unit: \"2\"\n"
     << "      room: \"1201\"\n";
+  if (c.dashboard_port > 0)
+    y << "dashboard:\n"
+      << "  enabled: true\n"
+      << "  listen: 127.0.0.1:" << c.dashboard_port << "\n"
+      << "  lockout_after: " << c.dashboard_lockout_after << "\n"
+      << "  lockout_s: " << c.dashboard_lockout_s << "\n";
+  if (c.dashboard_port > 0 && !c.dashboard_tls_cert.empty())
+    y << "  tls_cert: " << c.dashboard_tls_cert << "\n"
+      << "  tls_key: " << c.dashboard_tls_key << "\n";
   return y.str();
 }
 
@@ -646,6 +655,18 @@ json z2m_device(const std::string& ieee, const std::string& name, const std::str
           {"type", "EndDevice"},
           {"friendly_name", name},
           {"definition", {{"model", model}, {"vendor", "Aqara"}, {"exposes", exposes}}}};
+}
+
+int add_dashboard_user(const Anjud& gw, const std::string& name, const std::string& role,
+                       const std::string& password, std::string* output) {
+  // Single quotes around every argument; the test's names and passwords hold none.
+  const std::string cmd = "printf '%s\\n' '" + password + "' | '" + std::string(ANJU_PATH) +
+                          "' --data-dir '" + gw.data_dir().string() + "' user add '" + name +
+                          "' --role '" + role + "'";
+  std::string out;
+  const int rc = run_shell(cmd, &out);
+  if (output) *output = out;
+  return rc;
 }
 
 }  // namespace anju::it

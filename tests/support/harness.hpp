@@ -144,6 +144,12 @@ struct GatewayConfig {
   int heartbeat_timeout_s = 0;  // off: tests run far shorter than any real timeout
   std::string synchronous = "full";
   std::string log_level = "info";
+  // The dashboard: 0 leaves it off; otherwise it listens on 127.0.0.1:<port>.
+  int dashboard_port = 0;
+  int dashboard_lockout_after = 5;
+  int dashboard_lockout_s = 300;
+  std::string dashboard_tls_cert;  // both set: HTTPS
+  std::string dashboard_tls_key;
 };
 // A complete anjud YAML config: the demo site and its five devices, with the given brokers.
 std::string gateway_yaml(const GatewayConfig& c);
@@ -180,6 +186,11 @@ class Anjud {
   fs::path data_dir_, config_path_, log_path_;
   Child proc_;
 };
+
+// Adds a dashboard user to anjud's users file with the real CLI (`anju user add`, password on
+// stdin). Returns the CLI's exit code; its output goes to `output` when given.
+int add_dashboard_user(const Anjud& gw, const std::string& name, const std::string& role,
+                       const std::string& password, std::string* output = nullptr);
 
 // Read-only SQLite access to a journal that anjud may be writing (WAL): a new connection per call,
 // so every call sees the latest commit.

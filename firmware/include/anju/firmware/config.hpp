@@ -105,6 +105,19 @@ struct SiteConfig {
   std::string name;
 };
 
+// The dashboard served by anjud (issue 7): HTTP(S) on the LAN, users with roles, SSE.
+struct DashboardConfig {
+  bool enabled = false;
+  std::string listen = "127.0.0.1:8080";  // host:port ([v6]:port); 0.0.0.0 for every interface
+  std::string tls_cert;                   // PEM certificate: HTTPS when set (with tls_key)
+  std::string tls_key;                    // PEM private key
+  std::string users_file;                 // empty: <data_dir>/users.json
+  std::string assets_dir;                 // empty: the pages built into the binary
+  int session_ttl_s = 8 * 3600;           // a session unused this long ends
+  int lockout_after = 5;                  // failed logins (per user and per client address)...
+  int lockout_s = 300;                    // ...within this window lock logins for this long
+};
+
 struct Config {
   std::string source_file;  // where it was loaded from ("<embedded demo>" for the built-in one)
   SiteConfig site;
@@ -116,7 +129,11 @@ struct Config {
   SummaryConfig summary;
   RulesConfig rules;
   Zigbee2MqttConfig zigbee2mqtt;
+  DashboardConfig dashboard;
 };
+
+// "host:port" of dashboard.listen split; false when malformed (the config check says why).
+bool split_listen(const std::string& listen, std::string& host, int& port);
 
 struct ConfigError {
   std::string file;
