@@ -1,6 +1,8 @@
 // Access-control readings as edge::Events. Pure: no I/O; HMAC through OpenSSL libcrypto.
 #include "anju/drivers/access_events.hpp"
 
+#include "anju/drivers/access_common.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -130,6 +132,22 @@ edge::Event fault_event(std::string_view source, std::string_view reason, bool s
   auto ev = base(source, security ? edge::EventKind::security_fault : edge::EventKind::reader_fault,
                  security ? 2 : 3);
   ev.attrs["reason"] = std::string(reason);
+  return ev;
+}
+
+}  // namespace anju::drivers::access
+
+namespace anju::drivers::access {
+
+edge::Event passage_event(const AccessDecision& d, std::string_view credential_pseudonym,
+                          std::string_view door) {
+  edge::Event ev;
+  ev.kind = d.granted ? edge::EventKind::passage_granted : edge::EventKind::passage_denied;
+  ev.severity = 4;
+  ev.attrs["credential"] = std::string(credential_pseudonym);
+  ev.attrs["door"] = std::string(door);
+  ev.attrs["reason"] = d.reason.empty() ? std::string(d.granted ? "granted" : "unknown") : d.reason;
+  if (!d.label.empty()) ev.attrs["label"] = d.label;
   return ev;
 }
 
