@@ -224,6 +224,7 @@ int main(int argc, char** argv) {
   auto* alerts = app.add_subcommand("alerts", "open alerts");
   bool all = false;
   alerts->add_flag("--all", all, "closed ones too");
+  auto* devices = app.add_subcommand("devices", "every device heard from: state, last seen");
   auto* user = app.add_subcommand("user", "dashboard users: add, passwd, del, list");
   user->require_subcommand(1);
   std::string users_file, user_name, user_role;
@@ -348,6 +349,42 @@ int main(int argc, char** argv) {
         std::cout << "  " << (e.device.name.empty() ? e.device.id : e.device.name) << "\n";
       }
       if (!as_json) std::cout << evs.size() << " events\n";
+      return 0;
+    }
+    if (*devices) {
+      const auto list = anju::edge::load_devices(db);
+      const std::int64_t now = now_ms();
+      for (const auto& d : list) {
+        if (as_json) {
+          json j{{"device_id", d.device.id},
+                 {"kind", d.device.kind},
+                 {"name", d.device.name},
+                 {"gb28181", d.device.gb28181},
+                 {"source", d.source},
+                 {"location", anju::edge::to_json(d.location)},
+                 {"state", d.state},
+                 {"first_seen_ms", d.first_seen_ms},
+                 {"last_seen_ms", d.last_seen_ms}};
+          j["battery"] = d.battery ? json(*d.battery) : json(nullptr);
+          j["signal"] = d.signal ? json(*d.signal) : json(nullptr);
+          std::cout << j.dump() << "\n";
+          continue;
+        }
+        std::cout << (d.state == "offline" ? "OFFLINE" : "online ") << "  "
+                  << (d.location.building.empty() ? "-" : d.location.building) << "/"
+                  << (d.location.unit.empty() ? "-" : d.location.unit) << "/"
+                  << (d.location.room.empty() ? "-" : d.location.room) << "  "
+                  << (d.device.name.empty() ? d.device.id : d.device.name) << " (" << d.device.kind
+                  << ", " << d.source << ")  last seen "
+                  << (d.last_seen_ms > 0
+                          ? fmt_time(d.last_seen_ms) + " (" +
+                                std::to_string((now - d.last_seen_ms) / 1000) + " s ago)"
+                          : std::string("never"));
+        if (d.battery) std::cout << "  battery " << *d.battery << " %";
+        if (d.signal) std::cout << "  signal " << *d.signal;
+        std::cout << "\n";
+      }
+      if (!as_json) std::cout << list.size() << " devices\n";
       return 0;
     }
     if (*alerts) {

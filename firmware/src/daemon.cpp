@@ -14,12 +14,14 @@
 #include "anju/bridge/city_bridge.hpp"
 #include "anju/bridge/uplink.hpp"
 #include "anju/drivers/z2m_driver.hpp"
+#include "anju/edge/door_rules.hpp"
 #include "anju/edge/journal.hpp"
 #include "anju/edge/lifecycle.hpp"
 #include "anju/edge/mqtt.hpp"
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/dashboard.hpp"
+#include "anju/firmware/service_notify.hpp"
 
 namespace anju::firmware {
 namespace fs = std::filesystem;
@@ -270,6 +272,10 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   LocalAlertPublisher local_alerts(bus, config.site.id);
   pipeline.add_hook(&city);
   pipeline.add_hook(&local_alerts);
+  // The door rules (forced, held open, tailgating, repeated denials) derive events from what the
+  // access drivers and door contacts report.
+  edge::DoorRules door_rules(edge::DoorRuleSettings{}, clock);
+  pipeline.add_deriver(&door_rules);
 
   std::unique_ptr<drivers::Zigbee2MqttDriver> z2m;
   if (config.zigbee2mqtt.enabled) {
@@ -435,7 +441,30 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
                config.data_dir, config.local_broker.uri,
                config.uplink.enabled ? config.uplink.broker.uri : "disabled");
 
+  // systemd: ready now; the watchdog is petted only while the pipeline thread goes round its
+  // loop (at least once a second), so a stuck stage gets anjud restarted (WatchdogSec).
+  ServiceNotifier systemd;
+  systemd.ready("site " + config.site.id + ": running");
+  const auto pet_every = systemd.watchdog_interval();
+  auto last_pet = std::chrono::steady_clock::now() - pet_every;
+  bool stuck_logged = false;
   for (;;) {
+    if (pet_every.count() > 0 && std::chrono::steady_clock::now() - last_pet >= pet_every) {
+      const std::int64_t now_ms = clock.mono_ns() / 1'000'000;
+      const std::int64_t beat = pipeline.heartbeat_mono_ms();
+      if (now_ms - beat < 10'000) {
+        systemd.pet();
+        last_pet = std::chrono::steady_clock::now();
+        stuck_logged = false;
+      } else if (!stuck_logged) {
+        spdlog::critical(
+            "the pipeline thread has not gone round its loop for {} s: not petting "
+            "the watchdog, systemd will restart anjud",
+            (now_ms - beat) / 1000);
+        systemd.status("pipeline stuck");
+        stuck_logged = true;
+      }
+    }
     timespec ts{0, 200'000'000};
     const int sig = sigtimedwait(&sigs, nullptr, &ts);
     if (stop_flag && stop_flag->load()) break;
@@ -448,6 +477,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
       break;
     }
   }
+  systemd.stopping();
   if (dashboard) dashboard->stop();  // no more requests (they submit audit events and commands)
   bus.stop();                        // no more input
   pipeline.stop();                   // commit what is queued

@@ -326,7 +326,8 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
   // Everything accepted reaches the journal: every reading and every leak alarm.
   auto distinct_temps = [&] {
     return sql_i64(db,
-                   "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
+                   "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) "
+                   "FROM events "
                    "WHERE kind='temperature'");
   };
   auto distinct_leaks = [&] {
@@ -663,7 +664,8 @@ TEST_CASE("SIGTERM stops cleanly with exit 0 and commits what was queued", "[e2e
   }
   // Every reading is in the journal (nothing lost)...
   CHECK(sql_i64(gw.db_path(),
-                "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
+                "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) "
+                "FROM events "
                 "WHERE kind='temperature'") == kReadings);
   // ... and once: what anjud took in before it stopped was acknowledged to the broker, so the
   // broker does not deliver it again to the restarted anjud.
@@ -702,6 +704,18 @@ TEST_CASE("anju status answers while anjud runs", "[e2e]") {
   CHECK(alerts.find("smoke at smoke_3_2_hall") != std::string::npos);
   CHECK(alerts.find(alert_id) != std::string::npos);
   CHECK(alerts.find("1 alerts") != std::string::npos);
+
+  // The device registry: the smoke detector, heard from, with its battery.
+  std::string devs;
+  CHECK(run_shell(anju + " devices", &devs) == 0);
+  INFO("anju devices:\n" << devs);
+  CHECK(devs.find("online   3/2/hall  smoke_3_2_hall (smoke_detector, zigbee2mqtt)") !=
+        std::string::npos);
+  CHECK(devs.find("battery 87 %") != std::string::npos);
+  std::string devs_json;
+  CHECK(run_shell(anju + " devices --json", &devs_json) == 0);
+  const auto first = parse(devs_json.substr(0, devs_json.find('\n')));
+  CHECK(first.value("state", "") == "online");
 
   std::string js;
   CHECK(run_shell(anju + " --json status", &js) == 0);
