@@ -364,11 +364,16 @@ void Pipeline::ensure_txn() {
 
 void Pipeline::apply(std::vector<Item>& batch, std::vector<Command>& commands, bool tick) {
   const std::int64_t now = clock_.wall_ms();
-  if (!batch.empty() || !commands.empty()) ensure_txn();
+  // Events and commands join the open transaction first, so that whatever fails below (even
+  // BEGIN) leaves every event in open_.items for fail_open to retry and every command answered.
+  const std::size_t first_item = open_.items.size();
+  for (auto& item : batch) open_.items.push_back(std::move(item));
+  batch.clear();
   const std::size_t first_command = open_.commands.size();
   for (auto& c : commands) open_.commands.push_back(std::move(c));
   commands.clear();
   open_.results.resize(open_.commands.size());
+  if (open_.items.size() > first_item || open_.commands.size() > first_command) ensure_txn();
   auto& events = open_.events;
   auto& changes = open_.changes;
   // Maintenance windows first (they decide how the batch's alerts are raised), alert commands
@@ -380,19 +385,18 @@ void Pipeline::apply(std::vector<Item>& batch, std::vector<Command>& commands, b
                     open_.results[i].second);
   };
   run_commands(true);
-  for (auto& item : batch) {
+  for (std::size_t i = first_item; i < open_.items.size(); ++i) {
+    Item& item = open_.items[i];
     // Moved, not copied: a failed commit moves them back (fail_open) and retries them.
     journal_.append(item.event, item.body);
     rules_.on_event(item.event, changes);
     std::vector<Event> derived;
     for (auto* d : derivers_)
       for (auto& x : d->on_event(item.event)) derived.push_back(std::move(x));
-    open_.from_items.emplace_back(events.size(), open_.items.size());
+    open_.from_items.emplace_back(events.size(), i);
     events.push_back(std::move(item.event));
-    open_.items.push_back(std::move(item));
     for (auto& x : derived) append_derived(std::move(x), now);
   }
-  batch.clear();
   run_commands(false);
   if (tick) {
     std::vector<Event> synth;

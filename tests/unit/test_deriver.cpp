@@ -108,3 +108,97 @@ TEST_CASE("derived events are journaled after their cause and raise alerts", "[p
     if (a.rule == "door_forced") cleared = a.condition_cleared;
   CHECK(cleared);
 }
+
+namespace {
+// Refuses the first `failures` commits, as a full disk or a locked database would.
+class FlakyHook final : public PipelineHook {
+ public:
+  int failures = 1;
+  void in_transaction(Journal&, const std::vector<Event>&,
+                      const std::vector<AlertChange>&) override {
+    if (failures > 0) {
+      --failures;
+      throw std::runtime_error("disk full (simulated)");
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("a failed commit keeps every event and retries it, nothing twice", "[pipeline]") {
+  Dir dir;
+  ManualClock clock;
+  JournalOptions o;
+  o.path = (dir.path / "j.db").string();
+  auto j = Journal::open(o, nullptr);
+  RuleSettings rs;
+  rs.heartbeat_timeout_ms = 0;
+  rs.escalate_after_ms = {};
+  RuleEngine rules(rs);
+  PipelineOptions po;
+  po.inbox_dir = (dir.path / "inbox").string();
+  Pipeline p(*j, rules, clock, po);
+  FlakyHook flaky;
+  p.add_hook(&flaky);
+  p.start(false);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto e = door_event(clock, EventKind::door_open, i % 2 == 0);
+    ids.push_back(e.id);
+    REQUIRE(p.submit(e));
+  }
+  CHECK_THROWS(p.run_once());
+  CHECK(p.stats().commit_failures == 1);
+  CHECK(j->last_seq() == 0);
+  p.run_once();  // the retry, first
+  const auto evs = query_events(j->db(), EventQuery{});
+  REQUIRE(evs.size() == 5);
+  for (std::size_t i = 0; i < evs.size(); ++i) {
+    CHECK(evs[i].id == ids[i]);
+    CHECK(evs[i].seq == static_cast<std::int64_t>(i + 1));
+  }
+  CHECK(p.wait_committed(std::chrono::milliseconds(0)));
+}
+
+namespace {
+// Throws once, on the third event it sees: a failure in the middle of a batch.
+class ThrowOnceDeriver final : public EventDeriver {
+ public:
+  int seen = 0;
+  std::vector<Event> on_event(const Event&) override {
+    if (++seen == 3) throw std::runtime_error("deriver failed (simulated)");
+    return {};
+  }
+  std::vector<Event> on_tick(std::int64_t) override { return {}; }
+  std::int64_t next_deadline_ms() const override { return INT64_MAX; }
+};
+}  // namespace
+
+TEST_CASE("a failure in the middle of a batch loses none of the batch", "[pipeline]") {
+  Dir dir;
+  ManualClock clock;
+  JournalOptions o;
+  o.path = (dir.path / "j.db").string();
+  auto j = Journal::open(o, nullptr);
+  RuleSettings rs;
+  rs.heartbeat_timeout_ms = 0;
+  rs.escalate_after_ms = {};
+  RuleEngine rules(rs);
+  PipelineOptions po;
+  po.inbox_dir = (dir.path / "inbox").string();
+  Pipeline p(*j, rules, clock, po);
+  ThrowOnceDeriver d;
+  p.add_deriver(&d);
+  p.start(false);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto e = door_event(clock, EventKind::door_open, i % 2 == 0);
+    ids.push_back(e.id);
+    REQUIRE(p.submit(e));
+  }
+  CHECK_THROWS(p.run_once());
+  p.run_once();
+  const auto evs = query_events(j->db(), EventQuery{});
+  REQUIRE(evs.size() == 5);
+  for (std::size_t i = 0; i < evs.size(); ++i) CHECK(evs[i].id == ids[i]);
+  CHECK(p.wait_committed(std::chrono::milliseconds(0)));
+}
