@@ -110,22 +110,6 @@ std::string path_error(std::string_view path) {
   return {};
 }
 
-std::string last_key(std::string_view pointer) {
-  const auto slash = pointer.rfind('/');
-  if (slash == std::string_view::npos) return {};
-  std::string out;
-  const std::string_view tok = pointer.substr(slash + 1);
-  for (std::size_t i = 0; i < tok.size(); ++i) {
-    if (tok[i] == '~' && i + 1 < tok.size()) {
-      out += tok[i + 1] == '1' ? '/' : '~';
-      ++i;
-    } else {
-      out += tok[i];
-    }
-  }
-  return out;
-}
-
 struct RawInfo {
   RawType type;
   std::string_view name;
@@ -384,7 +368,8 @@ void parse_up(const json& doc, const Common& base, const DeviceMapping& m, Resul
           continue;
         }
         std::string name = f.name;
-        if (name.empty() && f.kind == edge::EventKind::measurement) name = last_key(pointer);
+        if (name.empty() && f.kind == edge::EventKind::measurement)
+          name = generic_mqtt::last_token(pointer);
         if (name.empty()) name = std::string(edge::to_string(f.kind));
         ev.values.push_back(edge::Measurement{std::move(name), value, f.unit});
       }

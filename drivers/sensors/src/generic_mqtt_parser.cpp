@@ -143,23 +143,6 @@ std::string kind_name(edge::EventKind k) {
   return std::string(edge::to_string(k));
 }
 
-// The last reference token of a pointer, unescaped ("" for the whole document).
-std::string last_token(std::string_view pointer) {
-  const auto slash = pointer.rfind('/');
-  if (slash == std::string_view::npos) return {};
-  std::string out;
-  const std::string_view tok = pointer.substr(slash + 1);
-  for (std::size_t i = 0; i < tok.size(); ++i) {
-    if (tok[i] == '~' && i + 1 < tok.size()) {
-      out += tok[i + 1] == '1' ? '/' : '~';
-      ++i;
-    } else {
-      out += tok[i];
-    }
-  }
-  return out;
-}
-
 std::string value_name(const FieldMap& f) {
   if (!f.name.empty()) return f.name;
   if (f.kind == edge::EventKind::measurement) {
@@ -196,6 +179,23 @@ std::optional<std::string> id_from(const json& v) {
 }
 
 }  // namespace
+
+// The last reference token of a pointer, unescaped ("" for the whole document).
+std::string last_token(std::string_view pointer) {
+  const auto slash = pointer.rfind('/');
+  if (slash == std::string_view::npos) return {};
+  std::string out;
+  const std::string_view tok = pointer.substr(slash + 1);
+  for (std::size_t i = 0; i < tok.size(); ++i) {
+    if (tok[i] == '~' && i + 1 < tok.size()) {
+      out += tok[i + 1] == '1' ? '/' : '~';
+      ++i;
+    } else {
+      out += tok[i];
+    }
+  }
+  return out;
+}
 
 // ---- pointers ----------------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ std::string pointer_syntax_error(std::string_view pointer);
 // The value the pointer refers to, or nullptr (absent, index out of range, bad syntax). Array
 // indices are "0" or digits without a leading zero; "-" never refers to anything.
 const nlohmann::json* resolve_pointer(const nlohmann::json& doc, std::string_view pointer);
+// The last reference token of a pointer, unescaped ("" for the whole document).
+std::string last_token(std::string_view pointer);
 
 // ---- on/off from a JSON value ------------------------------------------------------------------
 // How a value becomes `active` for a binary kind.
