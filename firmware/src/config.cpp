@@ -175,6 +175,8 @@ class Ctx {
   }
 
   void remember(const Path& key, const YAML::Mark& mark) { marks_[key] = mark; }
+  // True when `key` itself was written in the document (not just its section).
+  bool given(const Path& key) const { return marks_.count(key) > 0; }
 
   // Where `key` was given; if it was not, where its closest enclosing section was.
   YAML::Mark mark_of(Path key) const {
@@ -896,6 +898,137 @@ void check_pair(Ctx& ctx, const Path& path, const char* a, const std::string& va
 }
 
 // ---------------------------------------------------------------------------------------------
+// Value kinds of the sensor drivers' sections.
+
+// An integer of type T in lo..hi; also accepts hexadecimal ("0x1F"), as register addresses and
+// bit masks are often written.
+template <class T>
+Kind<T> integral(std::int64_t lo, std::int64_t hi) {
+  Kind<T> k;
+  k.type = "integer";
+  k.constraint = std::to_string(lo) + ".." + std::to_string(hi);
+  k.parse = [lo, hi](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<T> {
+    const std::string* s = scalar(ctx, n, key, "an integer");
+    if (!s) return std::nullopt;
+    std::optional<std::int64_t> v;
+    bool too_big = false;
+    std::string_view t = *s;
+    if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+      std::uint64_t u = 0;
+      auto [end, ec] = std::from_chars(t.data() + 2, t.data() + t.size(), u, 16);
+      if (ec == std::errc::result_out_of_range ||
+          (ec == std::errc() && u > static_cast<std::uint64_t>(hi)))
+        too_big = true;
+      else if (ec == std::errc() && end == t.data() + t.size())
+        v = static_cast<std::int64_t>(u);
+    } else {
+      v = parse_int(t, too_big);
+    }
+    if (!v && !too_big) {
+      ctx.value_error(n, key, "expected an integer, got " + quote(*s));
+      return std::nullopt;
+    }
+    if (too_big || *v < lo || *v > hi) {
+      ctx.value_error(n, key,
+                      "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                          ", got " + (too_big ? quote(*s) : std::to_string(*v)));
+      return std::nullopt;
+    }
+    return static_cast<T>(*v);
+  };
+  k.show = [](const T& v) { return std::to_string(v); };
+  return k;
+}
+
+// One of a fixed set of names, each standing for a value of V.
+template <class V>
+Kind<V> named(std::vector<std::pair<std::string, V>> names) {
+  std::vector<std::string> keys;
+  for (const auto& [name, v] : names) keys.push_back(name);
+  const std::string list = one_of_text(keys);
+  Kind<V> k;
+  k.type = "string";
+  k.constraint = list;
+  k.parse = [names, list](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<V> {
+    const std::string* s = scalar(ctx, n, key, "a string");
+    if (!s) return std::nullopt;
+    for (const auto& [name, v] : names)
+      if (name == *s) return v;
+    ctx.value_error(n, key, "must be " + list + ", got " + quote(*s));
+    return std::nullopt;
+  };
+  k.show = [names](const V& v) {
+    for (const auto& [name, value] : names)
+      if (value == v) return "\"" + name + "\"";
+    return std::string("?");
+  };
+  return k;
+}
+
+Kind<edge::EventKind> event_kind() {
+  Kind<edge::EventKind> k;
+  k.type = "string";
+  k.constraint = "an event kind";
+  k.parse = [](Ctx& ctx, const YAML::Node& n, const Path& key) -> std::optional<edge::EventKind> {
+    const std::string* s = scalar(ctx, n, key, "an event kind");
+    if (!s) return std::nullopt;
+    if (auto kind = edge::event_kind_from_string(*s)) return kind;
+    ctx.value_error(n, key, check_event_kind(*s));
+    return std::nullopt;
+  };
+  k.show = [](const edge::EventKind& v) { return "\"" + std::string(edge::to_string(v)) + "\""; };
+  return k;
+}
+
+// A list of plain values compared with what a device sends: true/false, numbers, or strings
+// (quote a string that would otherwise read as a number or a boolean: "1", "on").
+Kind<std::vector<nlohmann::json>> json_values() {
+  Kind<std::vector<nlohmann::json>> k;
+  k.type = "list of values";
+  k.parse = [](Ctx& ctx, const YAML::Node& n,
+               const Path& key) -> std::optional<std::vector<nlohmann::json>> {
+    std::vector<nlohmann::json> out;
+    if (n.IsNull()) return out;
+    if (!n.IsSequence()) {
+      ctx.value_error(n, key, "expected a list of values, got " + describe(n));
+      return std::nullopt;
+    }
+    std::size_t i = 0;
+    for (auto it = n.begin(); it != n.end(); ++it, ++i) {
+      Path item_key = index_key(key, i);
+      if (!ctx.spend(*it, item_key)) return std::nullopt;
+      if (!it->IsScalar()) {
+        ctx.value_error(*it, item_key, "expected a plain value, got " + describe(*it));
+        return std::nullopt;
+      }
+      const std::string& v = it->Scalar();
+      if (it->Tag() == "!") {  // quoted: always a string
+        out.emplace_back(v);
+        continue;
+      }
+      if (v == "true" || v == "false") {
+        out.emplace_back(v == "true");
+        continue;
+      }
+      bool too_big = false;
+      if (auto i64 = parse_int(v, too_big)) {
+        out.emplace_back(*i64);
+        continue;
+      }
+      double d = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+      if (!v.empty() && ec == std::errc() && end == v.data() + v.size() && std::isfinite(d))
+        out.emplace_back(d);
+      else
+        out.emplace_back(v);
+    }
+    return out;
+  };
+  k.show = [](const std::vector<nlohmann::json>& v) { return nlohmann::json(v).dump(); };
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The schema.
 
 const Table<TlsConfig>& tls_table() {
@@ -1159,6 +1292,420 @@ const Table<Zigbee2MqttConfig>& zigbee2mqtt_table() {
   return t;
 }
 
+// ---- sensor drivers (issue 6): ChirpStack, generic MQTT/JSON, Modbus --------------------------
+
+// Problems a driver's own validate() found ("fields[2].pointer: must start with '/'"), each
+// reported at the key it names below `path` when it names one.
+void report_problems(Ctx& ctx, const Path& path, const std::vector<std::string>& problems) {
+  for (const auto& problem : problems) {
+    const auto colon = problem.find(": ");
+    std::string_view where = colon == std::string::npos
+                                 ? std::string_view{}
+                                 : std::string_view(problem).substr(0, colon);
+    const bool names_key = !where.empty() && std::all_of(where.begin(), where.end(), [](char c) {
+      return is_id_char(c) || c == '.' || c == '[' || c == ']';
+    });
+    Path key = names_key ? join_key(path, where) : path;
+    if (!ctx.ok(key)) continue;  // already reported when it was read
+    ctx.error(ctx.mark_of(key), key, names_key ? problem.substr(colon + 2) : problem);
+  }
+}
+
+std::string check_dev_eui(const std::string& s) {
+  if (s.size() != 16 || s.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    return "a DevEUI is 16 hexadecimal digits, got " + quote(s);
+  return {};
+}
+
+std::string check_topic_pattern(const std::string& s) {
+  return drivers::generic_mqtt::pattern_error(s);
+}
+
+std::string check_pointer(const std::string& s) {
+  return drivers::generic_mqtt::pointer_syntax_error(s);
+}
+
+template <class T>
+void check_unique(Ctx& ctx, const Path& p, const std::vector<T>& items, std::string T::*member,
+                  const char* what) {
+  std::map<std::string, std::size_t> seen;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string& v = items[i].*member;
+    if (v.empty()) continue;
+    auto [it, fresh] = seen.emplace(v, i);
+    if (!fresh) {
+      Path key = join_key(index_key(p, i), what);
+      ctx.error(ctx.mark_of(key), key,
+                quote(v) + " is used twice (also " + index_key(p, it->second) + ")");
+    }
+  }
+}
+
+const Table<SensorDeviceConfig>& sensor_device_table() {
+  static const Table<SensorDeviceConfig> t = [] {
+    Table<SensorDeviceConfig> d;
+    d.fields = {
+        leaf("name", &SensorDeviceConfig::name, text(),
+             "Display name; empty: what the source calls it, or the id."),
+        leaf("kind", &SensorDeviceConfig::kind, text(),
+             "Device kind (smoke_detector, water_meter, ...); empty: the mapping's."),
+    };
+    for (auto& f : flatten(device_table(), &SensorDeviceConfig::place))
+      d.fields.push_back(std::move(f));
+    return d;
+  }();
+  return t;
+}
+
+const Table<drivers::generic_mqtt::ActiveRule>& active_rule_table() {
+  using drivers::generic_mqtt::ActiveRule;
+  static const Table<ActiveRule> t{
+      {
+          leaf("active_values", &ActiveRule::active_values, json_values(),
+               "Binary kinds: values meaning active (alarm, open, wet); empty: the usual words, "
+               "true/false and numbers != 0."),
+          leaf("inactive_values", &ActiveRule::inactive_values, json_values(),
+               "Binary kinds: values meaning inactive; empty: anything not active."),
+          leaf("invert", &ActiveRule::invert, boolean(), "Binary kinds: flip the result."),
+      },
+      {}};
+  return t;
+}
+
+const Table<drivers::chirpstack::ObjectField>& object_field_table() {
+  using drivers::chirpstack::ObjectField;
+  static const Table<ObjectField> t = [] {
+    Table<ObjectField> o;
+    o.fields = {
+        leaf("path", &ObjectField::path, text("", check_non_empty),
+             "Where the value is in the codec's object: a dotted path or a JSON pointer.", true),
+        leaf("kind", &ObjectField::kind, event_kind(), "Event kind the value becomes."),
+        leaf("name", &ObjectField::name, text(), "Value name; empty: the kind's (or the key's)."),
+        leaf("unit", &ObjectField::unit, text(), "Unit, e.g. C, %, m, kPa."),
+        leaf("scale", &ObjectField::scale, number(), "value = raw * scale + offset."),
+        leaf("offset", &ObjectField::offset, number(), "value = raw * scale + offset."),
+    };
+    for (auto& f : flatten(active_rule_table(), &ObjectField::active))
+      o.fields.push_back(std::move(f));
+    return o;
+  }();
+  return t;
+}
+
+const Table<drivers::chirpstack::RawField>& raw_field_table() {
+  using namespace drivers::chirpstack;
+  static const Table<RawField> t{
+      {
+          leaf("fport", &RawField::fport, optional(integral<std::uint32_t>(1, 255)),
+               "Only uplinks on this fPort; unset: any."),
+          leaf("offset", &RawField::offset, integral<std::size_t>(0, 255),
+               "Byte offset in the payload."),
+          leaf("type", &RawField::type,
+               named<RawType>({{"u8", RawType::u8},
+                               {"i8", RawType::i8},
+                               {"u16", RawType::u16},
+                               {"i16", RawType::i16},
+                               {"u32", RawType::u32},
+                               {"i32", RawType::i32},
+                               {"float32", RawType::float32}}),
+               "Value type."),
+          leaf("endian", &RawField::endian,
+               named<Endian>({{"big", Endian::big}, {"little", Endian::little}}), "Byte order."),
+          leaf("kind", &RawField::kind, event_kind(), "Event kind the value becomes."),
+          leaf("name", &RawField::name, text(), "Value name; empty: the kind's."),
+          leaf("unit", &RawField::unit, text(), "Unit."),
+          leaf("scale", &RawField::scale, number(), "value = raw * scale + offset_value."),
+          leaf("offset_value", &RawField::offset_value, number(),
+               "value = raw * scale + offset_value."),
+          leaf("mask", &RawField::mask, integral<std::uint32_t>(0, 0xFFFFFFFFLL),
+               "Binary kinds: active when raw & mask != 0 (0: raw != 0)."),
+          leaf("invert", &RawField::invert, boolean(), "Binary kinds: flip the result."),
+      },
+      {}};
+  return t;
+}
+
+const Table<ChirpStackMappingConfig>& chirpstack_mapping_table() {
+  using drivers::chirpstack::DeviceMapping;
+  static const Table<ChirpStackMappingConfig> t = [] {
+    Table<DeviceMapping> m{
+        {
+            leaf("device_kind", &DeviceMapping::device_kind, text(),
+                 "Device kind of these devices, e.g. manhole_sensor."),
+            record_list("object_fields", &DeviceMapping::object_fields, object_field_table(),
+                        "Values from the decoded object (when the device profile has a codec).",
+                        {}),
+            record_list("raw_fields", &DeviceMapping::raw_fields, raw_field_table(),
+                        "Values at fixed places in the raw payload (devices without a codec).", {}),
+            leaf("weak_rssi_dbm", &DeviceMapping::weak_rssi_dbm, optional(number()),
+                 "Best RSSI below this raises signal_weak, dBm; unset: no signal_weak events."),
+        },
+        {}};
+    Table<ChirpStackMappingConfig> c;
+    c.fields = flatten(m, &ChirpStackMappingConfig::mapping);
+    c.fields.push_back(leaf("profiles", &ChirpStackMappingConfig::profiles,
+                            strings(text("", check_non_empty)),
+                            "ChirpStack device profile names whose devices use this mapping."));
+    c.check = [](Ctx& ctx, const Path& p, ChirpStackMappingConfig& mc) {
+      report_problems(ctx, p, drivers::chirpstack::validate(mc.mapping));
+    };
+    return c;
+  }();
+  return t;
+}
+
+const Table<ChirpStackDeviceConfig>& chirpstack_device_table() {
+  static const Table<ChirpStackDeviceConfig> t = [] {
+    Table<ChirpStackDeviceConfig> d;
+    d.fields = flatten(sensor_device_table(), &ChirpStackDeviceConfig::device);
+    d.fields.push_back(leaf("mapping", &ChirpStackDeviceConfig::mapping, text(),
+                            "Name of this device's mapping (before its profile's); empty: by "
+                            "profile, else the default."));
+    return d;
+  }();
+  return t;
+}
+
+const Table<ChirpStackConfig>& chirpstack_table() {
+  static const Table<ChirpStackConfig> t{
+      {
+          leaf("enabled", &ChirpStackConfig::enabled, boolean(),
+               "Run the ChirpStack driver (subscribes application/+/device/+/event/+)."),
+          leaf("fcnt_window", &ChirpStackConfig::fcnt_window, integer(1, 65535),
+               "A frame counter this far below the last one is a repeat (dropped); further below "
+               "is a device restart."),
+          record_map("mappings", &ChirpStackConfig::mappings, chirpstack_mapping_table(),
+                     "Named mappings: which values of an uplink become which events.", check_id),
+          leaf("default", &ChirpStackConfig::default_mapping, text(),
+               "Mapping of devices with neither their own nor a profile's; empty: none (signal, "
+               "battery and join events only)."),
+          record_map("devices", &ChirpStackConfig::devices, chirpstack_device_table(),
+                     "Per-device settings, keyed by DevEUI.", check_dev_eui),
+      },
+      [](Ctx& ctx, const Path& p, ChirpStackConfig& c) {
+        auto known = [&](const std::string& name, const Path& key) {
+          if (name.empty() || c.mappings.count(name) || !ctx.ok(key)) return;
+          std::string names;
+          for (const auto& [n, m] : c.mappings) names += (names.empty() ? "" : ", ") + n;
+          ctx.error(
+              ctx.mark_of(key), key,
+              "no mapping named " + quote(name) +
+                  (names.empty() ? " (chirpstack.mappings is empty)" : " (known: " + names + ")"));
+        };
+        known(c.default_mapping, join_key(p, "default"));
+        for (const auto& [eui, d] : c.devices)
+          known(d.mapping, join_key(join_key(join_key(p, "devices"), eui), "mapping"));
+        std::map<std::string, std::string> owner;
+        for (const auto& [name, m] : c.mappings)
+          for (const auto& profile : m.profiles) {
+            auto [it, fresh] = owner.emplace(profile, name);
+            if (!fresh) {
+              Path key = join_key(join_key(join_key(p, "mappings"), name), "profiles");
+              ctx.error(ctx.mark_of(key), key,
+                        "profile " + quote(profile) + " is already served by mapping " +
+                            quote(it->second));
+            }
+          }
+      }};
+  return t;
+}
+
+const Table<drivers::generic_mqtt::FieldMap>& field_map_table() {
+  using drivers::generic_mqtt::FieldMap;
+  static const Table<FieldMap> t = [] {
+    Table<FieldMap> o;
+    o.fields = {
+        leaf("pointer", &FieldMap::pointer, text("JSON pointer", check_pointer),
+             "Where the value is in the payload (RFC 6901, e.g. /data/temp; \"\" = the whole "
+             "payload)."),
+        leaf("kind", &FieldMap::kind, event_kind(), "Event kind the value becomes."),
+        leaf("name", &FieldMap::name, text(), "Value name; empty: the kind's (or the key's)."),
+        leaf("unit", &FieldMap::unit, text(), "Unit, e.g. C, %, m, kPa."),
+        leaf("scale", &FieldMap::scale, number(), "value = raw * scale + offset."),
+        leaf("offset", &FieldMap::offset, number(), "value = raw * scale + offset."),
+        leaf("required", &FieldMap::required, boolean(),
+             "A message without this value is an error (else: nothing to report)."),
+    };
+    for (auto& f : flatten(active_rule_table(), &FieldMap::active))
+      o.fields.push_back(std::move(f));
+    return o;
+  }();
+  return t;
+}
+
+const Table<drivers::generic_mqtt::Mapping>& generic_mapping_table() {
+  using namespace drivers::generic_mqtt;
+  static const Table<Mapping> t{
+      {
+          leaf("name", &Mapping::name, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Name of the mapping, for logs and metrics.", true),
+          leaf("topic", &Mapping::topic, text("topic pattern", check_topic_pattern),
+               "Topic pattern: MQTT filter syntax with named captures ({device}, +building).",
+               true),
+          leaf("device_pointer", &Mapping::device_pointer, text("JSON pointer", check_pointer),
+               "Device id in the payload; empty: the {device} capture, else the topic."),
+          leaf("device_kind", &Mapping::device_kind, text(), "Device kind of these devices."),
+          leaf("timestamp_pointer", &Mapping::timestamp_pointer,
+               text("JSON pointer", check_pointer), "The device's own timestamp, optional."),
+          leaf("timestamp_unit", &Mapping::timestamp_unit,
+               named<TimestampUnit>(
+                   {{"ms", TimestampUnit::milliseconds}, {"s", TimestampUnit::seconds}}),
+               "Unit of the device's timestamp."),
+          record_list("fields", &Mapping::fields, field_map_table(),
+                      "Values in the payload and the events they become.", {}),
+      },
+      [](Ctx& ctx, const Path& p, Mapping& m) {
+        if (ctx.ok(join_key(p, "fields")) && m.fields.empty()) {
+          ctx.error(ctx.mark_of(p), join_key(p, "fields"), "a mapping needs at least one field");
+          return;
+        }
+        report_problems(ctx, p, validate(m));
+      }};
+  return t;
+}
+
+const Table<GenericMqttConfig>& generic_mqtt_table() {
+  static const Table<GenericMqttConfig> t{
+      {
+          leaf("enabled", &GenericMqttConfig::enabled, boolean(),
+               "Run the generic MQTT/JSON driver (when it has mappings)."),
+          record_list(
+              "mappings", &GenericMqttConfig::mappings, generic_mapping_table(),
+              "Topic patterns and how their payloads become events.",
+              [](Ctx& ctx, const Path& p, const std::vector<drivers::generic_mqtt::Mapping>& m) {
+                check_unique(ctx, p, m, &drivers::generic_mqtt::Mapping::name, "name");
+              }),
+          record_map("devices", &GenericMqttConfig::devices, sensor_device_table(),
+                     "Per-device settings, keyed by the device id a mapping yields.",
+                     check_device_name),
+      },
+      {}};
+  return t;
+}
+
+const Table<drivers::modbus::RegisterEntry>& register_table() {
+  using namespace drivers::modbus;
+  static const Table<RegisterEntry> t{
+      {
+          leaf("name", &RegisterEntry::name, text(), "Value name; empty: the kind's."),
+          leaf("function", &RegisterEntry::function, integral<std::uint8_t>(1, 4),
+               "1 coils, 2 discrete inputs, 3 holding registers, 4 input registers."),
+          leaf("address", &RegisterEntry::address, integral<std::uint32_t>(0, 65535),
+               "0-based protocol address (register 40001 is 0)."),
+          leaf("count", &RegisterEntry::count, integral<std::uint16_t>(1, 2),
+               "Registers the value takes; default: what its type needs."),
+          leaf("type", &RegisterEntry::type,
+               named<DataType>({{"bool", DataType::boolean},
+                                {"int16", DataType::int16},
+                                {"uint16", DataType::uint16},
+                                {"int32", DataType::int32},
+                                {"uint32", DataType::uint32},
+                                {"float32", DataType::float32}}),
+               "Value type."),
+          leaf("order", &RegisterEntry::order,
+               named<WordOrder>({{"ABCD", WordOrder::ABCD},
+                                 {"CDAB", WordOrder::CDAB},
+                                 {"BADC", WordOrder::BADC},
+                                 {"DCBA", WordOrder::DCBA}}),
+               "Byte order of the value, A its most significant byte."),
+          leaf("scale", &RegisterEntry::scale, number(), "value = raw * scale + offset."),
+          leaf("offset", &RegisterEntry::offset, number(), "value = raw * scale + offset."),
+          leaf("unit", &RegisterEntry::unit, text(), "Unit, e.g. m, kPa, C."),
+          leaf("kind", &RegisterEntry::kind, event_kind(), "Event kind the value becomes."),
+          leaf("bit", &RegisterEntry::bit, optional(integral<std::uint8_t>(0, 31)),
+               "Binary kinds on registers: the bit that says active; unset: raw != 0."),
+          leaf("invert", &RegisterEntry::invert, boolean(), "Binary kinds: flip the result."),
+      },
+      [](Ctx& ctx, const Path& p, RegisterEntry& e) {
+        if (!ctx.given(join_key(p, "count"))) e.count = register_count(e.type);
+        report_problems(ctx, p, validate(e));
+      }};
+  return t;
+}
+
+const Table<ModbusSerialConfig>& modbus_serial_table() {
+  static const std::vector<std::string> kParity{"N", "E", "O"};
+  static const Table<ModbusSerialConfig> t{
+      {
+          leaf("device", &ModbusSerialConfig::device, text(), "Serial device, e.g. /dev/ttyUSB0."),
+          leaf("baud", &ModbusSerialConfig::baud,
+               integer_one_of({1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}), "Baud rate."),
+          leaf("parity", &ModbusSerialConfig::parity, text(one_of_text(kParity), one_of(kParity)),
+               "N (none), E (even) or O (odd)."),
+          leaf("data_bits", &ModbusSerialConfig::data_bits, integer(5, 8), "Data bits."),
+          leaf("stop_bits", &ModbusSerialConfig::stop_bits, integer(1, 2), "Stop bits."),
+      },
+      {}};
+  return t;
+}
+
+const Table<ModbusDeviceEntry>& modbus_device_table() {
+  static const std::vector<std::string> kTransports{"tcp", "rtu"};
+  static const Table<ModbusDeviceEntry> t = [] {
+    Table<ModbusDeviceEntry> d;
+    d.fields = {
+        leaf("id", &ModbusDeviceEntry::id, text("[A-Za-z0-9_-]{1,64}", check_id),
+             "Device id in events (unique).", true),
+        leaf("name", &ModbusDeviceEntry::name, text(), "Display name; empty: the id."),
+        leaf("kind", &ModbusDeviceEntry::kind, text(), "Device kind, e.g. fire_panel."),
+        leaf("transport", &ModbusDeviceEntry::transport,
+             text(one_of_text(kTransports), one_of(kTransports)), "tcp or rtu."),
+        leaf("host", &ModbusDeviceEntry::host, text(), "TCP: host name or address."),
+        leaf("port", &ModbusDeviceEntry::port, integer(1, 65535), "TCP: port."),
+        section("serial", &ModbusDeviceEntry::serial, modbus_serial_table(), "RTU: the line."),
+        leaf("unit_id", &ModbusDeviceEntry::unit_id, integer(0, 255),
+             "Modbus unit (slave) id; 255 = none over TCP."),
+        leaf("poll_interval_ms", &ModbusDeviceEntry::poll_interval_ms, integer(100, 86'400'000),
+             "Time between polls, milliseconds."),
+        leaf("timeout_ms", &ModbusDeviceEntry::timeout_ms, integer(10, 60'000),
+             "Answer timeout of one request, milliseconds."),
+        leaf("retries", &ModbusDeviceEntry::retries, integer(0, 10),
+             "Extra attempts of a request that timed out."),
+        leaf("refresh_polls", &ModbusDeviceEntry::refresh_polls, integer(0, 100'000),
+             "Binary values are sent again every this many polls even unchanged (0: only "
+             "changes)."),
+        record_list("registers", &ModbusDeviceEntry::registers, register_table(),
+                    "The register map: what to read and what it means.", {}),
+    };
+    for (auto& f : flatten(device_table(), &ModbusDeviceEntry::place))
+      d.fields.push_back(std::move(f));
+    d.check = [](Ctx& ctx, const Path& p, ModbusDeviceEntry& e) {
+      if (!ctx.ok(join_key(p, "transport"))) return;
+      if (e.transport == "tcp" && e.host.empty() && ctx.ok(join_key(p, "host")))
+        ctx.error(ctx.mark_of(p), join_key(p, "host"), "required with transport tcp");
+      if (e.transport == "rtu" && e.serial.device.empty() && ctx.ok(join_key(p, "serial.device")))
+        ctx.error(ctx.mark_of(p), join_key(p, "serial.device"), "required with transport rtu");
+      if (e.registers.empty() && ctx.ok(join_key(p, "registers")))
+        ctx.error(ctx.mark_of(p), join_key(p, "registers"), "a device needs at least one register");
+    };
+    return d;
+  }();
+  return t;
+}
+
+const Table<ModbusConfig>& modbus_table() {
+  static const Table<ModbusConfig> t{
+      {
+          leaf("enabled", &ModbusConfig::enabled, boolean(),
+               "Run the Modbus driver (when it has devices)."),
+          leaf("backoff_min_ms", &ModbusConfig::backoff_min_ms, integer(10, 3'600'000),
+               "First reconnect delay after a lost connection, milliseconds."),
+          leaf("backoff_max_ms", &ModbusConfig::backoff_max_ms, integer(10, 3'600'000),
+               "Longest reconnect delay, milliseconds."),
+          record_list("devices", &ModbusConfig::devices, modbus_device_table(),
+                      "Modbus devices and their register maps.",
+                      [](Ctx& ctx, const Path& p, const std::vector<ModbusDeviceEntry>& d) {
+                        check_unique(ctx, p, d, &ModbusDeviceEntry::id, "id");
+                      }),
+      },
+      [](Ctx& ctx, const Path& p, ModbusConfig& c) {
+        Path min_key = join_key(p, "backoff_min_ms"), max_key = join_key(p, "backoff_max_ms");
+        if (ctx.ok(min_key) && ctx.ok(max_key) && c.backoff_max_ms < c.backoff_min_ms)
+          ctx.error(ctx.mark_of(max_key), max_key, "must be at least backoff_min_ms");
+      }};
+  return t;
+}
+
 const Table<SiteConfig>& site_table() {
   static const Table<SiteConfig> t{
       {
@@ -1231,6 +1778,11 @@ const Table<Config>& config_table() {
           section("rules", &Config::rules, rules_table(), "Alert rules."),
           section("zigbee2mqtt", &Config::zigbee2mqtt, zigbee2mqtt_table(),
                   "The zigbee2mqtt driver."),
+          section("chirpstack", &Config::chirpstack, chirpstack_table(),
+                  "LoRaWAN sensors through ChirpStack v4's MQTT integration."),
+          section("generic_mqtt", &Config::generic_mqtt, generic_mqtt_table(),
+                  "Vendor gateways' own MQTT/JSON, mapped by config."),
+          section("modbus", &Config::modbus, modbus_table(), "Modbus TCP/RTU devices, polled."),
           section("dashboard", &Config::dashboard, dashboard_table(),
                   "The web dashboard for property management, served by anjud."),
       },

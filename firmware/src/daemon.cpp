@@ -43,6 +43,83 @@ void apply_overrides(Config& c, const DaemonOverrides& o) {
   }
 }
 
+namespace {
+
+// DevEUIs are compared in lower case, as ChirpStack writes them in topics.
+std::string lower_hex(std::string s) {
+  for (char& ch : s)
+    if (ch >= 'A' && ch <= 'F') ch = static_cast<char>(ch - 'A' + 'a');
+  return s;
+}
+
+drivers::sensors::DeviceSettings settings_of(const std::string& name, const std::string& kind,
+                                             const DeviceConfig& place) {
+  drivers::sensors::DeviceSettings s;
+  s.name = name;
+  s.kind = kind;
+  s.location = {place.building, place.unit, place.room};
+  s.grid_code = place.grid_code;
+  s.gb28181 = place.gb28181;
+  return s;
+}
+
+}  // namespace
+
+drivers::ChirpStackOptions chirpstack_options(const Config& c) {
+  drivers::ChirpStackOptions o;
+  o.site = c.site.id;
+  o.grid_code = c.site.grid_code;
+  o.fcnt_window = static_cast<std::uint32_t>(c.chirpstack.fcnt_window);
+  if (!c.chirpstack.default_mapping.empty())
+    o.mappings.fallback = c.chirpstack.mappings.at(c.chirpstack.default_mapping).mapping;
+  for (const auto& [name, m] : c.chirpstack.mappings)
+    for (const auto& profile : m.profiles) o.mappings.by_profile[profile] = m.mapping;
+  for (const auto& [eui, d] : c.chirpstack.devices) {
+    const std::string id = lower_hex(eui);
+    if (!d.mapping.empty()) o.mappings.by_dev_eui[id] = c.chirpstack.mappings.at(d.mapping).mapping;
+    o.devices[id] = settings_of(d.device.name, d.device.kind, d.device.place);
+  }
+  return o;
+}
+
+drivers::GenericMqttOptions generic_mqtt_options(const Config& c) {
+  drivers::GenericMqttOptions o;
+  o.site = c.site.id;
+  o.grid_code = c.site.grid_code;
+  o.mappings = c.generic_mqtt.mappings;
+  for (const auto& [id, d] : c.generic_mqtt.devices)
+    o.devices[id] = settings_of(d.name, d.kind, d.place);
+  return o;
+}
+
+drivers::ModbusOptions modbus_options(const Config& c) {
+  drivers::ModbusOptions o;
+  o.site = c.site.id;
+  o.grid_code = c.site.grid_code;
+  o.backoff_min_ms = c.modbus.backoff_min_ms;
+  o.backoff_max_ms = c.modbus.backoff_max_ms;
+  for (const auto& d : c.modbus.devices) {
+    drivers::ModbusDeviceConfig m;
+    m.id = d.id;
+    m.kind = d.kind;
+    m.transport =
+        d.transport == "rtu" ? drivers::ModbusTransport::rtu : drivers::ModbusTransport::tcp;
+    m.host = d.host;
+    m.port = d.port;
+    m.serial = {d.serial.device, d.serial.baud, d.serial.parity.empty() ? 'N' : d.serial.parity[0],
+                d.serial.data_bits, d.serial.stop_bits};
+    m.unit_id = static_cast<std::uint8_t>(d.unit_id);
+    m.poll_interval_ms = d.poll_interval_ms;
+    m.timeout_ms = d.timeout_ms;
+    m.retries = d.retries;
+    m.refresh_polls = d.refresh_polls;
+    m.registers = d.registers;
+    m.settings = settings_of(d.name, {}, d.place);
+    o.devices.push_back(std::move(m));
+  }
+  return o;
+}
+
 edge::RuleSettings rule_settings(const Config& c) {
   edge::RuleSettings s;
   s.battery_low_percent = c.rules.battery_low_percent;
@@ -52,6 +129,15 @@ edge::RuleSettings rule_settings(const Config& c) {
   s.escalation_raises_severity = c.rules.escalation_raises_severity;
   for (const auto& [id, d] : c.zigbee2mqtt.devices)
     if (d.heartbeat_timeout_s) s.heartbeat_overrides[id] = *d.heartbeat_timeout_s * 1000LL;
+  for (const auto& [eui, d] : c.chirpstack.devices)
+    if (d.device.place.heartbeat_timeout_s)
+      s.heartbeat_overrides[lower_hex(eui)] = *d.device.place.heartbeat_timeout_s * 1000LL;
+  for (const auto& [id, d] : c.generic_mqtt.devices)
+    if (d.place.heartbeat_timeout_s)
+      s.heartbeat_overrides[id] = *d.place.heartbeat_timeout_s * 1000LL;
+  for (const auto& d : c.modbus.devices)
+    if (d.place.heartbeat_timeout_s)
+      s.heartbeat_overrides[d.id] = *d.place.heartbeat_timeout_s * 1000LL;
   for (const auto& t : c.rules.thresholds) {
     edge::ThresholdSpec spec;
     spec.name = t.name;
@@ -294,6 +380,25 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
       z2m->handle(m.topic, m.payload, m.source_key);
     });
   }
+  // The other sensor drivers (issue 6): each subscribes on the local bus (or polls, Modbus) and
+  // submits what it parsed, like zigbee2mqtt.
+  auto sink = [&pipeline](std::vector<edge::Event> ev) { return pipeline.submit(std::move(ev)); };
+  std::unique_ptr<drivers::ChirpStackDriver> chirpstack;
+  if (config.chirpstack.enabled) {
+    chirpstack =
+        std::make_unique<drivers::ChirpStackDriver>(chirpstack_options(config), clock, sink);
+    chirpstack->attach(bus);
+  }
+  std::unique_ptr<drivers::GenericMqttDriver> generic;
+  if (config.generic_mqtt.enabled && !config.generic_mqtt.mappings.empty()) {
+    generic =
+        std::make_unique<drivers::GenericMqttDriver>(generic_mqtt_options(config), clock, sink);
+    generic->attach(bus);
+  }
+  std::unique_ptr<drivers::ModbusDriver> modbus;
+  if (config.modbus.enabled && !config.modbus.devices.empty())
+    modbus = std::make_unique<drivers::ModbusDriver>(modbus_options(config), clock, sink);
+
   // Life-cycle commands from property management on the local bus:
   // anju/<site>/cmd/alert/<alert_id>, answered on the MQTT 5 response topic (with the correlation
   // data) or, for MQTT 3.1.1 clients, on the payload's reply_to.
@@ -413,6 +518,48 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
                           {"unknown_device", zs.unknown_device},
                           {"devices", zs.devices}};
     }
+    if (chirpstack) {
+      const auto cs = chirpstack->stats();
+      j["chirpstack"] = {{"messages", cs.messages},
+                         {"events", cs.events},
+                         {"parse_errors", cs.parse_errors},
+                         {"duplicates", cs.duplicates},
+                         {"fcnt_resets", cs.fcnt_resets},
+                         {"ignored", cs.ignored},
+                         {"errors_by_reason", cs.errors_by_reason}};
+    }
+    if (generic) {
+      const auto gs = generic->stats();
+      j["generic_mqtt"] = {{"messages", gs.messages},
+                           {"events", gs.events},
+                           {"parse_errors", gs.parse_errors},
+                           {"unmatched", gs.unmatched},
+                           {"errors_by_reason", gs.errors_by_reason},
+                           {"messages_by_mapping", gs.messages_by_mapping}};
+    }
+    if (modbus) {
+      const auto ms = modbus->stats();
+      json devices = json::array();
+      std::int64_t online = 0;
+      for (const auto& d : ms.devices) {
+        online += d.online ? 1 : 0;
+        devices.push_back({{"id", d.id},
+                           {"online", d.online},
+                           {"polls", d.polls},
+                           {"failures", d.failures},
+                           {"last_error", d.last_error}});
+      }
+      j["modbus"] = {{"messages", ms.polls},
+                     {"events", ms.events},
+                     {"parse_errors", ms.decode_errors},
+                     {"requests", ms.requests},
+                     {"timeouts", ms.timeouts},
+                     {"exceptions", ms.exceptions},
+                     {"connect_failures", ms.connect_failures},
+                     {"devices", static_cast<std::int64_t>(ms.devices.size())},
+                     {"online", online},
+                     {"device_status", devices}};
+    }
     return j;
   };
   auto render_status = [&]() { return status_json().dump(); };
@@ -434,6 +581,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   pipeline.wait_committed(std::chrono::seconds(30));
   bus.remember(recent_source_keys(journal_path(config.data_dir)));
   if (uplink) uplink->start();
+  if (modbus) modbus->start();
   status.start();
   if (dashboard) dashboard->start();
   bus.start();
@@ -480,7 +628,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   systemd.stopping();
   if (dashboard) dashboard->stop();  // no more requests (they submit audit events and commands)
   bus.stop();                        // no more input
-  pipeline.stop();                   // commit what is queued
+  if (modbus) modbus->stop();
+  pipeline.stop();  // commit what is queued
   if (uplink) uplink->stop(std::chrono::milliseconds(3000));
   try {
     pipeline.run_once();  // delete what the city acknowledged during the flush

@@ -89,6 +89,10 @@ DashboardOptions dashboard_options(const Config& c) {
   o.db_path = c.data_dir + "/anju.db";
   for (const auto& [id, d] : c.zigbee2mqtt.devices)
     o.configured_devices[id] = {d.building, d.unit, d.room};
+  for (const auto& [id, d] : c.generic_mqtt.devices)
+    o.configured_devices[id] = {d.place.building, d.place.unit, d.place.room};
+  for (const auto& d : c.modbus.devices)
+    o.configured_devices[d.id] = {d.place.building, d.place.unit, d.place.room};
   return o;
 }
 

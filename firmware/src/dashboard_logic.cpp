@@ -456,23 +456,24 @@ std::string render_metrics(const json& status, const DashboardCounters& c) {
   w.sample("anju_local_bus_redeliveries_dropped_total", num(lb, "redeliveries_dropped"));
 
   // Drivers' counters, one family at a time (a family's samples follow its # TYPE line).
+  static constexpr const char* kDrivers[] = {"zigbee2mqtt", "chirpstack", "generic_mqtt", "modbus"};
   std::string families;
   {
     PromWriter d;
     d.family("anju_driver_messages_total", "Messages handled, by driver.", "counter");
-    for (const char* driver : {"zigbee2mqtt"})
+    for (const char* driver : kDrivers)
       if (!sub(status, driver).empty())
         d.sample("anju_driver_messages_total", num(sub(status, driver), "messages"),
                  {{"driver", driver}});
     d.family("anju_driver_parse_errors_total", "Messages a driver could not parse, by driver.",
              "counter");
-    for (const char* driver : {"zigbee2mqtt"})
+    for (const char* driver : kDrivers)
       if (!sub(status, driver).empty())
         d.sample("anju_driver_parse_errors_total", num(sub(status, driver), "parse_errors"),
                  {{"driver", driver}});
     d.family("anju_driver_devices", "Devices a driver knows, by driver.", "gauge");
-    for (const char* driver : {"zigbee2mqtt"})
-      if (!sub(status, driver).empty())
+    for (const char* driver : kDrivers)
+      if (sub(status, driver).contains("devices"))
         d.sample("anju_driver_devices", num(sub(status, driver), "devices"), {{"driver", driver}});
     families = d.text();
   }

@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "anju/drivers/chirpstack.hpp"
+#include "anju/drivers/generic_mqtt.hpp"
+#include "anju/drivers/modbus_map.hpp"
+
 namespace anju::firmware {
 
 struct TlsConfig {
@@ -98,6 +102,70 @@ struct Zigbee2MqttConfig {
   std::map<std::string, DeviceConfig> devices;  // keyed by IEEE address or friendly name
 };
 
+// A device of the ChirpStack, generic MQTT or Modbus drivers: what it is called and where it is.
+struct SensorDeviceConfig {
+  std::string name;    // empty: what the source says (ChirpStack deviceName) or the id
+  std::string kind;    // empty: the mapping's device_kind
+  DeviceConfig place;  // building/unit/room, grid and GB/T 28181 codes, heartbeat override
+};
+
+// ChirpStack v4 (LoRaWAN) through its MQTT integration on the local broker (issue 6). Mappings
+// (which values become which events) are named once and used by device profile, by device, or as
+// the default.
+struct ChirpStackMappingConfig {
+  drivers::chirpstack::DeviceMapping mapping;
+  std::vector<std::string> profiles;  // ChirpStack device profile names this mapping serves
+};
+struct ChirpStackDeviceConfig {
+  SensorDeviceConfig device;
+  std::string mapping;  // a name in mappings: before the profile's; empty: by profile
+};
+struct ChirpStackConfig {
+  bool enabled = false;
+  int fcnt_window = 16;
+  std::map<std::string, ChirpStackMappingConfig> mappings;
+  std::string default_mapping;  // key "default": for devices matched by nothing else
+  std::map<std::string, ChirpStackDeviceConfig> devices;  // by DevEUI (16 hex digits)
+};
+
+// Vendor gateways speaking their own MQTT/JSON, mapped by config alone (issue 6).
+struct GenericMqttConfig {
+  bool enabled = true;  // runs when there is at least one mapping
+  std::vector<drivers::generic_mqtt::Mapping> mappings;
+  std::map<std::string, SensorDeviceConfig> devices;  // by the device id a mapping yields
+};
+
+// Modbus TCP/RTU devices polled with libmodbus (issue 6).
+struct ModbusSerialConfig {
+  std::string device;  // e.g. /dev/ttyUSB0
+  int baud = 9600;
+  std::string parity = "N";  // N, E or O
+  int data_bits = 8;
+  int stop_bits = 1;
+};
+struct ModbusDeviceEntry {
+  std::string id;
+  std::string kind = "modbus_device";
+  std::string transport = "tcp";  // tcp or rtu
+  std::string host;
+  int port = 502;
+  ModbusSerialConfig serial;
+  int unit_id = 1;
+  int poll_interval_ms = 5000;
+  int timeout_ms = 1000;
+  int retries = 2;
+  int refresh_polls = 12;
+  std::vector<drivers::modbus::RegisterEntry> registers;
+  std::string name;    // empty: the id
+  DeviceConfig place;  // building/unit/room, grid and GB/T 28181 codes, heartbeat override
+};
+struct ModbusConfig {
+  bool enabled = true;  // runs when there is at least one device
+  int backoff_min_ms = 500;
+  int backoff_max_ms = 30'000;
+  std::vector<ModbusDeviceEntry> devices;
+};
+
 struct SiteConfig {
   std::string id;             // compound id: [A-Za-z0-9_-]{1,64}, used in topics
   std::string grid_code;      // CJ/T 349: 20 digits
@@ -129,6 +197,9 @@ struct Config {
   SummaryConfig summary;
   RulesConfig rules;
   Zigbee2MqttConfig zigbee2mqtt;
+  ChirpStackConfig chirpstack;
+  GenericMqttConfig generic_mqtt;
+  ModbusConfig modbus;
   DashboardConfig dashboard;
 };
 

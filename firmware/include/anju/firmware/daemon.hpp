@@ -8,6 +8,9 @@
 #include <atomic>
 #include <string>
 
+#include "anju/drivers/chirpstack_driver.hpp"
+#include "anju/drivers/generic_mqtt_driver.hpp"
+#include "anju/drivers/modbus_driver.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/config.hpp"
 
@@ -23,6 +26,11 @@ void apply_overrides(Config& config, const DaemonOverrides& o);
 
 // The rule engine's settings from the config (also used by the benchmarks).
 edge::RuleSettings rule_settings(const Config& config);
+
+// The sensor drivers' options from the config (DevEUIs lower-cased, places and codes attached).
+drivers::ChirpStackOptions chirpstack_options(const Config& config);
+drivers::GenericMqttOptions generic_mqtt_options(const Config& config);
+drivers::ModbusOptions modbus_options(const Config& config);
 
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
 int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr);
