@@ -1,6 +1,7 @@
 #include "anju/edge/rules.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "anju/edge/clock.hpp"
@@ -8,6 +9,10 @@
 
 namespace anju::edge {
 namespace {
+
+// Readings kept per (rate-of-rise rule, device): a sensor reporting every second fills a 60 s
+// window with 60; one reporting far faster keeps its newest 512.
+constexpr std::size_t kRiseWindowMax = 512;
 
 // Severity of the alert each binary condition raises (../shared/design/DOMAIN.md).
 std::optional<int> alarm_severity(EventKind k) {
@@ -215,10 +220,31 @@ void RuleEngine::threshold(const ThresholdSpec& spec, const Event& e, double v,
   if (!spec.devices.empty() && !spec.devices.count(e.device.id) &&
       !spec.devices.count(e.device.name))
     return;
-  const bool over = (spec.above && v > *spec.above) || (spec.below && v < *spec.below);
-  const bool back = (!spec.above || v < *spec.above - spec.hysteresis) &&
-                    (!spec.below || v > *spec.below + spec.hysteresis);
   ThresholdState& st = thresholds_[{spec.name, e.device.id}];
+  bool over = false, back = false;
+  if (spec.rise) {
+    // Rise over the lowest reading still inside the window (this one included).
+    while (!st.window.empty() && st.window.front().first < e.ts_ms - spec.rise_window_ms)
+      st.window.pop_front();
+    if (st.window.size() >= kRiseWindowMax) st.window.pop_front();
+    st.window.emplace_back(e.ts_ms, v);
+    double low = v;
+    for (const auto& [ts, x] : st.window) low = std::min(low, x);
+    over = v - low >= *spec.rise;
+    back = v - low < *spec.rise - spec.hysteresis;
+  } else if (spec.nonzero_for_ms > 0) {
+    if (v == 0) {
+      st.nonzero_since_ms.reset();
+      back = true;
+    } else {
+      if (!st.nonzero_since_ms) st.nonzero_since_ms = e.ts_ms;
+      over = e.ts_ms - *st.nonzero_since_ms >= spec.nonzero_for_ms;
+    }
+  } else {
+    over = (spec.above && v > *spec.above) || (spec.below && v < *spec.below);
+    back = (!spec.above || v < *spec.above - spec.hysteresis) &&
+           (!spec.below || v > *spec.below + spec.hysteresis);
+  }
   if (st.active) {
     if (back) {
       st.active = false;
@@ -294,7 +320,8 @@ void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
   }
   for (const auto& spec : settings_.thresholds) {
     if (spec.kind != e.kind) continue;
-    if (const auto* m = e.value(to_string(e.kind))) threshold(spec, e, m->value, out);
+    const auto* m = e.value(spec.value_name.empty() ? to_string(e.kind) : spec.value_name);
+    if (m && std::isfinite(m->value)) threshold(spec, e, m->value, out);
   }
 }
 

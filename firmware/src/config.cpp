@@ -1188,13 +1188,22 @@ const Table<ThresholdRule>& threshold_table() {
       {
           leaf("name", &ThresholdRule::name, text("[A-Za-z0-9_-]{1,64}, unique", check_id),
                "Rule name, unique; appears in its alerts.", true),
-          leaf("kind", &ThresholdRule::kind,
-               text(one_of_text({"temperature", "humidity"}), one_of({"temperature", "humidity"})),
-               "Measured kind the rule watches.", true),
+          leaf("kind", &ThresholdRule::kind, text("an event kind", check_event_kind),
+               "Event kind whose value the rule watches (temperature, water_level, ...).", true),
+          leaf("value", &ThresholdRule::value, text(),
+               "Name of the value watched; empty: the kind's name. Required for measurement."),
           leaf("above", &ThresholdRule::above, optional(number()),
-               "Raise when the value goes above this (at least one of above/below)."),
+               "Raise when the value goes above this."),
           leaf("below", &ThresholdRule::below, optional(number()),
                "Raise when the value goes below this."),
+          leaf("rise", &ThresholdRule::rise, optional(number()),
+               "Rate of rise: raise when the value rose by this much over its lowest reading "
+               "within rise_window_s."),
+          leaf("rise_window_s", &ThresholdRule::rise_window_s, integer(1, 86400),
+               "The window of rise, seconds."),
+          leaf("nonzero_for_s", &ThresholdRule::nonzero_for_s, integer(0, 30 * 86400),
+               "Never zero: raise when every reading for this long was non-zero (a flow that "
+               "never stops), seconds; 0 = off."),
           leaf("hysteresis", &ThresholdRule::hysteresis, number(0.0),
                "Clear only once the value is back past the limit by this much."),
           leaf("hold_s", &ThresholdRule::hold_s, integer(0, kIntMax),
@@ -1206,9 +1215,22 @@ const Table<ThresholdRule>& threshold_table() {
       },
       [](Ctx& ctx, const Path& p, ThresholdRule& r) {
         Path above = join_key(p, "above"), below = join_key(p, "below");
-        if (!ctx.ok(above) || !ctx.ok(below)) return;
-        if (!r.above && !r.below)
-          ctx.error(ctx.mark_of(p), p, "needs 'above' or 'below' (or both)");
+        if (!ctx.ok(above) || !ctx.ok(below) || !ctx.ok(join_key(p, "rise")) ||
+            !ctx.ok(join_key(p, "nonzero_for_s")))
+          return;
+        if (r.kind == "measurement" && r.value.empty() && ctx.ok(join_key(p, "kind")))
+          ctx.error(ctx.mark_of(join_key(p, "kind")), join_key(p, "value"),
+                    "required with kind measurement (which of the device's values)");
+        const int forms = (r.above || r.below ? 1 : 0) + (r.rise ? 1 : 0) + (r.nonzero_for_s > 0);
+        if (forms == 0)
+          ctx.error(ctx.mark_of(p), p,
+                    "needs 'above' or 'below' (or both), or 'rise', or 'nonzero_for_s'");
+        else if (forms > 1)
+          ctx.error(ctx.mark_of(p), p,
+                    "one form per rule: a level (above/below), a rise, or nonzero_for_s");
+        else if (r.rise && *r.rise <= 0)
+          ctx.error(ctx.mark_of(join_key(p, "rise")), join_key(p, "rise"),
+                    "must be more than 0, got " + format_number(*r.rise));
         else if (r.above && r.below && *r.below >= *r.above)
           ctx.error(ctx.mark_of(below), below,
                     "must be less than above (" + format_number(*r.above) + "), got " +

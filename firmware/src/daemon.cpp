@@ -142,8 +142,12 @@ edge::RuleSettings rule_settings(const Config& c) {
     edge::ThresholdSpec spec;
     spec.name = t.name;
     spec.kind = edge::event_kind_from_string(t.kind).value_or(edge::EventKind::temperature);
+    spec.value_name = t.value;
     spec.above = t.above;
     spec.below = t.below;
+    spec.rise = t.rise;
+    spec.rise_window_ms = static_cast<std::int64_t>(t.rise_window_s) * 1000;
+    spec.nonzero_for_ms = static_cast<std::int64_t>(t.nonzero_for_s) * 1000;
     spec.hysteresis = t.hysteresis;
     spec.hold_ms = static_cast<std::int64_t>(t.hold_s) * 1000;
     spec.severity = t.severity;

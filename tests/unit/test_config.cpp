@@ -138,9 +138,9 @@ TEST_CASE("config: the example file parses with no errors", "[config]") {
 
 namespace {
 
-// Looks a schema path up in a YAML tree: "a.b" looks up keys, "x[]" takes the first list item,
-// "<name>" the first map entry. (Recursive, by value: assigning yaml-cpp nodes would modify the
-// tree.)
+// Looks a schema path up in a YAML tree: "a.b" looks up keys, "x[]" any list item that has the
+// rest, "<name>" the first map entry. (Recursive, by value: assigning yaml-cpp nodes would modify
+// the tree.)
 bool has_path(const YAML::Node& n, const std::string& path) {
   if (path.empty()) return n.IsDefined();
   if (!n.IsMap()) return false;
@@ -153,7 +153,10 @@ bool has_path(const YAML::Node& n, const std::string& path) {
   const YAML::Node child = n[part];
   if (!child.IsDefined()) return false;
   if (!first_item) return has_path(child, rest);
-  return child.IsSequence() && child.size() > 0 && has_path(child[0], rest);
+  if (!child.IsSequence()) return false;
+  for (std::size_t i = 0; i < child.size(); ++i)
+    if (has_path(child[i], rest)) return true;
+  return false;
 }
 
 }  // namespace
@@ -424,7 +427,7 @@ rules:
   CHECK(find_error(r, "rules.thresholds[1].severity"));
   auto* neither = find_error(r, "rules.thresholds[1]");
   REQUIRE(neither);
-  CHECK(neither->message == "needs 'above' or 'below' (or both)");
+  CHECK(neither->message == "needs 'above' or 'below' (or both), or 'rise', or 'nonzero_for_s'");
   auto* above = find_error(r, "rules.thresholds[2].above");
   REQUIRE(above);
   CHECK(above->message == "expected a number, got 'high'");

@@ -603,3 +603,122 @@ TEST_CASE("city bridge: acknowledged rows are deleted by the pipeline's next tra
   CHECK(left[0].oid == rows[2].oid);
   CHECK(counters.rows[3] == 1);
 }
+
+TEST_CASE("rules: rate of rise raises on a fast rise, not on a slow one", "[rules]") {
+  ManualClock clock;
+  RuleSettings s;
+  s.heartbeat_timeout_ms = 0;
+  ThresholdSpec t;
+  t.name = "temperature_rising_fast";
+  t.kind = EventKind::temperature;
+  t.rise = 8;
+  t.rise_window_ms = 60'000;
+  t.hysteresis = 2;
+  t.severity = 2;
+  s.thresholds.push_back(t);
+  RuleEngine rules(s);
+  std::vector<AlertChange> out;
+  auto temp = [&](const char* dev, double v) {
+    rules.on_event(reading(clock, dev, EventKind::temperature, std::nullopt, v), out);
+  };
+  // Slow: +1 C every 10 s is +6 C in any 60 s window: never 8.
+  for (int i = 0; i <= 30; ++i) {
+    temp("slow", 20 + i);
+    clock.advance_ms(10'000);
+  }
+  CHECK(out.empty());
+  // Fast: 20 -> 29 within 40 s.
+  temp("fast", 20);
+  clock.advance_ms(20'000);
+  temp("fast", 24);
+  CHECK(out.empty());
+  clock.advance_ms(20'000);
+  temp("fast", 29);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == AlertChangeType::raised);
+  CHECK(out[0].alert.rule == "temperature_rising_fast");
+  CHECK(out[0].alert.device.id == "fast");
+  CHECK(out[0].alert.value == 29);
+  out.clear();
+  // Still hot but no longer rising: once the window has moved past the low readings, it clears.
+  clock.advance_ms(30'000);
+  temp("fast", 29.5);  // the window still holds 24: a rise of 5.5 < 8 - 2 -> clears
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == AlertChangeType::condition_cleared);
+}
+
+TEST_CASE("rules: a named value held above its limit (manhole tilt)", "[rules]") {
+  ManualClock clock;
+  RuleSettings s;
+  s.heartbeat_timeout_ms = 0;
+  ThresholdSpec t;
+  t.name = "manhole_tilted";
+  t.kind = EventKind::measurement;
+  t.value_name = "tilt";
+  t.above = 10;
+  t.hold_ms = 2'000;
+  s.thresholds.push_back(t);
+  RuleEngine rules(s);
+  std::vector<AlertChange> out;
+  std::vector<Event> synth;
+  Event e = reading(clock, "mh", EventKind::measurement, std::nullopt);
+  e.values = {{"battery_v", 30, "V"}, {"tilt", 14, "deg"}};
+  rules.on_event(e, out);
+  CHECK(out.empty());
+  clock.advance_ms(1'999);
+  rules.on_tick(clock.wall_ms(), synth, out);
+  CHECK(out.empty());
+  clock.advance_ms(1);
+  rules.on_tick(clock.wall_ms(), synth, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].alert.rule == "manhole_tilted");
+  CHECK(out[0].alert.value == 14);
+  // Another measurement without a tilt value changes nothing.
+  out.clear();
+  Event other = reading(clock, "mh", EventKind::measurement, std::nullopt);
+  other.values = {{"battery_v", 3, "V"}};
+  rules.on_event(other, out);
+  CHECK(out.empty());
+}
+
+TEST_CASE("rules: a flow that is never zero for hours raises; the first zero clears", "[rules]") {
+  ManualClock clock;
+  RuleSettings s;
+  s.heartbeat_timeout_ms = 0;
+  ThresholdSpec t;
+  t.name = "water_flow_never_stops";
+  t.kind = EventKind::measurement;
+  t.value_name = "flow";
+  t.nonzero_for_ms = 6 * 3'600'000LL;
+  s.thresholds.push_back(t);
+  RuleEngine rules(s);
+  std::vector<AlertChange> out;
+  auto flow = [&](double v) {
+    Event e = reading(clock, "meter", EventKind::measurement, std::nullopt);
+    e.values = {{"flow", v, "L/h"}};
+    rules.on_event(e, out);
+  };
+  // A household: water runs, and stops at least every few hours -> never raises.
+  for (int h = 0; h < 48; ++h) {
+    flow(h % 5 == 0 ? 0 : 30);
+    clock.advance_ms(3'600'000);
+  }
+  CHECK(out.empty());
+  // A leak: a trickle all the time. The 6 h count from the first non-zero reading (the flow may
+  // have started any time after the last zero): raised at the reading 6 h after it, not before.
+  flow(0);
+  for (int h = 1; h <= 7; ++h) {
+    clock.advance_ms(3'600'000);
+    flow(2);
+    if (h < 7) CHECK(out.empty());
+  }
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == AlertChangeType::raised);
+  out.clear();
+  clock.advance_ms(3'600'000);
+  flow(2);
+  CHECK(out.empty());  // still running: no news
+  flow(0);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].type == AlertChangeType::condition_cleared);
+}

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -17,11 +18,24 @@
 
 namespace anju::edge {
 
+// A rule on one measured value of a device, in one of three forms:
+// - level: above and/or below a limit;
+// - rate of rise: the value has risen by at least `rise` over its lowest reading of the last
+//   `rise_window_ms` (a fire: temperature +8 C in 60 s);
+// - never zero: every reading for `nonzero_for_ms` was non-zero (a water meter's flow that never
+//   stops: a leak).
+// Each raises once the condition has held for `hold_ms`, and clears with hysteresis (level and
+// rise: back by `hysteresis`; never zero: the first zero reading). Rise windows and never-zero
+// timers live in memory: after a restart they start again from the next readings.
 struct ThresholdSpec {
   std::string name;                         // rule name, e.g. "temperature_high"
-  EventKind kind = EventKind::temperature;  // reading kind (temperature, humidity)
+  EventKind kind = EventKind::temperature;  // reading kind (temperature, water_level, ...)
+  std::string value_name;                   // the value watched; empty: the kind's name
   std::optional<double> above;
   std::optional<double> below;
+  std::optional<double> rise;            // rate of rise: by this much...
+  std::int64_t rise_window_ms = 60'000;  // ...within this long
+  std::int64_t nonzero_for_ms = 0;       // never zero for this long (0: not this form)
   double hysteresis = 1.0;
   std::int64_t hold_ms = 0;
   int severity = 3;
@@ -101,6 +115,8 @@ class RuleEngine {
     std::int64_t pending_seq = 0;
     double pending_value = 0;
     bool active = false;
+    std::deque<std::pair<std::int64_t, double>> window;  // rate of rise: recent readings
+    std::optional<std::int64_t> nonzero_since_ms;        // never zero: since when
   };
   using Key = std::pair<std::string, std::string>;  // (rule, device id)
 

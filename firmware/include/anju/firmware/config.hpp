@@ -65,9 +65,13 @@ struct SummaryConfig {
 
 struct ThresholdRule {
   std::string name;             // unique rule name, e.g. "temperature_high"
-  std::string kind;             // measured kind: "temperature" or "humidity"
+  std::string kind;             // measured kind: temperature, humidity, water_level, measurement...
+  std::string value;            // value name; empty: the kind's name (required for measurement)
   std::optional<double> above;  // raise when the value goes above this
   std::optional<double> below;  // raise when the value goes below this
+  std::optional<double> rise;   // or: raise when it rose by this much...
+  int rise_window_s = 60;       // ...within this long
+  int nonzero_for_s = 0;        // or: raise when it has not been 0 for this long (0: off)
   double hysteresis = 1.0;      // clear only once the value is back by this much
   int hold_s = 0;               // the condition must hold this long before raising
   int severity = 3;
