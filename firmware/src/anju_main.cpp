@@ -1,8 +1,10 @@
 // anju: the installer's and operator's CLI. Reads the data directory (SQLite, read-only, beside a
 // running anjud thanks to WAL) and anjud's status socket.
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -11,10 +13,14 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "anju/edge/journal.hpp"
+#include "anju/firmware/broker_auth.hpp"
 #include "anju/firmware/config.hpp"
 #include "anju/firmware/daemon.hpp"
 #include "anju/firmware/users.hpp"
@@ -201,6 +207,383 @@ int user_command(const std::string& users_file, const std::string& action, const
   return 0;
 }
 
+// --- anju broker-config ------------------------------------------------------------------------
+
+struct BrokerConfigArgs {
+  std::string config_path;
+  std::string users_file;  // already defaulted
+  std::string out_dir;
+  std::vector<std::string> clients;  // USER:ROLE[:PREFIX]
+  std::vector<std::string> removes;
+  std::string listen;  // HOST:PORT; empty: from local_broker.uri
+  std::string owner;   // chown the broker's files to this user when root; empty: leave them
+  bool quiet = false;
+};
+
+std::optional<std::string> slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string first_line(const std::string& text) {
+  std::string s = text.substr(0, text.find('\n'));
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Writes `data` to `path` unless it already holds exactly that (then only mode and owner are
+// set): a temp file beside it created with `mode`, fsynced, renamed over. Returns whether the
+// content changed. Throws with the path and errno text on failure.
+bool write_if_changed(const std::string& path, const std::string& data, mode_t mode,
+                      std::optional<std::pair<uid_t, gid_t>> owner) {
+  auto fix = [&](const std::string& p, int fd) {
+    if ((fd >= 0 ? ::fchmod(fd, mode) : ::chmod(p.c_str(), mode)) != 0)
+      throw std::runtime_error("chmod " + p + ": " + std::strerror(errno));
+    if (owner && (fd >= 0 ? ::fchown(fd, owner->first, owner->second)
+                          : ::chown(p.c_str(), owner->first, owner->second)) != 0)
+      throw std::runtime_error("chown " + p + ": " + std::strerror(errno));
+  };
+  if (auto old = slurp(path); old && *old == data) {
+    fix(path, -1);
+    return false;
+  }
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) throw std::runtime_error("cannot create " + tmp + ": " + std::strerror(errno));
+  bool ok = true;
+  std::string why;
+  try {
+    fix(tmp, fd);
+  } catch (const std::exception& e) {
+    ok = false;
+    why = e.what();
+  }
+  for (std::size_t done = 0; ok && done < data.size();) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = false;
+      why = "write " + tmp + ": " + std::strerror(errno);
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (ok && ::fsync(fd) != 0) {
+    ok = false;
+    why = "fsync " + tmp + ": " + std::strerror(errno);
+  }
+  ::close(fd);
+  if (ok && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    why = "rename " + tmp + " to " + path + ": " + std::strerror(errno);
+  }
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    throw std::runtime_error(why);
+  }
+  return true;
+}
+
+std::optional<std::pair<uid_t, gid_t>> lookup_owner(const std::string& name) {
+  const passwd* pw = ::getpwnam(name.c_str());
+  if (pw == nullptr) return std::nullopt;
+  return std::make_pair(pw->pw_uid, pw->pw_gid);
+}
+
+// "tcp://host:port" (also mqtt://, ssl://, mqtts://, [v6]:port) → host and port.
+bool split_broker_uri(const std::string& uri, std::string& host, int& port, bool& tls) {
+  const auto sep = uri.find("://");
+  if (sep == std::string::npos) return false;
+  const std::string scheme = uri.substr(0, sep);
+  tls = scheme == "ssl" || scheme == "mqtts";
+  if (!tls && scheme != "tcp" && scheme != "mqtt") return false;
+  std::string rest = uri.substr(sep + 3);
+  if (const auto slash = rest.find('/'); slash != std::string::npos) rest.resize(slash);
+  port = tls ? 8883 : 1883;
+  const auto colon = rest.rfind(':');
+  if (colon != std::string::npos && rest.find(']', colon) == std::string::npos) {
+    try {
+      std::size_t used = 0;
+      port = std::stoi(rest.substr(colon + 1), &used);
+      if (used != rest.size() - colon - 1) return false;
+    } catch (...) {
+      return false;
+    }
+    rest.resize(colon);
+  }
+  if (rest.size() >= 2 && rest.front() == '[' && rest.back() == ']')
+    rest = rest.substr(1, rest.size() - 2);
+  host = rest;
+  return !host.empty() && port > 0 && port < 65536;
+}
+
+// `anju broker-config`: the local Mosquitto's password file, ACL and a mosquitto.conf snippet,
+// from the gateway's own credentials (local_broker.username_file/password_file), the dashboard's
+// users (admin/operator → operator, viewer → viewer) and device clients given with --client.
+// Passwords and hash salts are remembered in <out>/clients.json (0600), so that running it again
+// with nothing changed rewrites nothing. Exit 0 done, 1 I/O or state problem, 2 bad input.
+int broker_config_command(const BrokerConfigArgs& a) {
+  namespace fs = std::filesystem;
+  using anju::firmware::BrokerClient;
+  using anju::firmware::BrokerCredential;
+  using anju::firmware::BrokerRole;
+  const std::string me = "anju broker-config: ";
+  if (a.config_path.empty()) {
+    std::cerr << me
+              << "--config FILE is required (the site id, the local broker and the gateway's "
+                 "credentials come from it)\n";
+    return 2;
+  }
+  auto loaded = anju::firmware::load_config(a.config_path);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+    return 2;
+  }
+  const auto& cfg = *loaded.config;
+  const std::string& site = cfg.site.id;
+
+  // The listener.
+  std::string host;
+  int port = 0;
+  bool tls = false;
+  if (!a.listen.empty()) {
+    if (!anju::firmware::split_listen(a.listen, host, port)) {
+      std::cerr << me << "--listen '" << a.listen << "' is not HOST:PORT\n";
+      return 2;
+    }
+  } else if (!split_broker_uri(cfg.local_broker.uri, host, port, tls)) {
+    std::cerr << me << "local_broker.uri '" << cfg.local_broker.uri << "' in " << a.config_path
+              << " is not tcp://HOST:PORT (pass --listen HOST:PORT)\n";
+    return 2;
+  }
+
+  // --client USER:ROLE[:PREFIX]
+  std::vector<BrokerClient> cli_clients;
+  for (const auto& spec : a.clients) {
+    const auto c1 = spec.find(':');
+    BrokerClient c;
+    c.user = spec.substr(0, c1);
+    std::string role = c1 == std::string::npos ? "" : spec.substr(c1 + 1);
+    if (const auto c2 = role.find(':'); c2 != std::string::npos) {
+      c.prefix = role.substr(c2 + 1);
+      role.resize(c2);
+    }
+    if (c1 == std::string::npos || !anju::firmware::broker_role_from_string(role, c.role) ||
+        c.role == BrokerRole::gateway) {
+      std::cerr << me << "--client '" << spec
+                << "': expected USER:ROLE[:PREFIX] with ROLE zigbee2mqtt, chirpstack, "
+                   "bridge (with a PREFIX such as vendor/acme/), operator or viewer\n";
+      return 2;
+    }
+    cli_clients.push_back(std::move(c));
+  }
+
+  std::optional<std::pair<uid_t, gid_t>> owner;
+  if (!a.owner.empty() && ::geteuid() == 0) {
+    owner = lookup_owner(a.owner);
+    if (!owner) {
+      std::cerr << me << "no system user '" << a.owner
+                << "' to own the broker's files (install mosquitto, or pass --owner USER, or "
+                   "--owner '' to leave them to root)\n";
+      return 2;
+    }
+  }
+
+  std::error_code ec;
+  const fs::path out = fs::absolute(a.out_dir);
+  if (!fs::exists(out)) {
+    fs::create_directories(out, ec);
+    if (ec) {
+      std::cerr << me << "cannot create " << out.string() << ": " << ec.message() << "\n";
+      return 1;
+    }
+    // The broker (another user) must reach its files; each file guards itself by its mode.
+    fs::permissions(out,
+                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec,
+                    ec);
+  } else if (!fs::is_directory(out)) {
+    std::cerr << me << out.string() << " is not a directory\n";
+    return 2;
+  }
+  const std::string store_path = (out / "clients.json").string();
+  const std::string lock_path = store_path + ".lock";
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) {
+    std::cerr << me << "cannot lock " << lock_path << ": " << std::strerror(errno) << "\n";
+    if (lock_fd >= 0) ::close(lock_fd);
+    return 1;
+  }
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock_fd};
+
+  std::vector<BrokerCredential> previous;
+  if (auto text = slurp(store_path)) {
+    auto parsed = anju::firmware::parse_broker_store(*text);
+    if (!parsed.error.empty()) {
+      std::cerr << me << store_path << ": " << parsed.error
+                << " (fix it or move it away: every client then gets a new password)\n";
+      return 1;
+    }
+    previous = std::move(parsed.clients);
+  }
+  auto find_prev = [&](const std::string& user) -> const BrokerCredential* {
+    for (const auto& p : previous)
+      if (p.client.user == user) return &p;
+    return nullptr;
+  };
+  std::vector<std::string> created;
+  // Keeps the password and salt a user had, so that an unchanged client hashes the same.
+  auto credential = [&](BrokerClient c, const std::string& source,
+                        const std::optional<std::string>& password) {
+    BrokerCredential cred;
+    const BrokerCredential* p = find_prev(c.user);
+    cred.client = std::move(c);
+    cred.source = source;
+    cred.password = password ? *password : p ? p->password : anju::firmware::random_password();
+    cred.salt = p && p->password == cred.password ? p->salt : anju::firmware::random_salt();
+    if (!p) created.push_back(cred.client.user);
+    return cred;
+  };
+
+  std::vector<BrokerCredential> next;
+  // 1. The gateway: its credentials are what anjud will read from local_broker.*_file.
+  std::string gw_user_file = cfg.local_broker.username_file;
+  std::string gw_pass_file = cfg.local_broker.password_file;
+  const bool gw_files_configured = !gw_user_file.empty();
+  if (!gw_files_configured) {
+    gw_user_file = (out / "gateway.username").string();
+    gw_pass_file = (out / "gateway.password").string();
+  }
+  std::string gw_user = "anjud";
+  for (const auto& p : previous)
+    if (p.client.role == BrokerRole::gateway) gw_user = p.client.user;
+  std::optional<std::string> gw_password;
+  if (auto t = slurp(gw_user_file)) gw_user = first_line(*t);
+  if (auto t = slurp(gw_pass_file)) gw_password = first_line(*t);
+  if (gw_password && gw_password->empty()) {
+    std::cerr << me << gw_pass_file << " is empty\n";
+    return 2;
+  }
+  {
+    const BrokerCredential* p = find_prev(gw_user);
+    if (!gw_password && p == nullptr) gw_password = anju::firmware::random_password();
+    next.push_back(credential({gw_user, BrokerRole::gateway, ""}, "config", gw_password));
+  }
+  // 2. Device clients given now or on an earlier run, less the removed ones.
+  auto removed = [&](const std::string& user) {
+    return std::find(a.removes.begin(), a.removes.end(), user) != a.removes.end();
+  };
+  std::vector<BrokerClient> kept;
+  for (const auto& p : previous)
+    if (p.source == "cli" && !removed(p.client.user)) kept.push_back(p.client);
+  for (auto& c : cli_clients) {
+    auto it = std::find_if(kept.begin(), kept.end(),
+                           [&](const BrokerClient& k) { return k.user == c.user; });
+    if (it != kept.end())
+      *it = c;
+    else
+      kept.push_back(c);
+  }
+  for (auto& c : kept) next.push_back(credential(c, "cli", std::nullopt));
+  // 3. The dashboard's users.
+  auto users = anju::firmware::load_users_file(a.users_file);
+  if (!users.users) {
+    std::cerr << me << users.error << "\n";
+    return 1;
+  }
+  for (const auto& u : *users.users) {
+    if (removed(u.name)) {
+      std::cerr << me << "'" << u.name << "' is a dashboard user: remove it with `anju user del "
+                << u.name << "`\n";
+      return 2;
+    }
+    const BrokerRole r =
+        u.role == anju::firmware::Role::viewer ? BrokerRole::viewer : BrokerRole::operator_;
+    next.push_back(credential({u.name, r, ""}, "users", std::nullopt));
+  }
+  for (const auto& r : a.removes)
+    if (find_prev(r) == nullptr) {
+      std::cerr << me << "--remove '" << r << "': no such broker client\n";
+      return 2;
+    }
+
+  std::vector<BrokerClient> plain;
+  for (const auto& c : next) plain.push_back(c.client);
+  if (auto errors = anju::firmware::validate(plain); !errors.empty()) {
+    for (const auto& e : errors) std::cerr << me << e << "\n";
+    std::cerr << me << "nothing written\n";
+    return 2;
+  }
+
+  const std::string passwd_path = (out / "passwd").string();
+  const std::string acl_path = (out / "acl").string();
+  const std::string conf_path = (out / "mosquitto.conf").string();
+  const std::string conf =
+      anju::firmware::mosquitto_conf_snippet(site, host, port, passwd_path, acl_path);
+  std::vector<std::pair<std::string, bool>> results;
+  try {
+    const auto anjud_owner = ::geteuid() == 0 ? lookup_owner("anju") : std::nullopt;
+    // The remembered passwords first: a failure after it loses no credential.
+    results.emplace_back(
+        store_path, write_if_changed(store_path, anju::firmware::render_broker_store(next), 0600,
+                                     std::nullopt));
+    if (!slurp(gw_user_file))
+      results.emplace_back(gw_user_file,
+                           write_if_changed(gw_user_file, gw_user + "\n", 0600, anjud_owner));
+    if (!slurp(gw_pass_file))
+      results.emplace_back(
+          gw_pass_file,
+          write_if_changed(gw_pass_file, next.front().password + "\n", 0600, anjud_owner));
+    results.emplace_back(
+        passwd_path,
+        write_if_changed(passwd_path, anju::firmware::mosquitto_password_file(next), 0600, owner));
+    results.emplace_back(
+        acl_path,
+        write_if_changed(acl_path, anju::firmware::mosquitto_acl(site, plain), 0640, owner));
+    results.emplace_back(conf_path, write_if_changed(conf_path, conf, 0644, std::nullopt));
+  } catch (const std::exception& e) {
+    std::cerr << me << e.what() << "\n";
+    return 1;
+  }
+  if (a.quiet) return 0;
+  std::cout << "site " << site << ", " << next.size() << " broker clients:\n";
+  for (const auto& c : next)
+    std::cout << "  " << c.client.user << "  " << anju::firmware::to_string(c.client.role)
+              << (c.client.prefix.empty() ? "" : " " + c.client.prefix + "#") << "  (" << c.source
+              << (std::find(created.begin(), created.end(), c.client.user) != created.end()
+                      ? ", new"
+                      : "")
+              << ")\n";
+  for (const auto& [path, changed] : results)
+    std::cout << (changed ? "written    " : "unchanged  ") << path << "\n";
+  if (!created.empty())
+    std::cout << "new clients' passwords are in " << store_path
+              << " (readable by root only): give each to its device or person\n";
+  if (!gw_files_configured)
+    std::cout << "note: " << a.config_path
+              << " sets no local_broker.username_file/password_file; add\n"
+                 "  local_broker:\n    username_file: "
+              << gw_user_file << "\n    password_file: " << gw_pass_file
+              << "\nso that anjud logs in to the broker\n";
+  const bool broker_files_changed = std::any_of(results.begin(), results.end(), [&](const auto& r) {
+    return r.second && (r.first == passwd_path || r.first == acl_path);
+  });
+  if (broker_files_changed)
+    std::cout << "a running mosquitto reads the new files on SIGHUP (systemctl reload mosquitto)\n";
+  if (tls)
+    std::cout << "note: local_broker.uri uses TLS: add certfile/keyfile (and cafile) to the "
+                 "listener below\n";
+  std::cout << "mosquitto.conf snippet (" << conf_path << "):\n" << conf;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,6 +623,32 @@ int main(int argc, char** argv) {
   auto* user_del = user->add_subcommand("del", "delete a user");
   user_del->add_option("name", user_name, "user name")->required();
   auto* user_list = user->add_subcommand("list", "list the users and their roles");
+  auto* broker = app.add_subcommand(
+      "broker-config",
+      "the local Mosquitto's password file, ACL and mosquitto.conf snippet, by role");
+  BrokerConfigArgs bc;
+  bc.out_dir = "/etc/anju/mosquitto";
+  bc.owner = "mosquitto";
+  std::string broker_users_file;
+  broker
+      ->add_option("--out-dir", bc.out_dir,
+                   "where to write passwd, acl, mosquitto.conf and clients.json")
+      ->capture_default_str();
+  broker->add_option("--client", bc.clients,
+                     "a device client USER:ROLE[:PREFIX] (zigbee2mqtt, chirpstack, "
+                     "bridge:vendor/x/, operator, viewer); kept for later runs");
+  broker->add_option("--remove", bc.removes, "drop a client added with --client");
+  broker->add_option("--listen", bc.listen,
+                     "the listener HOST:PORT (default: from local_broker.uri)");
+  broker
+      ->add_option("--owner", bc.owner,
+                   "when run as root, the user (and its group) that owns passwd and acl: "
+                   "mosquitto reads them after dropping root; '' leaves them to root")
+      ->capture_default_str();
+  broker->add_option("--users-file", broker_users_file,
+                     "dashboard users file (default: dashboard.users_file, or "
+                     "<data dir>/users.json)");
+  broker->add_flag("-q,--quiet", bc.quiet, "print nothing on success");
   CLI11_PARSE(app, argc, argv);
 
   std::string configured_users_file;
@@ -254,6 +663,19 @@ int main(int argc, char** argv) {
   }
   if (data_dir.empty()) data_dir = "/var/lib/anju";
   const std::string db_path = anju::firmware::journal_path(data_dir);
+
+  if (*broker) {
+    bc.config_path = config_path;
+    bc.users_file = !broker_users_file.empty()       ? broker_users_file
+                    : !configured_users_file.empty() ? configured_users_file
+                                                     : data_dir + "/users.json";
+    try {
+      return broker_config_command(bc);
+    } catch (const std::exception& e) {
+      std::cerr << "anju broker-config: " << e.what() << "\n";
+      return 1;
+    }
+  }
 
   if (*user) {
     if (users_file.empty())

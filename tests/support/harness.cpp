@@ -279,7 +279,18 @@ int Mosquitto::reserve_port() {
   return port_;
 }
 
+void Mosquitto::set_config(std::string text) {
+  config_ = std::move(text);
+}
+
 void Mosquitto::write_config() {
+  if (!config_.empty()) {
+    write_file(dir_ / "mosquitto.conf",
+               config_ + "\npersistence false\nlog_dest stderr\nlog_type all\n");
+    fs::permissions(dir_ / "mosquitto.conf", fs::perms::owner_read | fs::perms::owner_write |
+                                                 fs::perms::group_read | fs::perms::others_read);
+    return;
+  }
   std::string conf = "listener " + std::to_string(port_) + " 127.0.0.1\n";
   conf += std::string("allow_anonymous ") + (options_.allow_anonymous ? "true" : "false") + "\n";
   if (!options_.user.empty()) conf += "password_file " + (dir_ / "passwd").string() + "\n";
@@ -337,8 +348,11 @@ std::string gateway_yaml(const GatewayConfig& c) {
     << "data_dir: /nonexistent/overridden-by-the-command-line\n"
     << "log_level: " << c.log_level << "\n"
     << "local_broker:\n"
-    << "  uri: " << c.local_uri << "\n"
-    << "uplink:\n";
+    << "  uri: " << c.local_uri << "\n";
+  if (!c.local_username_file.empty())
+    y << "  username_file: " << c.local_username_file << "\n"
+      << "  password_file: " << c.local_password_file << "\n";
+  y << "uplink:\n";
   if (c.uplink_uri.empty()) {
     y << "  enabled: false\n";
   } else {

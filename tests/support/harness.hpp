@@ -117,6 +117,10 @@ class Mosquitto {
   bool running() { return proc_.running(); }
   // Rewrites the config with allow_anonymous changed and reloads it (SIGHUP).
   void set_allow_anonymous(bool allow);
+  // From now on the broker runs on `text` instead of the config built from the options (for a
+  // generated one, e.g. `anju broker-config`'s snippet): its listener must be on reserve_port().
+  // "persistence false" and logging to stderr (the log file) are appended.
+  void set_config(std::string text);
 
   int port() const { return port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
@@ -128,6 +132,7 @@ class Mosquitto {
   TempDir dir_{"anju-it-mosquitto"};
   int port_ = 0;
   bool port_chosen_ = false;
+  std::string config_;  // set_config(): used instead of the options
   Child proc_;
 };
 
@@ -135,6 +140,8 @@ class Mosquitto {
 struct GatewayConfig {
   std::string site = "demo-compound";
   std::string local_uri;
+  std::string local_username_file;  // both set: anjud logs in to the local broker
+  std::string local_password_file;
   std::string uplink_uri;  // empty: uplink disabled
   std::vector<std::string> event_kinds{"smoke",          "gas",          "water_leak", "contact",
                                        "device_offline", "device_online"};

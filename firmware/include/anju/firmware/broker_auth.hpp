@@ -52,4 +52,37 @@ std::string random_password();
 // so that the ACL lets it read the answer.
 std::string reply_topic_prefix(std::string_view site, std::string_view user);
 
+// What `anju broker-config` keeps between runs in <out dir>/clients.json (mode 0600): every
+// client's role, its password in clear (the installer hands it to the device or person; Mosquitto
+// only ever sees the hash) and the salt of its hash, so that a run with nothing changed writes
+// byte-identical files. `source` says where the client comes from: "config" (the gateway, from
+// local_broker.username_file/password_file), "users" (a dashboard user: admin and operator →
+// operator, viewer → viewer; re-read on every run) or "cli" (`--client`, kept until `--remove`).
+struct BrokerCredential {
+  BrokerClient client;
+  std::string password;
+  std::string salt;  // 12 raw bytes (base64 in the file)
+  std::string source;
+  bool operator==(const BrokerCredential& o) const {
+    return client.user == o.client.user && client.role == o.client.role &&
+           client.prefix == o.client.prefix && password == o.password && salt == o.salt &&
+           source == o.source;
+  }
+};
+struct BrokerStoreParse {
+  std::vector<BrokerCredential> clients;
+  std::string error;  // non-empty: what is wrong, naming the entry
+};
+// Pure: {"version":1,"clients":[{"user","role","prefix"?,"password","salt","source"}]}.
+BrokerStoreParse parse_broker_store(std::string_view text);
+std::string render_broker_store(const std::vector<BrokerCredential>& clients);
+// The password file: one mosquitto_password_line per client, in the order given.
+std::string mosquitto_password_file(const std::vector<BrokerCredential>& clients);
+
+// A mosquitto.conf snippet for the local bus listener that uses the generated files:
+// no anonymous clients, the password file and ACL, and the queue limit Anju needs.
+std::string mosquitto_conf_snippet(std::string_view site, std::string_view listen_host,
+                                   int listen_port, std::string_view passwd_path,
+                                   std::string_view acl_path);
+
 }  // namespace anju::firmware
