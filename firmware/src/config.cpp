@@ -1728,6 +1728,132 @@ const Table<ModbusConfig>& modbus_table() {
   return t;
 }
 
+// ---- access control (issue 4) -------------------------------------------------------------------
+
+const Table<OsdpReaderEntry>& osdp_reader_table() {
+  static const Table<OsdpReaderEntry> t{
+      {
+          leaf("address", &OsdpReaderEntry::address, integer(0, 126),
+               "The reader's OSDP address on its bus.", true),
+          leaf("id", &OsdpReaderEntry::id, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Device id of the reader in events (unique).", true),
+          leaf("name", &OsdpReaderEntry::name, text(), "Display name; empty: the id."),
+          leaf("door", &OsdpReaderEntry::door, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Door id: what the credentials' door groups name, and the door rules' key.", true),
+          leaf("building", &OsdpReaderEntry::building, text(), "Building of the door."),
+          leaf("unit", &OsdpReaderEntry::unit, text(), "Unit (entrance) of the door."),
+          leaf("room", &OsdpReaderEntry::room, text(), "The door's name."),
+          leaf("secure_channel", &OsdpReaderEntry::secure_channel, boolean(),
+               "Talk Secure Channel only (AES-128); never falls back to plaintext."),
+          leaf("scbk_file", &OsdpReaderEntry::scbk_file, text(),
+               "File with the reader's Secure Channel key, 32 hex digits, mode 0600."),
+          leaf("install_mode", &OsdpReaderEntry::install_mode, boolean(),
+               "Install the key: handshake with the default key SCBK-D, then set scbk_file's."),
+          leaf("led", &OsdpReaderEntry::led, integer(0, 255), "LED that shows the decision."),
+          leaf("controls_lock", &OsdpReaderEntry::controls_lock, boolean(),
+               "The reader's output drives the door's lock relay."),
+          leaf("lock_output", &OsdpReaderEntry::lock_output, integer(0, 255),
+               "Output that drives the lock."),
+          leaf("lock_pulse_ms", &OsdpReaderEntry::lock_pulse_ms, integer(100, 6'553'500),
+               "How long a grant opens the lock, milliseconds."),
+      },
+      [](Ctx& ctx, const Path& p, OsdpReaderEntry& r) {
+        if (r.secure_channel && r.scbk_file.empty() && ctx.ok(join_key(p, "scbk_file")))
+          ctx.error(ctx.mark_of(join_key(p, "secure_channel")), join_key(p, "scbk_file"),
+                    "required with secure_channel: true");
+        if (r.install_mode && !r.secure_channel && ctx.ok(join_key(p, "secure_channel")))
+          ctx.error(ctx.mark_of(join_key(p, "install_mode")), join_key(p, "install_mode"),
+                    "needs secure_channel: true");
+      }};
+  return t;
+}
+
+std::string check_osdp_device(const std::string& s) {
+  if (s.rfind("tcp:", 0) == 0) {
+    std::string host;
+    int port = 0;
+    if (!split_listen(s.substr(4), host, port))
+      return "expected tcp:HOST:PORT (e.g. tcp:192.168.10.40:4001), got " + quote(s);
+    return {};
+  }
+  if (s.empty() || s[0] != '/') return "expected a serial device (/dev/ttyUSB0) or tcp:HOST:PORT";
+  return {};
+}
+
+const Table<OsdpBusEntry>& osdp_bus_table() {
+  static const Table<OsdpBusEntry> t{
+      {
+          leaf("name", &OsdpBusEntry::name, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Name of the bus, for logs and status.", true),
+          leaf("device", &OsdpBusEntry::device,
+               text("/dev/... or tcp:HOST:PORT", check_osdp_device),
+               "Serial device of the RS-485 line, or tcp:HOST:PORT of a serial server.", true),
+          leaf("baud", &OsdpBusEntry::baud, integer_one_of({9600, 19200, 38400, 57600, 115200}),
+               "Baud rate (serial)."),
+          leaf("rs485", &OsdpBusEntry::rs485, boolean(),
+               "Ask the kernel for RS-485 mode (RTS driven while sending)."),
+          leaf("reply_timeout_ms", &OsdpBusEntry::reply_timeout_ms, integer(20, 5000),
+               "Wait this long for a reply before resending, milliseconds."),
+          leaf("retries", &OsdpBusEntry::retries, integer(0, 10),
+               "Resends of a command before the reader is reported offline."),
+          leaf("poll_interval_ms", &OsdpBusEntry::poll_interval_ms, integer(0, 10'000),
+               "Pause between polling rounds, milliseconds."),
+          record_list("readers", &OsdpBusEntry::readers, osdp_reader_table(),
+                      "The readers (PDs) on this bus.",
+                      [](Ctx& ctx, const Path& p, const std::vector<OsdpReaderEntry>& rs) {
+                        std::map<int, std::size_t> seen;
+                        for (std::size_t i = 0; i < rs.size(); ++i) {
+                          auto [it, fresh] = seen.emplace(rs[i].address, i);
+                          if (fresh) continue;
+                          Path key = join_key(index_key(p, i), "address");
+                          ctx.error(ctx.mark_of(key), key,
+                                    "address " + std::to_string(rs[i].address) +
+                                        " is used twice on this bus (also " +
+                                        index_key(p, it->second) + ")");
+                        }
+                      }),
+      },
+      [](Ctx& ctx, const Path& p, OsdpBusEntry& b) {
+        if (b.readers.empty() && ctx.ok(join_key(p, "readers")))
+          ctx.error(ctx.mark_of(p), join_key(p, "readers"), "a bus needs at least one reader");
+      }};
+  return t;
+}
+
+const Table<AccessConfig>& access_table() {
+  static const Table<AccessConfig> t{
+      {
+          leaf("site_key_file", &AccessConfig::site_key_file, text(),
+               "The site's card pseudonym key (HMAC-SHA-256): 64 hex digits, mode 0600. "
+               "Required with readers."),
+          leaf("credentials_file", &AccessConfig::credentials_file, text(),
+               "The credentials (JSON; keyed hashes, door groups, schedules); reloaded on "
+               "SIGHUP. Empty: every read is recorded and denied."),
+          record_list("osdp", &AccessConfig::osdp, osdp_bus_table(),
+                      "OSDP buses and their readers.",
+                      [](Ctx& ctx, const Path& p, const std::vector<OsdpBusEntry>& buses) {
+                        check_unique(ctx, p, buses, &OsdpBusEntry::name, "name");
+                        std::map<std::string, std::string> ids;
+                        for (std::size_t i = 0; i < buses.size(); ++i)
+                          for (std::size_t j = 0; j < buses[i].readers.size(); ++j) {
+                            const Path where = index_key(join_key(index_key(p, i), "readers"), j);
+                            auto [it, fresh] = ids.emplace(buses[i].readers[j].id, where);
+                            if (fresh) continue;
+                            const Path key = join_key(where, "id");
+                            ctx.error(ctx.mark_of(key), key,
+                                      quote(buses[i].readers[j].id) + " is used twice (also " +
+                                          it->second + ")");
+                          }
+                      }),
+      },
+      [](Ctx& ctx, const Path& p, AccessConfig& a) {
+        if (!a.osdp.empty() && a.site_key_file.empty() && ctx.ok(join_key(p, "site_key_file")))
+          ctx.error(ctx.mark_of(join_key(p, "osdp")), join_key(p, "site_key_file"),
+                    "required when there are readers (it keys the card pseudonyms)");
+      }};
+  return t;
+}
+
 const Table<SiteConfig>& site_table() {
   static const Table<SiteConfig> t{
       {
@@ -1805,6 +1931,8 @@ const Table<Config>& config_table() {
           section("generic_mqtt", &Config::generic_mqtt, generic_mqtt_table(),
                   "Vendor gateways' own MQTT/JSON, mapped by config."),
           section("modbus", &Config::modbus, modbus_table(), "Modbus TCP/RTU devices, polled."),
+          section("access", &Config::access, access_table(),
+                  "Access control: OSDP readers and local decisions."),
           section("dashboard", &Config::dashboard, dashboard_table(),
                   "The web dashboard for property management, served by anjud."),
       },

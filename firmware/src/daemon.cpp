@@ -3,16 +3,20 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "anju/bridge/city_bridge.hpp"
 #include "anju/bridge/uplink.hpp"
+#include "anju/drivers/credentials.hpp"
 #include "anju/drivers/z2m_driver.hpp"
 #include "anju/edge/door_rules.hpp"
 #include "anju/edge/journal.hpp"
@@ -116,6 +120,56 @@ drivers::ModbusOptions modbus_options(const Config& c) {
     m.registers = d.registers;
     m.settings = settings_of(d.name, {}, d.place);
     o.devices.push_back(std::move(m));
+  }
+  return o;
+}
+
+drivers::osdp::Key load_scbk(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+  if ((st.st_mode & 077) != 0)
+    throw std::runtime_error(path +
+                             ": a Secure Channel key must be readable by its owner only "
+                             "(chmod 600)");
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto b = text.find_first_not_of(" \t\r\n");
+  const auto e = text.find_last_not_of(" \t\r\n");
+  text = b == std::string::npos ? std::string() : text.substr(b, e - b + 1);
+  drivers::osdp::Key key{};
+  if (text.size() != 32 || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    throw std::runtime_error(path + ": expected 32 hexadecimal digits (an AES-128 key)");
+  for (std::size_t i = 0; i < key.size(); ++i)
+    key[i] = static_cast<std::uint8_t>(std::stoi(text.substr(2 * i, 2), nullptr, 16));
+  return key;
+}
+
+drivers::access::OsdpBusConfig osdp_bus_config(const Config& c, const OsdpBusEntry& bus,
+                                               const drivers::access::PseudonymKey& site_key) {
+  drivers::access::OsdpBusConfig o;
+  o.name = bus.name;
+  o.device = bus.device;
+  o.baud = static_cast<std::uint32_t>(bus.baud);
+  o.rs485_ioctl = bus.rs485;
+  o.site = {c.site.id, c.site.grid_code};
+  o.pseudonym_key = site_key;
+  o.reply_timeout_ms = bus.reply_timeout_ms;
+  o.retries = bus.retries;
+  o.poll_interval_ms = bus.poll_interval_ms;
+  for (const auto& r : bus.readers) {
+    drivers::access::OsdpReaderConfig rc;
+    rc.address = static_cast<std::uint8_t>(r.address);
+    rc.endpoint.device = {r.id, "card_reader", r.name.empty() ? r.id : r.name, ""};
+    rc.endpoint.location = {r.building, r.unit, r.room};
+    rc.endpoint.door = r.door;
+    rc.secure_channel = r.secure_channel;
+    if (r.secure_channel) rc.scbk = load_scbk(r.scbk_file);
+    rc.install_mode = r.install_mode;
+    rc.led = static_cast<std::uint8_t>(r.led);
+    rc.controls_lock = r.controls_lock;
+    rc.lock_output = static_cast<std::uint8_t>(r.lock_output);
+    rc.lock_pulse_ms = r.lock_pulse_ms;
+    o.readers.push_back(std::move(rc));
   }
   return o;
 }
@@ -403,6 +457,35 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   if (config.modbus.enabled && !config.modbus.devices.empty())
     modbus = std::make_unique<drivers::ModbusDriver>(modbus_options(config), clock, sink);
 
+  // Access control (issue 4): OSDP readers decide locally from the credentials file, on their
+  // own I/O threads (a decision never waits for the journal or the city). A key or credentials
+  // file that cannot be used stops anjud at start with the file named: running without it would
+  // deny every resident at the gate.
+  drivers::access::CredentialBook credentials;
+  std::vector<std::unique_ptr<drivers::access::OsdpControlPanel>> osdp;
+  if (!config.access.osdp.empty()) {
+    const auto key = drivers::access::load_site_key(config.access.site_key_file);
+    if (!key.key) throw std::runtime_error("access.site_key_file: " + key.error);
+    if (!config.access.credentials_file.empty()) {
+      auto list = drivers::access::load_credentials(config.access.credentials_file);
+      if (!list.list) {
+        std::string all;
+        for (const auto& e : list.errors) all += "\n  " + e;
+        throw std::runtime_error("access.credentials_file: " + all);
+      }
+      credentials.replace(std::move(*list.list));
+      spdlog::info("access: {} credentials from {}", credentials.size(),
+                   config.access.credentials_file);
+    } else {
+      spdlog::warn("access: no credentials_file; every card read is recorded and denied");
+    }
+    for (const auto& osdp_bus : config.access.osdp)
+      osdp.push_back(std::make_unique<drivers::access::OsdpControlPanel>(
+          osdp_bus_config(config, osdp_bus, *key.key), clock,
+          [&pipeline](std::vector<edge::Event> ev) { pipeline.submit(std::move(ev)); },
+          credentials.decider()));
+  }
+
   // Life-cycle commands from property management on the local bus:
   // anju/<site>/cmd/alert/<alert_id>, answered on the MQTT 5 response topic (with the correlation
   // data) or, for MQTT 3.1.1 clients, on the payload's reply_to.
@@ -541,6 +624,31 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
                            {"errors_by_reason", gs.errors_by_reason},
                            {"messages_by_mapping", gs.messages_by_mapping}};
     }
+    if (!osdp.empty()) {
+      json buses = json::array();
+      for (std::size_t i = 0; i < osdp.size(); ++i) {
+        const auto os = osdp[i]->stats();
+        json readers = json::array();
+        for (const auto& r : osdp[i]->readers())
+          readers.push_back({{"address", r.address},
+                             {"id", r.device_id},
+                             {"online", r.online},
+                             {"secure", r.secure},
+                             {"phase", r.phase},
+                             {"last_error", r.last_error}});
+        buses.push_back({{"name", config.access.osdp[i].name},
+                         {"commands", os.commands},
+                         {"replies", os.replies},
+                         {"resends", os.resends},
+                         {"bad_frames", os.bad_frames},
+                         {"card_reads", os.card_reads},
+                         {"refused_reads", os.refused_reads},
+                         {"sc_failures", os.sc_failures},
+                         {"readers", readers}});
+      }
+      j["osdp"] = buses;
+      j["credentials"] = static_cast<std::int64_t>(credentials.size());
+    }
     if (modbus) {
       const auto ms = modbus->stats();
       json devices = json::array();
@@ -586,6 +694,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   bus.remember(recent_source_keys(journal_path(config.data_dir)));
   if (uplink) uplink->start();
   if (modbus) modbus->start();
+  for (auto& panel : osdp) panel->start();
   status.start();
   if (dashboard) dashboard->start();
   bus.start();
@@ -621,7 +730,21 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     const int sig = sigtimedwait(&sigs, nullptr, &ts);
     if (stop_flag && stop_flag->load()) break;
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: device map reload is not supported yet; restart to apply changes");
+      // The credentials file is read again (a new resident's card, a lost one revoked); a file
+      // with errors is refused and the list in use stays. Other settings need a restart.
+      if (!config.access.credentials_file.empty() && !osdp.empty()) {
+        auto list = drivers::access::load_credentials(config.access.credentials_file);
+        if (list.list) {
+          credentials.replace(std::move(*list.list));
+          spdlog::info("SIGHUP: {} credentials reloaded from {}", credentials.size(),
+                       config.access.credentials_file);
+        } else {
+          for (const auto& e : list.errors)
+            spdlog::error("SIGHUP: credentials not reloaded: {}", e);
+        }
+      } else {
+        spdlog::info("SIGHUP: nothing to reload; restart anjud to apply config changes");
+      }
       continue;
     }
     if (sig == SIGINT || sig == SIGTERM) {
@@ -633,6 +756,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   if (dashboard) dashboard->stop();  // no more requests (they submit audit events and commands)
   bus.stop();                        // no more input
   if (modbus) modbus->stop();
+  for (auto& panel : osdp) panel->stop();
   pipeline.stop();  // commit what is queued
   if (uplink) uplink->stop(std::chrono::milliseconds(3000));
   try {

@@ -170,6 +170,38 @@ struct ModbusConfig {
   std::vector<ModbusDeviceEntry> devices;
 };
 
+// Access control (issue 4): OSDP readers on RS-485 or TCP, local decisions from the credentials
+// file (keyed hashes of cards, never numbers), feedback and lock pulses through the readers.
+struct OsdpReaderEntry {
+  int address = 0;   // 0..126 on its bus
+  std::string id;    // device id in events (unique)
+  std::string name;  // display name; empty: the id
+  std::string door;  // door id used by decisions and door rules
+  std::string building, unit, room;
+  bool secure_channel = false;
+  std::string scbk_file;  // the reader's Secure Channel key: 32 hex digits, mode 0600
+  bool install_mode = false;
+  int led = 0;
+  bool controls_lock = false;
+  int lock_output = 0;
+  int lock_pulse_ms = 3000;
+};
+struct OsdpBusEntry {
+  std::string name;
+  std::string device;  // /dev/ttyUSB0 or tcp:HOST:PORT
+  int baud = 9600;
+  bool rs485 = false;
+  int reply_timeout_ms = 200;
+  int retries = 2;
+  int poll_interval_ms = 50;
+  std::vector<OsdpReaderEntry> readers;
+};
+struct AccessConfig {
+  std::string site_key_file;     // HMAC-SHA-256 key of the card pseudonyms: 64 hex, mode 0600
+  std::string credentials_file;  // JSON list of credentials; empty: reads are recorded, denied
+  std::vector<OsdpBusEntry> osdp;
+};
+
 struct SiteConfig {
   std::string id;             // compound id: [A-Za-z0-9_-]{1,64}, used in topics
   std::string grid_code;      // CJ/T 349: 20 digits
@@ -204,6 +236,7 @@ struct Config {
   ChirpStackConfig chirpstack;
   GenericMqttConfig generic_mqtt;
   ModbusConfig modbus;
+  AccessConfig access;
   DashboardConfig dashboard;
 };
 

@@ -11,6 +11,7 @@
 #include "anju/drivers/chirpstack_driver.hpp"
 #include "anju/drivers/generic_mqtt_driver.hpp"
 #include "anju/drivers/modbus_driver.hpp"
+#include "anju/drivers/osdp_cp.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/config.hpp"
 
@@ -31,6 +32,12 @@ edge::RuleSettings rule_settings(const Config& config);
 drivers::ChirpStackOptions chirpstack_options(const Config& config);
 drivers::GenericMqttOptions generic_mqtt_options(const Config& config);
 drivers::ModbusOptions modbus_options(const Config& config);
+// One OSDP bus's driver config; reads the readers' Secure Channel key files. Throws
+// std::runtime_error naming the file when one cannot be used.
+drivers::access::OsdpBusConfig osdp_bus_config(const Config& config, const OsdpBusEntry& bus,
+                                               const drivers::access::PseudonymKey& site_key);
+// A Secure Channel key file: 32 hex digits (whitespace around ignored), mode 0600 or stricter.
+drivers::osdp::Key load_scbk(const std::string& path);
 
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
 int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr);
