@@ -66,6 +66,7 @@ nlohmann::json to_json(const Alert& a) {
                  {"note", s.note},
                  {"at_ms", s.at_ms}});
   j["history"] = std::move(h);
+  if (!a.related.empty()) j["related"] = a.related;
   return j;
 }
 
@@ -102,6 +103,8 @@ std::optional<Alert> alert_from_json(const nlohmann::json& j, std::string* error
     a.suppressed = j.value("suppressed", false);
     a.escalation_level = j.value("escalation_level", 0);
     a.escalated_ms = j.value("escalated_ms", std::int64_t{0});
+    if (auto it = j.find("related"); it != j.end() && it->is_array())
+      a.related = it->get<std::vector<std::string>>();
     if (auto it = j.find("history"); it != j.end() && it->is_array()) {
       for (const auto& s : *it)
         a.history.push_back({s.at("action").get<std::string>(), s.at("from").get<std::string>(),

@@ -58,7 +58,45 @@ void remember(Alert& a, const Event& e) {
   a.last_seq = std::max(a.last_seq, e.seq);
 }
 
+// Where an alert is, at the granularity of a correlation; "" when the alert does not say (a
+// room-scoped correlation cannot join alerts without a room).
+std::string scope_key(CorrelationScope scope, const Alert& a) {
+  const Location& l = a.location;
+  switch (scope) {
+    case CorrelationScope::device:
+      return a.device.id;
+    case CorrelationScope::room:
+      return l.room.empty() ? "" : l.building + "/" + l.unit + "/" + l.room;
+    case CorrelationScope::unit:
+      return l.unit.empty() ? "" : l.building + "/" + l.unit;
+    case CorrelationScope::building:
+      return l.building;
+    case CorrelationScope::site:
+      return a.site.empty() ? "site" : a.site;
+  }
+  return {};
+}
+
+constexpr std::pair<CorrelationScope, std::string_view> kScopes[] = {
+    {CorrelationScope::device, "device"},
+    {CorrelationScope::room, "room"},
+    {CorrelationScope::unit, "unit"},
+    {CorrelationScope::building, "building"},
+    {CorrelationScope::site, "site"}};
+
 }  // namespace
+
+std::string_view to_string(CorrelationScope s) {
+  for (const auto& [v, n] : kScopes)
+    if (v == s) return n;
+  return "room";
+}
+
+std::optional<CorrelationScope> correlation_scope_from_string(std::string_view s) {
+  for (const auto& [v, n] : kScopes)
+    if (n == s) return v;
+  return std::nullopt;
+}
 
 RuleEngine::RuleEngine(RuleSettings settings) : settings_(std::move(settings)) {}
 
@@ -150,6 +188,7 @@ void RuleEngine::condition(const Event& cause, const std::string& rule, EventKin
   auto it = open_.find(key);
   const std::int64_t now = cause.ts_ms;
   if (present) {
+    if (it == open_.end() && repeat_on_correlated(key, cause, out)) return;
     if (it == open_.end()) {
       Alert a = new_alert(rule, kind, severity, devices_[cause.device.id], now);
       a.count = 1;
@@ -192,6 +231,16 @@ void RuleEngine::raise_threshold(const ThresholdSpec& spec, ThresholdState& st,
   const Key key{spec.name, dev.ref.id};
   auto it = open_.find(key);
   AlertChangeType type = AlertChangeType::raised;
+  if (it == open_.end() && merged_.count(key)) {
+    Event cause;
+    cause.device = dev.ref;
+    cause.ts_ms = now_ms;
+    cause.seq = st.pending_seq;
+    if (repeat_on_correlated(key, cause, out)) {
+      st.pending_event_ids.clear();
+      return;
+    }
+  }
   if (it == open_.end()) {
     Alert a = new_alert(spec.name, spec.kind, spec.severity, dev, now_ms);
     it = open_.emplace(key, std::move(a)).first;
@@ -269,6 +318,12 @@ void RuleEngine::threshold(const ThresholdSpec& spec, const Event& e, double v,
 }
 
 void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
+  const std::size_t from = out.size();
+  on_event_rules(e, out);
+  correlate(from, e.ts_ms, out);
+}
+
+void RuleEngine::on_event_rules(const Event& e, std::vector<AlertChange>& out) {
   if (e.device.id.empty()) return;
   DeviceInfo& dev = devices_[e.device.id];
   dev.ref = e.device;
@@ -327,6 +382,13 @@ void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
 
 void RuleEngine::on_tick(std::int64_t now_ms, std::vector<Event>& synthesized,
                          std::vector<AlertChange>& out) {
+  const std::size_t from = out.size();
+  on_tick_rules(now_ms, synthesized, out);
+  correlate(from, now_ms, out);
+}
+
+void RuleEngine::on_tick_rules(std::int64_t now_ms, std::vector<Event>& synthesized,
+                               std::vector<AlertChange>& out) {
   std::erase_if(maintenance_, [&](const MaintenanceWindow& w) { return now_ms >= w.until_ms; });
   for (auto& [key, st] : thresholds_) {
     if (!st.pending) continue;
@@ -422,6 +484,7 @@ CommandResult RuleEngine::apply(const AlertCommand& cmd, std::int64_t now_ms,
   r.ok = true;
   r.alert = a;
   if (!a.open()) {
+    std::erase_if(merged_, [&](const auto& m) { return m.second == a.alert_id; });
     thresholds_.erase(it->first);
     open_.erase(it);
   }
@@ -480,6 +543,103 @@ std::vector<Alert> RuleEngine::open_alerts() const {
 std::size_t RuleEngine::offline_devices() const {
   return static_cast<std::size_t>(std::count_if(devices_.begin(), devices_.end(),
                                                 [](const auto& p) { return p.second.offline; }));
+}
+
+}  // namespace anju::edge
+
+namespace anju::edge {
+
+bool RuleEngine::repeat_on_correlated(const Key& key, const Event& cause,
+                                      std::vector<AlertChange>& out) {
+  auto m = merged_.find(key);
+  if (m == merged_.end()) return false;
+  auto it = std::find_if(open_.begin(), open_.end(),
+                         [&](const auto& p) { return p.second.alert_id == m->second; });
+  if (it == open_.end()) {
+    merged_.erase(m);
+    return false;
+  }
+  Alert& c = it->second;
+  ++c.count;
+  ++c.version;
+  c.last_seen_ms = c.updated_ms = std::max(c.last_seen_ms, cause.ts_ms);
+  remember(c, cause);
+  out.push_back({AlertChangeType::repeated, c, {}});
+  return true;
+}
+
+void RuleEngine::correlate(std::size_t from, std::int64_t now_ms, std::vector<AlertChange>& out) {
+  if (settings_.correlations.empty()) return;
+  for (std::size_t i = from; i < out.size(); ++i) {
+    if (out[i].type != AlertChangeType::raised &&
+        out[i].type != AlertChangeType::condition_returned &&
+        out[i].type != AlertChangeType::repeated)
+      continue;
+    const Alert trigger = out[i].alert;
+    for (const auto& spec : settings_.correlations) {
+      if (std::find(spec.rules.begin(), spec.rules.end(), trigger.rule) == spec.rules.end())
+        continue;
+      const std::string where = scope_key(spec.scope, trigger);
+      if (where.empty()) continue;
+      // One open, recently seen alert of every rule of the spec, in the same place.
+      std::vector<Key> parts;
+      for (const auto& rule : spec.rules) {
+        for (const auto& [key, a] : open_) {
+          if (a.rule == rule && !a.condition_cleared && now_ms - a.last_seen_ms <= spec.window_ms &&
+              scope_key(spec.scope, a) == where) {
+            parts.push_back(key);
+            break;
+          }
+        }
+        if (parts.size() != static_cast<std::size_t>(&rule - spec.rules.data()) + 1) break;
+      }
+      if (parts.size() != spec.rules.size()) continue;
+      // The correlated alert of this place: open already (more parts join it) or new.
+      auto cit = std::find_if(open_.begin(), open_.end(), [&](const auto& p) {
+        return p.second.rule == spec.name && scope_key(spec.scope, p.second) == where;
+      });
+      AlertChangeType type = AlertChangeType::repeated;
+      if (cit == open_.end()) {
+        const Alert& first = open_.at(parts.front());
+        Alert c =
+            new_alert(spec.name, first.kind, spec.severity, devices_[first.device.id], now_ms);
+        c.count = 0;
+        c.version = 0;
+        c.first_seen_ms = now_ms;
+        cit = open_.emplace(Key{spec.name, first.device.id}, std::move(c)).first;
+        type = AlertChangeType::raised;
+      }
+      Alert& c = cit->second;
+      for (const auto& key : parts) {
+        Alert& a = open_.at(key);
+        c.count += a.count;
+        for (const auto& id : a.event_ids) {
+          if (c.event_ids.size() >= kAlertMaxEventIds)
+            c.event_ids.erase(c.event_ids.begin() + kAlertMaxEventIds / 2);
+          c.event_ids.push_back(id);
+        }
+        c.last_seq = std::max(c.last_seq, a.last_seq);
+        c.related.push_back(a.alert_id);
+        // The part is closed as merged, pointing at the correlated alert.
+        const std::string was = a.state;
+        a.state = "closed";
+        a.close_reason = "merged";
+        a.related.push_back(c.alert_id);
+        ++a.version;
+        a.updated_ms = now_ms;
+        if (a.history.size() >= kAlertMaxHistory) a.history.erase(a.history.begin());
+        a.history.push_back({"merge", was, "closed", "system", "rules",
+                             "merged into " + spec.name + " " + c.alert_id, now_ms});
+        out.push_back({AlertChangeType::closed, a, {}});
+        merged_[key] = c.alert_id;
+        open_.erase(key);
+      }
+      ++c.version;
+      c.last_seen_ms = c.updated_ms = now_ms;
+      c.message = describe(c);
+      out.push_back({type, c, {}});
+    }
+  }
 }
 
 }  // namespace anju::edge

@@ -21,6 +21,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -1253,6 +1254,31 @@ void check_unique_rule_names(Ctx& ctx, const Path& p, const std::vector<Threshol
   }
 }
 
+const Table<CorrelationRule>& correlation_table() {
+  static const std::vector<std::string> kScopes{"device", "room", "unit", "building", "site"};
+  static const Table<CorrelationRule> t{
+      {
+          leaf("name", &CorrelationRule::name, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Rule name of the correlated alert, e.g. fire_suspected.", true),
+          leaf("rules", &CorrelationRule::rules, strings(text("", check_non_empty)),
+               "Alert rules that must all be open in the same place: built-in ones (smoke, gas, "
+               "water_leak, door_forced, ...) or threshold rule names.",
+               true),
+          leaf("window_s", &CorrelationRule::window_s, integer(1, 86400),
+               "The alerts must have been seen within this long of each other, seconds."),
+          leaf("scope", &CorrelationRule::scope, text(one_of_text(kScopes), one_of(kScopes)),
+               "The same device, room, unit, building or site."),
+          leaf("severity", &CorrelationRule::severity, integer(1, 4),
+               "Severity of the correlated alert."),
+      },
+      [](Ctx& ctx, const Path& p, CorrelationRule& c) {
+        if (ctx.ok(join_key(p, "rules")) && c.rules.size() < 2)
+          ctx.error(ctx.mark_of(join_key(p, "rules")), join_key(p, "rules"),
+                    "needs at least two rules to correlate");
+      }};
+  return t;
+}
+
 const Table<RulesConfig>& rules_table() {
   static const Table<RulesConfig> t{
       {
@@ -1262,6 +1288,9 @@ const Table<RulesConfig>& rules_table() {
                "Silence after which a device is offline, seconds; 0 turns the check off."),
           record_list("thresholds", &RulesConfig::thresholds, threshold_table(),
                       "Threshold rules on measured values.", check_unique_rule_names),
+          record_list("correlations", &RulesConfig::correlations, correlation_table(),
+                      "Alerts that together become one (smoke + a temperature rise in a room).",
+                      {}),
           leaf("escalate_sev1_s", &RulesConfig::escalate_sev1_s, integer(0, 604800),
                "A severity-1 alert nobody acknowledged is escalated after this, seconds; 0 = "
                "never."),
@@ -1274,7 +1303,22 @@ const Table<RulesConfig>& rules_table() {
           leaf("escalation_raises_severity", &RulesConfig::escalation_raises_severity, boolean(),
                "Each escalation makes the alert one step more serious (down to 1)."),
       },
-      {}};
+      [](Ctx& ctx, const Path& p, RulesConfig& r) {
+        const Path list = join_key(p, "correlations");
+        if (!ctx.ok(join_key(p, "thresholds"))) return;
+        std::set<std::string> known{"device_offline"};
+        for (const auto& th : r.thresholds) known.insert(th.name);
+        for (const auto& co : r.correlations) known.insert(co.name);
+        for (std::size_t i = 0; i < r.correlations.size(); ++i)
+          for (std::size_t j = 0; j < r.correlations[i].rules.size(); ++j) {
+            const std::string& rule = r.correlations[i].rules[j];
+            const Path key = index_key(join_key(index_key(list, i), "rules"), j);
+            if (known.count(rule) || edge::event_kind_from_string(rule) || !ctx.ok(key)) continue;
+            ctx.error(ctx.mark_of(join_key(index_key(list, i), "rules")), key,
+                      "no alert rule " + quote(rule) +
+                          " (a built-in kind such as smoke, or a threshold rule's name)");
+          }
+      }};
   return t;
 }
 

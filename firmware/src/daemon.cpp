@@ -208,6 +208,16 @@ edge::RuleSettings rule_settings(const Config& c) {
     spec.devices.insert(t.devices.begin(), t.devices.end());
     s.thresholds.push_back(std::move(spec));
   }
+  for (const auto& cr : c.rules.correlations) {
+    edge::CorrelationSpec spec;
+    spec.name = cr.name;
+    spec.rules = cr.rules;
+    spec.window_ms = static_cast<std::int64_t>(cr.window_s) * 1000;
+    spec.scope =
+        edge::correlation_scope_from_string(cr.scope).value_or(edge::CorrelationScope::room);
+    spec.severity = cr.severity;
+    s.correlations.push_back(std::move(spec));
+  }
   return s;
 }
 

@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "anju/firmware/config.hpp"
+#include "anju/firmware/daemon.hpp"
 
 using anju::firmware::Config;
 using anju::firmware::ConfigError;
@@ -760,4 +761,46 @@ TEST_CASE("config: an unreadable file is one error naming it", "[config]") {
   auto dir = anju::firmware::load_config("/");
   REQUIRE(dir.errors.size() == 1);
   CHECK_THAT(dir.errors[0].message, Catch::Contains("Is a directory"));
+}
+
+TEST_CASE("config: correlations name rules that exist", "[config]") {
+  auto r = parse(kBase + R"(uplink:
+  enabled: false
+rules:
+  thresholds:
+    - {name: temperature_rising_fast, kind: temperature, rise: 8}
+  correlations:
+    - name: fire_suspected
+      rules: [smoke, temperature_rising_fast]
+      scope: room
+    - name: odd
+      rules: [smoke, temperature_rising_slow]
+      scope: street
+    - name: alone
+      rules: [smoke]
+)");
+  INFO(all_errors(r));
+  CHECK_FALSE(r.config);
+  auto* unknown = find_error(r, "rules.correlations[1].rules[1]");
+  REQUIRE(unknown);
+  CHECK_THAT(unknown->message, Catch::Contains("no alert rule 'temperature_rising_slow'"));
+  CHECK(find_error(r, "rules.correlations[1].scope"));
+  CHECK(find_error(r, "rules.correlations[2].rules"));
+  CHECK(r.errors.size() == 3);
+
+  auto ok = parse(kBase + R"(uplink:
+  enabled: false
+rules:
+  thresholds:
+    - {name: temperature_rising_fast, kind: temperature, rise: 8}
+  correlations:
+    - {name: fire_suspected, rules: [smoke, temperature_rising_fast], window_s: 60}
+)");
+  INFO(all_errors(ok));
+  REQUIRE(ok.config);
+  const auto s = anju::firmware::rule_settings(*ok.config);
+  REQUIRE(s.correlations.size() == 1);
+  CHECK(s.correlations[0].window_ms == 60'000);
+  CHECK(s.correlations[0].scope == anju::edge::CorrelationScope::room);
+  CHECK(s.correlations[0].severity == 1);
 }

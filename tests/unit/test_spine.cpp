@@ -722,3 +722,127 @@ TEST_CASE("rules: a flow that is never zero for hours raises; the first zero cle
   REQUIRE(out.size() == 1);
   CHECK(out[0].type == AlertChangeType::condition_cleared);
 }
+
+namespace {
+
+// A smoke detector and a temperature sensor in the same kitchen, a smoke detector next door; a
+// rise rule and the fire_suspected correlation of smoke + rise in one room within 2 minutes.
+struct FireRig {
+  ManualClock clock;
+  RuleEngine rules{settings()};
+  std::vector<AlertChange> out;
+
+  static RuleSettings settings() {
+    RuleSettings s;
+    s.heartbeat_timeout_ms = 0;
+    ThresholdSpec rise;
+    rise.name = "temperature_rising_fast";
+    rise.kind = EventKind::temperature;
+    rise.rise = 8;
+    rise.rise_window_ms = 60'000;
+    rise.severity = 2;
+    s.thresholds.push_back(rise);
+    CorrelationSpec fire;
+    fire.name = "fire_suspected";
+    fire.rules = {"smoke", "temperature_rising_fast"};
+    fire.window_ms = 120'000;
+    fire.scope = CorrelationScope::room;
+    fire.severity = 1;
+    s.correlations.push_back(fire);
+    return s;
+  }
+  Event at(const char* dev, const char* room, EventKind k, std::optional<bool> active,
+           std::optional<double> v = std::nullopt) {
+    Event e = reading(clock, dev, k, active, v);
+    e.location = {"3", "2", room};
+    return e;
+  }
+  void smoke(const char* dev, const char* room, bool on = true) {
+    rules.on_event(at(dev, room, EventKind::smoke, on), out);
+  }
+  void temp(const char* dev, const char* room, double v) {
+    rules.on_event(at(dev, room, EventKind::temperature, std::nullopt, v), out);
+  }
+  void fast_rise(const char* dev, const char* room) {
+    temp(dev, room, 21);
+    clock.advance_ms(20'000);
+    temp(dev, room, 30);
+  }
+  std::vector<AlertChange> of(const std::string& rule) const {
+    std::vector<AlertChange> r;
+    for (const auto& c : out)
+      if (c.alert.rule == rule) r.push_back(c);
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("correlation: smoke then a temperature rise in the room is one fire_suspected",
+          "[rules][correlation]") {
+  FireRig rig;
+  rig.smoke("smoke_k", "1201 kitchen");
+  // The smoke alarm is raised at once, not held back for a possible correlation.
+  REQUIRE(rig.out.size() == 1);
+  CHECK(rig.out[0].type == AlertChangeType::raised);
+  const std::string smoke_id = rig.out[0].alert.alert_id;
+  rig.clock.advance_ms(30'000);
+  rig.fast_rise("temp_k", "1201 kitchen");
+
+  const auto fire = rig.of("fire_suspected");
+  REQUIRE(fire.size() == 1);
+  CHECK(fire[0].type == AlertChangeType::raised);
+  CHECK(fire[0].alert.severity == 1);
+  CHECK(fire[0].alert.location.room == "1201 kitchen");
+  REQUIRE(fire[0].alert.related.size() == 2);
+  CHECK(fire[0].alert.related[0] == smoke_id);
+  CHECK(fire[0].alert.event_ids.size() >= 2);  // the smoke event and the readings of the rise
+  // Both parts are closed as merged into it; one alert stays open.
+  const auto smoke = rig.of("smoke");
+  REQUIRE(smoke.back().type == AlertChangeType::closed);
+  CHECK(smoke.back().alert.close_reason == "merged");
+  CHECK(smoke.back().alert.related == std::vector<std::string>{fire[0].alert.alert_id});
+  CHECK(smoke.back().alert.history.back().action == "merge");
+  CHECK(rig.of("temperature_rising_fast").back().type == AlertChangeType::closed);
+  REQUIRE(rig.rules.open_alerts().size() == 1);
+  CHECK(rig.rules.open_alerts()[0].rule == "fire_suspected");
+
+  // The detector still alarming counts on fire_suspected; no new smoke alert.
+  rig.out.clear();
+  rig.clock.advance_ms(5'000);
+  rig.smoke("smoke_k", "1201 kitchen");
+  REQUIRE(rig.out.size() == 1);
+  CHECK(rig.out[0].alert.rule == "fire_suspected");
+  CHECK(rig.out[0].type == AlertChangeType::repeated);
+  CHECK(rig.rules.open_alerts().size() == 1);
+}
+
+TEST_CASE("correlation: a rise first, then smoke, correlates too", "[rules][correlation]") {
+  FireRig rig;
+  rig.fast_rise("temp_k", "1201 kitchen");
+  REQUIRE(rig.of("temperature_rising_fast").size() == 1);
+  CHECK(rig.of("fire_suspected").empty());
+  rig.clock.advance_ms(60'000);
+  rig.smoke("smoke_k", "1201 kitchen");
+  REQUIRE(rig.of("fire_suspected").size() == 1);
+  CHECK(rig.rules.open_alerts().size() == 1);
+}
+
+TEST_CASE("correlation: other rooms and old alerts do not correlate", "[rules][correlation]") {
+  FireRig rig;
+  // Smoke next door: same building and unit, another room.
+  rig.smoke("smoke_n", "1202 kitchen");
+  rig.fast_rise("temp_k", "1201 kitchen");
+  CHECK(rig.of("fire_suspected").empty());
+  CHECK(rig.rules.open_alerts().size() == 2);
+  // Smoke in the kitchen long after the rise was last seen (outside the 2-minute window).
+  rig.clock.advance_ms(10 * 60'000);
+  rig.smoke("smoke_k", "1201 kitchen");
+  CHECK(rig.of("fire_suspected").empty());
+  CHECK(rig.rules.open_alerts().size() == 3);
+  // A device without a room never joins a room-scoped correlation.
+  FireRig bare;
+  bare.smoke("s", "");
+  bare.fast_rise("t", "");
+  CHECK(bare.of("fire_suspected").empty());
+}

@@ -52,6 +52,9 @@ struct Alert {
     std::int64_t at_ms = 0;
   };
   std::vector<Step> history;  // every transition (capped at kAlertMaxHistory, oldest go first)
+  // Linked alerts: a correlated alert lists the alerts merged into it; a merged alert (closed
+  // with close_reason "merged") lists the one it was merged into.
+  std::vector<std::string> related;
 
   bool open() const { return state != "closed"; }
 };

@@ -42,11 +42,30 @@ struct ThresholdSpec {
   std::set<std::string> devices;  // ids or names; empty = all
 };
 
+// Correlation: when alerts of every one of `rules` are open and were seen within `window_ms` of
+// each other in the same place (`scope`), they become one alert `name` (severity `severity`) that
+// links them; they are closed as "merged" into it, and what would have repeated or raised them
+// again counts on it while it is open. A smoke alarm plus a temperature rise in the same room:
+// fire_suspected, severity 1, one alert for property management and the city instead of two.
+// The first alert is never held back (a smoke alarm is raised at once); it is merged when the
+// second arrives.
+enum class CorrelationScope { device, room, unit, building, site };
+std::string_view to_string(CorrelationScope s);
+std::optional<CorrelationScope> correlation_scope_from_string(std::string_view s);
+struct CorrelationSpec {
+  std::string name;                // the correlated alert's rule name, e.g. "fire_suspected"
+  std::vector<std::string> rules;  // alert rules that must all be open, e.g. smoke + a rise rule
+  std::int64_t window_ms = 120'000;
+  CorrelationScope scope = CorrelationScope::room;
+  int severity = 1;
+};
+
 struct RuleSettings {
   int battery_low_percent = 10;
   std::int64_t heartbeat_timeout_ms = 3'600'000;            // 0 = no heartbeat supervision
   std::map<std::string, std::int64_t> heartbeat_overrides;  // device id or name → timeout (0=off)
   std::vector<ThresholdSpec> thresholds;
+  std::vector<CorrelationSpec> correlations;
   // Escalation: an alert still `raised` (nobody acknowledged it) this long after it was raised, or
   // after its last escalation, is escalated. Index = severity (1..4); 0 = never.
   std::array<std::int64_t, 5> escalate_after_ms{0, 60'000, 300'000, 1'800'000, 0};
@@ -128,6 +147,13 @@ class RuleEngine {
   void raise_threshold(const ThresholdSpec& spec, ThresholdState& st, const DeviceInfo& dev,
                        std::int64_t now_ms, std::vector<AlertChange>& out);
   std::int64_t heartbeat_timeout(const DeviceInfo& d) const;
+  // Correlations for the changes out[from..]; appends the merges and correlated alerts.
+  void on_event_rules(const Event& e, std::vector<AlertChange>& out);
+  void on_tick_rules(std::int64_t now_ms, std::vector<Event>& synthesized,
+                     std::vector<AlertChange>& out);
+  void correlate(std::size_t from, std::int64_t now_ms, std::vector<AlertChange>& out);
+  // Counts a repeat of a merged (rule, device) on its correlated alert; false when there is none.
+  bool repeat_on_correlated(const Key& key, const Event& cause, std::vector<AlertChange>& out);
   std::int64_t escalation_due(const Alert& a) const;
   Alert new_alert(const std::string& rule, EventKind kind, int severity, const DeviceInfo& dev,
                   std::int64_t now_ms) const;
@@ -137,6 +163,7 @@ class RuleEngine {
   std::map<Key, Alert> open_;  // open alerts by (rule, device)
   std::map<std::string, DeviceInfo> devices_;
   std::map<Key, ThresholdState> thresholds_;
+  std::map<Key, std::string> merged_;  // (rule, device) merged -> correlated alert id (in memory)
   std::vector<MaintenanceWindow> maintenance_;
 };
 

@@ -78,10 +78,19 @@ struct ThresholdRule {
   std::vector<std::string> devices;  // device ids or names; empty = every device of that kind
 };
 
+struct CorrelationRule {
+  std::string name;                // the correlated alert's rule name, e.g. fire_suspected
+  std::vector<std::string> rules;  // alert rules (built-in kinds or threshold names), >= 2
+  int window_s = 120;
+  std::string scope = "room";  // device, room, unit, building or site
+  int severity = 1;
+};
+
 struct RulesConfig {
   int battery_low_percent = 10;
   int heartbeat_timeout_s = 3600;  // default silence that makes a device offline (0 = off)
   std::vector<ThresholdRule> thresholds;
+  std::vector<CorrelationRule> correlations;
   // Escalation of alerts nobody acknowledged, per severity, seconds (0 = never).
   int escalate_sev1_s = 60;
   int escalate_sev2_s = 300;
