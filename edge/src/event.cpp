@@ -7,7 +7,7 @@
 namespace anju::edge {
 namespace {
 
-constexpr std::array<std::pair<EventKind, std::string_view>, 40> kKinds{{
+constexpr std::array<std::pair<EventKind, std::string_view>, 41> kKinds{{
     {EventKind::smoke, "smoke"},
     {EventKind::gas, "gas"},
     {EventKind::water_leak, "water_leak"},
@@ -44,6 +44,7 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 40> kKinds{{
     {EventKind::loitering, "loitering"},
     {EventKind::camera_tamper, "camera_tamper"},
     {EventKind::thrown_object, "thrown_object"},
+    {EventKind::people_count, "people_count"},
     {EventKind::gateway_test, "gateway_test"},
     {EventKind::alert_transition, "alert_transition"},
     {EventKind::maintenance, "maintenance"},

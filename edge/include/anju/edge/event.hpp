@@ -57,6 +57,7 @@ enum class EventKind {
   loitering,
   camera_tamper,
   thrown_object,
+  people_count,  // a passage across a counting line (values "in", "out": running totals)
   // gateway
   gateway_test,
   alert_transition,  // a person or the rules moved an alert along its life-cycle

@@ -1,0 +1,261 @@
+// Video analytics on single frames: each class takes a frame (cv::Mat, BGR, already at the
+// analysis size) and its time, keeps its own state, and returns events. No threads, no I/O, no
+// clock: a test or a replay drives them frame by frame (docs/CAMERA.md has the methods and
+// their limits).
+// Thread: an instance is used by one thread at a time (the stream's capture thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/video/background_segm.hpp>
+
+#include "anju/drivers/camera/camera_config.hpp"
+#include "anju/edge/event.hpp"
+
+namespace anju::drivers::camera {
+
+// A connected foreground region, in pixels of the analysis frame.
+struct Blob {
+  cv::Rect box;
+  cv::Point2d centroid;
+  double area = 0;  // pixels
+};
+
+// Background subtraction (MOG2, shadows marked and dropped) with an opening and a closing, so
+// that noise specks vanish and a person is one blob. The first frame becomes the background.
+class ForegroundExtractor {
+ public:
+  // `history` frames: a still object is absorbed into the background after about a tenth of it.
+  explicit ForegroundExtractor(int history = 500, double var_threshold = 25);
+  // The 0/255 foreground mask of `bgr`.
+  const cv::Mat& apply(const cv::Mat& bgr);
+  int frames() const { return frames_; }
+  static constexpr int kLearnFrames = 10;  // at MOG2's fast start-up rate
+
+ private:
+  void drop_lighting_changes();
+  cv::Ptr<cv::BackgroundSubtractorMOG2> mog_;
+  int history_;
+  cv::Mat blurred_, raw_, mask_, open_kernel_, close_kernel_;
+  cv::Mat background_, bg_gray_, cur_gray_, tile_b_, tile_c_;
+  int frames_ = 0;
+};
+
+// Blobs of `mask` (0/255) inside `region` (0/255, empty = everywhere) with area in
+// [min_area_px, max_area_px].
+std::vector<Blob> find_blobs(const cv::Mat& mask, const cv::Mat& region, double min_area_px,
+                             double max_area_px = 1e18);
+
+// The 0/255 mask of a normalised polygon at `size`.
+cv::Mat polygon_mask(const std::vector<PointN>& polygon, cv::Size size);
+
+struct TrackPoint {
+  std::int64_t t_ms = 0;
+  cv::Point2d p;
+  double area = 0;
+};
+
+struct Track {
+  int id = 0;
+  std::vector<TrackPoint> path;  // oldest first, at most kMaxPath points
+  std::int64_t first_ms = 0;
+  std::int64_t last_ms = 0;
+  bool reported = false;  // a detector's own flag (e.g. counted, alarmed)
+  int side = 0;           // line counter: last definite side of the line
+  static constexpr std::size_t kMaxPath = 64;
+};
+
+// Frame-to-frame association of blob centroids: greedy nearest pairs within a gate around the
+// position predicted from the last step (constant velocity), so that a fast object stays one
+// track. A track with one point has no velocity yet: its gate is `first_gate_px` when larger
+// (something that enters the view already moving fast). A track not seen for `max_gap_ms` ends.
+class CentroidTracker {
+ public:
+  CentroidTracker(double gate_px, std::int64_t max_gap_ms, double velocity_gate = 0.8,
+                  double first_gate_px = 0);
+  void update(const std::vector<Blob>& blobs, std::int64_t t_ms);
+  std::vector<Track>& tracks() { return tracks_; }
+  const std::vector<Track>& tracks() const { return tracks_; }
+  // Tracks that ended in the last update().
+  const std::vector<Track>& ended() const { return ended_; }
+
+ private:
+  double gate_px_;
+  std::int64_t max_gap_ms_;
+  double velocity_gate_;
+  double first_gate_px_;
+  int next_id_ = 1;
+  std::vector<Track> tracks_;
+  std::vector<Track> ended_;
+};
+
+// What every detector sees of one frame.
+struct FrameView {
+  const cv::Mat& bgr;
+  const cv::Mat& foreground;  // 0/255
+  std::int64_t t_ms;
+};
+
+// Events the detectors return carry kind, severity, active, values and attrs ("zone",
+// "detector" and the detector's own); StreamAnalyzer adds the device and location, the driver
+// the id and times.
+class ZoneDetector {
+ public:
+  virtual ~ZoneDetector() = default;
+  virtual void process(const FrameView& f, std::vector<edge::Event>& out) = 0;
+  virtual void reset() {}
+  const ZoneConfig& zone() const { return zone_; }
+
+ protected:
+  explicit ZoneDetector(ZoneConfig zone) : zone_(std::move(zone)) {}
+  edge::Event make_event(edge::EventKind kind) const;
+  const cv::Mat& mask(cv::Size size);  // the zone's polygon mask, made at the first frame
+  ZoneConfig zone_;
+
+ private:
+  cv::Mat mask_;
+};
+
+// Foreground blob of at least min_area inside the zone for `confirm_frames` frames in a row:
+// intrusion (active = true). Not latched: active = false after `clear_ms` with nothing in the
+// zone. Latched: raised once, then silent until reset().
+class IntrusionDetector final : public ZoneDetector {
+ public:
+  explicit IntrusionDetector(ZoneConfig zone, int confirm_frames = 2, std::int64_t clear_ms = 5000);
+  void process(const FrameView& f, std::vector<edge::Event>& out) override;
+  void reset() override;
+  bool raised() const { return raised_; }
+
+ private:
+  int confirm_frames_;
+  std::int64_t clear_ms_;
+  int occupied_run_ = 0;
+  bool raised_ = false;
+  std::int64_t last_occupied_ms_ = 0;
+};
+
+// A tracked blob whose track has lasted `dwell_s` inside the zone: loitering (active = true,
+// value "dwell" in s), once per track; active = false when no loitering track is left.
+class LoiteringDetector final : public ZoneDetector {
+ public:
+  explicit LoiteringDetector(ZoneConfig zone, std::int64_t max_gap_ms = 2000);
+  void process(const FrameView& f, std::vector<edge::Event>& out) override;
+
+ private:
+  std::optional<CentroidTracker> tracker_;
+  std::int64_t max_gap_ms_;
+  int loitering_ = 0;
+};
+
+// Blobs tracked across the line A→B: a track whose centroid goes from one side to the other
+// (beyond a small margin, and within the segment's span) is one passage. Direction "in" is from
+// the right-hand side of A→B to its left-hand side as seen on the image (A above B: right to
+// left). Each passage is a people_count event with the running totals "in" and "out".
+class LineCounter final : public ZoneDetector {
+ public:
+  explicit LineCounter(ZoneConfig zone, std::int64_t max_gap_ms = 1000);
+  void process(const FrameView& f, std::vector<edge::Event>& out) override;
+  std::int64_t count_in() const { return in_; }
+  std::int64_t count_out() const { return out_; }
+
+ private:
+  int side_of(const cv::Point2d& p, cv::Size size, bool& within_span) const;
+  std::optional<CentroidTracker> tracker_;
+  std::int64_t max_gap_ms_;
+  std::int64_t in_ = 0;
+  std::int64_t out_ = 0;
+};
+
+// Objects thrown from height, for an upright image of a façade (top floors at the top): a small
+// blob (min_area..max_area) tracked over at least `min_points` frames inside the zone, moving
+// down in every step, mostly vertically, far enough, and faster and faster (a quadratic fit
+// gives a positive acceleration and the later steps are clearly faster than the earlier ones).
+// Sideways or upward movers and slow drifters fail one of these. One thrown_object event per
+// track, with the first point seen and, when the zone has `floors`, the estimated floor band.
+class ThrownObjectDetector final : public ZoneDetector {
+ public:
+  struct Params {
+    int min_points = 4;
+    double min_drop = 0.08;         // of the frame height, first to last point
+    double max_slope = 0.5;         // |dx| / dy over the track
+    double min_accel = 0.1;         // frame heights / s², from the fit
+    double min_speed_ratio = 1.25;  // later half's mean speed / earlier half's
+    double min_end_speed = 0.15;    // frame heights / s, the last step
+  };
+  ThrownObjectDetector(ZoneConfig zone, double fps);
+  ThrownObjectDetector(ZoneConfig zone, double fps, Params p);
+  void process(const FrameView& f, std::vector<edge::Event>& out) override;
+
+ private:
+  std::optional<edge::Event> judge(const Track& t, cv::Size size) const;
+  double fps_;
+  Params p_;
+  std::optional<CentroidTracker> tracker_;
+};
+
+// Camera tamper on the whole view: covered or blinded (the grey-level histogram's entropy and
+// contrast collapse), defocused (variance of the Laplacian far below the reference's), moved
+// (phase correlation with the reference finds a shift). The reference is learned over the
+// first `learn_frames` frames and follows slow changes while the view is normal. A condition
+// must hold for `confirm_frames` frames to raise camera_tamper (active = true, attrs "reason":
+// covered | blinded | defocused | moved) and be gone as long to clear it (active = false).
+class TamperDetector {
+ public:
+  struct Params {
+    int learn_frames = 10;
+    int confirm_frames = 3;
+    double covered_entropy = 0.75;        // entropy below this share of the reference's
+    double covered_stddev = 12;           // and grey-level standard deviation below this
+    double blur_ratio = 0.3;              // Laplacian variance below this share of the reference's
+    double min_reference_sharpness = 20;  // a reference this blurry cannot judge defocus
+    double moved_px = 0.03;               // shift above this share of the width (small image)
+    double adapt = 0.02;                  // reference update weight per normal frame
+  };
+  TamperDetector();
+  explicit TamperDetector(Params p);
+  std::vector<edge::Event> process(const cv::Mat& bgr, std::int64_t t_ms);
+  void reset_reference();  // learn again (after a camera was deliberately re-aimed)
+  bool raised() const { return raised_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  Params p_;
+  int learned_ = 0;
+  cv::Mat ref_small_;  // CV_32F, small grey reference for phase correlation
+  cv::Mat window_;
+  double ref_entropy_ = 0;
+  double ref_sharpness_ = 0;
+  std::string candidate_;
+  int candidate_run_ = 0;
+  int normal_run_ = 0;
+  bool raised_ = false;
+  std::string reason_;
+};
+
+// Everything one stream runs on a frame: the foreground once, its zone detectors, and tamper.
+// Events come back with device (id = stream id, kind "camera", name), location, source
+// "camera" and severity set; the driver stamps ids and times.
+class StreamAnalyzer {
+ public:
+  explicit StreamAnalyzer(StreamConfig cfg);
+  // `bgr` at the configured analysis size (others are resized); t_ms: the frame's time.
+  std::vector<edge::Event> process(const cv::Mat& bgr, std::int64_t t_ms);
+  bool reset_zone(const std::string& zone_id);  // re-arms a latched intrusion zone
+  void reset_tamper_reference() { tamper_.reset_reference(); }
+  const StreamConfig& config() const { return cfg_; }
+  ZoneDetector* detector(const std::string& zone_id);
+
+ private:
+  StreamConfig cfg_;
+  ForegroundExtractor fg_;
+  std::vector<std::unique_ptr<ZoneDetector>> zones_;
+  TamperDetector tamper_;
+  cv::Mat resized_;
+};
+
+}  // namespace anju::drivers::camera

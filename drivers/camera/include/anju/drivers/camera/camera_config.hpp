@@ -1,0 +1,94 @@
+// Camera stream configuration: what to read (URL), how to analyse it (size, rate) and where to
+// look (zones with their detector). Pure: parsing has no I/O and does not touch OpenCV, so it is
+// in anju_drivers_parsers and fuzzed (tests/fuzz/fuzz_camera.cpp).
+//
+// The input is JSON (the daemon's YAML section converts to it one to one):
+//   {"streams": [{
+//      "id": "gate-north",                 // [A-Za-z0-9_.:-], 1..64 chars, unique
+//      "name": "North gate",               // optional, default = id
+//      "url": "rtsp://cam1/stream1",       // rtsp://, rtsps://, http(s)://, file path, /dev/videoN
+//      "building": "3", "unit": "", "room": "north gate",   // optional location
+//      "width": 640, "height": 360,        // analysis size, 32..1920 x 32..1080
+//      "fps": 5,                           // analysis rate, 0.5..30
+//      "tamper": true,                     // camera tamper detection, default true
+//      "zones": [{
+//        "id": "fence",                    // as stream ids, unique within the stream
+//        "detector": "intrusion",          // intrusion | loitering | line_count | thrown_object
+//        "polygon": [[0.1,0.2],[0.9,0.2],[0.9,0.8]],  // normalised 0..1, 3..64 points;
+//                                          // line_count: exactly 2 points (the line)
+//        "min_area": 0.002,                // smallest blob, fraction of the frame (0..1)
+//        "max_area": 0.02,                 // thrown_object only: largest blob
+//        "dwell_s": 30,                    // loitering only (required, > 0)
+//        "floors": 18,                     // thrown_object only, optional: floors the zone spans
+//        "severity": 2,                    // 1..4, default by detector
+//        "latch": true                     // intrusion only: stays raised until reset
+//      }]
+//   }]}
+// Unknown keys are errors; the first error is returned, naming the field by its path
+// ("streams[0].zones[1].polygon[2]: x must be within 0..1").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "anju/edge/event.hpp"
+
+namespace anju::drivers::camera {
+
+enum class Detector { intrusion, loitering, line_count, thrown_object };
+std::string_view to_string(Detector d);
+std::optional<Detector> detector_from_string(std::string_view s);
+
+struct PointN {  // normalised: 0..1 of the frame's width (x) and height (y), origin top left
+  double x = 0;
+  double y = 0;
+  bool operator==(const PointN&) const = default;
+};
+
+struct ZoneConfig {
+  std::string id;
+  Detector detector = Detector::intrusion;
+  std::vector<PointN> polygon;  // line_count: the two end points of the counting line
+  double min_area = 0.002;      // fraction of the analysis frame
+  double max_area = 0.02;       // thrown_object: a larger blob is not a thrown object
+  double dwell_s = 0;           // loitering
+  int floors = 0;               // thrown_object: floors between the zone's top and bottom edge
+  int severity = 2;
+  bool latch = false;
+  bool operator==(const ZoneConfig&) const = default;
+};
+
+struct StreamConfig {
+  std::string id;
+  std::string name;
+  std::string url;
+  edge::Location location;
+  int width = 640;
+  int height = 360;
+  double fps = 5;
+  bool tamper = true;
+  std::vector<ZoneConfig> zones;
+  bool operator==(const StreamConfig&) const = default;
+};
+
+struct ParseResult {
+  std::vector<StreamConfig> streams;
+  std::string error;  // empty on success; otherwise names the field
+};
+
+ParseResult parse_streams(std::string_view json_text);
+ParseResult parse_streams_json(const nlohmann::json& j);
+
+// The URL with any user:password replaced by "***", for logs and events (credentials never
+// appear in either).
+std::string redact_url(std::string_view url);
+
+// Default severity of a detector's events (DOMAIN.md): intrusion 2, loitering 3, line_count 4,
+// thrown_object 2.
+int default_severity(Detector d);
+
+}  // namespace anju::drivers::camera

@@ -1,0 +1,626 @@
+#include "anju/drivers/camera/analytics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <opencv2/imgproc.hpp>
+#include <opencv2/video.hpp>
+
+namespace anju::drivers::camera {
+namespace {
+
+using edge::Event;
+using edge::EventKind;
+using nlohmann::json;
+
+double round3(double v) {
+  return std::round(v * 1000) / 1000;
+}
+
+json point_json(const cv::Point2d& p, cv::Size size) {
+  return {{"x", round3(p.x / size.width)}, {"y", round3(p.y / size.height)}};
+}
+
+json box_json(const cv::Rect& r, cv::Size size) {
+  return {{"x", round3(static_cast<double>(r.x) / size.width)},
+          {"y", round3(static_cast<double>(r.y) / size.height)},
+          {"w", round3(static_cast<double>(r.width) / size.width)},
+          {"h", round3(static_cast<double>(r.height) / size.height)}};
+}
+
+double frame_area(cv::Size s) {
+  return static_cast<double>(s.width) * s.height;
+}
+
+// Least-squares fit y = c0 + c1 t + c2 t²; returns c2 (0 when degenerate).
+double quadratic_c2(const std::vector<double>& t, const std::vector<double>& y) {
+  cv::Mat a(static_cast<int>(t.size()), 3, CV_64F);
+  cv::Mat b(static_cast<int>(t.size()), 1, CV_64F);
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const int r = static_cast<int>(i);
+    a.at<double>(r, 0) = 1;
+    a.at<double>(r, 1) = t[i];
+    a.at<double>(r, 2) = t[i] * t[i];
+    b.at<double>(r, 0) = y[i];
+  }
+  cv::Mat c;
+  if (!cv::solve(a, b, c, cv::DECOMP_SVD)) return 0;
+  return c.at<double>(2, 0);
+}
+
+}  // namespace
+
+// ---- foreground -------------------------------------------------------------------------------
+
+ForegroundExtractor::ForegroundExtractor(int history, double var_threshold)
+    : mog_(cv::createBackgroundSubtractorMOG2(history, var_threshold, /*detectShadows=*/true)),
+      history_(history),
+      open_kernel_(cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3})),
+      close_kernel_(cv::getStructuringElement(cv::MORPH_ELLIPSE, {7, 7})) {}
+
+const cv::Mat& ForegroundExtractor::apply(const cv::Mat& bgr) {
+  // MOG2's automatic rate is 1/(2n) for the first history/2 frames: right for learning the
+  // first background, but it would absorb anything still for a few seconds during that time.
+  // After the first frames, the rate is the history's.
+  // A light blur first: sensor and compression noise on textured surfaces (brick, foliage)
+  // would otherwise come through as dense speckle that the morphology joins into blobs.
+  cv::GaussianBlur(bgr, blurred_, {5, 5}, 0);
+  mog_->apply(blurred_, raw_, frames_ < kLearnFrames ? -1.0 : 1.0 / history_);
+  ++frames_;
+  // 255 = foreground, 127 = shadow (dropped), 0 = background.
+  cv::threshold(raw_, mask_, 200, 255, cv::THRESH_BINARY);
+  cv::morphologyEx(mask_, mask_, cv::MORPH_OPEN, open_kernel_);
+  cv::morphologyEx(mask_, mask_, cv::MORPH_CLOSE, close_kernel_);
+  if (frames_ > kLearnFrames) drop_lighting_changes();
+  return mask_;
+}
+
+// A region that only got brighter or darker (sun on a wall, a cloud, a lamp) still shows the
+// background's texture: its pixels correlate with the background image's; an object in front of
+// the background does not. Judged per 16x16 tile (a lit wall and the people in front of it are
+// often one connected region): a tile whose foreground pixels correlate with the background above
+// kSameTexture is cleared. Tiles with few foreground pixels, or too flat to judge, are kept.
+void ForegroundExtractor::drop_lighting_changes() {
+  constexpr int kTile = 16;
+  constexpr double kSameTexture = 0.75;
+  constexpr int kMinPixels = 24;
+  constexpr double kMinStddev = 3;
+  if (cv::countNonZero(mask_) == 0) return;
+  mog_->getBackgroundImage(background_);
+  if (background_.empty()) return;
+  cv::cvtColor(background_, bg_gray_, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(blurred_, cur_gray_, cv::COLOR_BGR2GRAY);
+  for (int y = 0; y < mask_.rows; y += kTile) {
+    for (int x = 0; x < mask_.cols; x += kTile) {
+      const cv::Rect r(x, y, std::min(kTile, mask_.cols - x), std::min(kTile, mask_.rows - y));
+      const cv::Mat fg = mask_(r);
+      if (cv::countNonZero(fg) < kMinPixels) continue;
+      cv::Scalar mb, sb, mc, sc;
+      cv::meanStdDev(bg_gray_(r), mb, sb, fg);
+      cv::meanStdDev(cur_gray_(r), mc, sc, fg);
+      if (sb[0] < kMinStddev || sc[0] < kMinStddev) continue;
+      bg_gray_(r).convertTo(tile_b_, CV_32F, 1, -mb[0]);
+      cur_gray_(r).convertTo(tile_c_, CV_32F, 1, -mc[0]);
+      const double cov = cv::mean(tile_b_.mul(tile_c_), fg)[0];
+      if (cov / (sb[0] * sc[0]) > kSameTexture) mask_(r).setTo(0);
+    }
+  }
+}
+
+std::vector<Blob> find_blobs(const cv::Mat& mask, const cv::Mat& region, double min_area_px,
+                             double max_area_px) {
+  cv::Mat m;
+  if (region.empty())
+    m = mask;
+  else
+    cv::bitwise_and(mask, region, m);
+  cv::Mat labels, stats, centroids;
+  const int n = cv::connectedComponentsWithStats(m, labels, stats, centroids, 8, CV_32S);
+  std::vector<Blob> out;
+  for (int i = 1; i < n; ++i) {
+    const double area = stats.at<int>(i, cv::CC_STAT_AREA);
+    if (area < min_area_px || area > max_area_px) continue;
+    Blob b;
+    b.box = {stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
+             stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT)};
+    b.centroid = {centroids.at<double>(i, 0), centroids.at<double>(i, 1)};
+    b.area = area;
+    out.push_back(b);
+  }
+  return out;
+}
+
+cv::Mat polygon_mask(const std::vector<PointN>& polygon, cv::Size size) {
+  cv::Mat m = cv::Mat::zeros(size, CV_8U);
+  std::vector<cv::Point> pts;
+  for (const auto& p : polygon)
+    pts.emplace_back(static_cast<int>(std::lround(p.x * (size.width - 1))),
+                     static_cast<int>(std::lround(p.y * (size.height - 1))));
+  if (pts.size() >= 3) cv::fillPoly(m, std::vector<std::vector<cv::Point>>{pts}, cv::Scalar(255));
+  return m;
+}
+
+// ---- tracking -------------------------------------------------------------------------------
+
+CentroidTracker::CentroidTracker(double gate_px, std::int64_t max_gap_ms, double velocity_gate,
+                                 double first_gate_px)
+    : gate_px_(gate_px),
+      max_gap_ms_(max_gap_ms),
+      velocity_gate_(velocity_gate),
+      first_gate_px_(first_gate_px) {}
+
+void CentroidTracker::update(const std::vector<Blob>& blobs, std::int64_t t_ms) {
+  ended_.clear();
+  struct Pair {
+    double d;
+    std::size_t track;
+    std::size_t blob;
+  };
+  std::vector<Pair> pairs;
+  for (std::size_t ti = 0; ti < tracks_.size(); ++ti) {
+    const auto& path = tracks_[ti].path;
+    cv::Point2d predicted = path.back().p;
+    double step = 0;
+    if (path.size() >= 2) {
+      const auto& a = path[path.size() - 2];
+      const auto& b = path.back();
+      const double dt = static_cast<double>(b.t_ms - a.t_ms);
+      if (dt > 0) {
+        const cv::Point2d v = (b.p - a.p) * (static_cast<double>(t_ms - b.t_ms) / dt);
+        predicted += v;
+        step = std::hypot(v.x, v.y);
+      }
+    }
+    const double gate =
+        path.size() == 1 ? std::max(gate_px_, first_gate_px_) : gate_px_ + velocity_gate_ * step;
+    for (std::size_t bi = 0; bi < blobs.size(); ++bi) {
+      const double d =
+          std::hypot(blobs[bi].centroid.x - predicted.x, blobs[bi].centroid.y - predicted.y);
+      if (d <= gate) pairs.push_back({d, ti, bi});
+    }
+  }
+  std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.d < b.d; });
+  std::vector<bool> track_used(tracks_.size()), blob_used(blobs.size());
+  for (const auto& pr : pairs) {
+    if (track_used[pr.track] || blob_used[pr.blob]) continue;
+    track_used[pr.track] = blob_used[pr.blob] = true;
+    Track& t = tracks_[pr.track];
+    t.path.push_back({t_ms, blobs[pr.blob].centroid, blobs[pr.blob].area});
+    if (t.path.size() > Track::kMaxPath) t.path.erase(t.path.begin());
+    t.last_ms = t_ms;
+  }
+  for (std::size_t bi = 0; bi < blobs.size(); ++bi) {
+    if (blob_used[bi]) continue;
+    Track t;
+    t.id = next_id_++;
+    t.first_ms = t.last_ms = t_ms;
+    t.path.push_back({t_ms, blobs[bi].centroid, blobs[bi].area});
+    tracks_.push_back(std::move(t));
+  }
+  for (auto it = tracks_.begin(); it != tracks_.end();) {
+    if (t_ms - it->last_ms > max_gap_ms_) {
+      ended_.push_back(std::move(*it));
+      it = tracks_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// ---- zone detectors -------------------------------------------------------------------------
+
+Event ZoneDetector::make_event(EventKind kind) const {
+  Event e;
+  e.kind = kind;
+  e.severity = zone_.severity;
+  e.attrs = {{"zone", zone_.id}, {"detector", std::string(to_string(zone_.detector))}};
+  return e;
+}
+
+const cv::Mat& ZoneDetector::mask(cv::Size size) {
+  if (mask_.size() != size) mask_ = polygon_mask(zone_.polygon, size);
+  return mask_;
+}
+
+IntrusionDetector::IntrusionDetector(ZoneConfig zone, int confirm_frames, std::int64_t clear_ms)
+    : ZoneDetector(std::move(zone)), confirm_frames_(confirm_frames), clear_ms_(clear_ms) {}
+
+void IntrusionDetector::process(const FrameView& f, std::vector<Event>& out) {
+  const cv::Size size = f.foreground.size();
+  const auto blobs = find_blobs(f.foreground, mask(size), zone_.min_area * frame_area(size));
+  const bool occupied = !blobs.empty();
+  if (occupied) {
+    ++occupied_run_;
+    last_occupied_ms_ = f.t_ms;
+  } else {
+    occupied_run_ = 0;
+  }
+  if (!raised_ && occupied_run_ >= confirm_frames_) {
+    raised_ = true;
+    const auto largest = std::max_element(blobs.begin(), blobs.end(),
+                                          [](auto& a, auto& b) { return a.area < b.area; });
+    Event e = make_event(EventKind::intrusion);
+    e.active = true;
+    e.attrs["blobs"] = blobs.size();
+    e.attrs["box"] = box_json(largest->box, size);
+    e.attrs["area"] = round3(largest->area / frame_area(size));
+    e.attrs["latched"] = zone_.latch;
+    out.push_back(std::move(e));
+  } else if (raised_ && !zone_.latch && !occupied && f.t_ms - last_occupied_ms_ >= clear_ms_) {
+    raised_ = false;
+    Event e = make_event(EventKind::intrusion);
+    e.active = false;
+    out.push_back(std::move(e));
+  }
+}
+
+void IntrusionDetector::reset() {
+  raised_ = false;
+  occupied_run_ = 0;
+}
+
+LoiteringDetector::LoiteringDetector(ZoneConfig zone, std::int64_t max_gap_ms)
+    : ZoneDetector(std::move(zone)), max_gap_ms_(max_gap_ms) {}
+
+void LoiteringDetector::process(const FrameView& f, std::vector<Event>& out) {
+  const cv::Size size = f.foreground.size();
+  if (!tracker_) tracker_.emplace(0.1 * std::hypot(size.width, size.height), max_gap_ms_, 0.5);
+  tracker_->update(find_blobs(f.foreground, mask(size), zone_.min_area * frame_area(size)), f.t_ms);
+  const auto dwell_ms = static_cast<std::int64_t>(zone_.dwell_s * 1000);
+  for (auto& t : tracker_->tracks()) {
+    if (t.reported || t.last_ms != f.t_ms || t.last_ms - t.first_ms < dwell_ms) continue;
+    t.reported = true;
+    ++loitering_;
+    Event e = make_event(EventKind::loitering);
+    e.active = true;
+    e.values.push_back({"dwell", static_cast<double>(t.last_ms - t.first_ms) / 1000.0, "s"});
+    e.attrs["track"] = t.id;
+    e.attrs["position"] = point_json(t.path.back().p, size);
+    out.push_back(std::move(e));
+  }
+  for (const auto& t : tracker_->ended()) {
+    if (!t.reported) continue;
+    if (--loitering_ == 0) {
+      Event e = make_event(EventKind::loitering);
+      e.active = false;
+      e.attrs["track"] = t.id;
+      out.push_back(std::move(e));
+    }
+  }
+}
+
+LineCounter::LineCounter(ZoneConfig zone, std::int64_t max_gap_ms)
+    : ZoneDetector(std::move(zone)), max_gap_ms_(max_gap_ms) {}
+
+int LineCounter::side_of(const cv::Point2d& p, cv::Size size, bool& within_span) const {
+  const cv::Point2d a(zone_.polygon[0].x * size.width, zone_.polygon[0].y * size.height);
+  const cv::Point2d b(zone_.polygon[1].x * size.width, zone_.polygon[1].y * size.height);
+  const cv::Point2d d = b - a;
+  const cv::Point2d r = p - a;
+  const double len2 = d.dot(d);
+  const double len = std::sqrt(len2);
+  const double along = r.dot(d) / len2;
+  within_span = along >= -0.05 && along <= 1.05;
+  const double dist = (d.x * r.y - d.y * r.x) / len;
+  const double margin = std::max(2.0, 0.01 * std::hypot(size.width, size.height));
+  return dist > margin ? 1 : (dist < -margin ? -1 : 0);
+}
+
+void LineCounter::process(const FrameView& f, std::vector<Event>& out) {
+  const cv::Size size = f.foreground.size();
+  if (!tracker_) tracker_.emplace(0.08 * std::hypot(size.width, size.height), max_gap_ms_, 0.8);
+  tracker_->update(find_blobs(f.foreground, {}, zone_.min_area * frame_area(size)), f.t_ms);
+  for (auto& t : tracker_->tracks()) {
+    if (t.last_ms != f.t_ms) continue;
+    bool within = false;
+    const int s = side_of(t.path.back().p, size, within);
+    if (s == 0) continue;
+    if (t.side != 0 && s != t.side && within) {
+      const bool in = t.side < 0;
+      (in ? in_ : out_) += 1;
+      Event e = make_event(EventKind::people_count);
+      e.values.push_back({"in", static_cast<double>(in_), ""});
+      e.values.push_back({"out", static_cast<double>(out_), ""});
+      e.attrs["direction"] = in ? "in" : "out";
+      e.attrs["track"] = t.id;
+      e.attrs["position"] = point_json(t.path.back().p, size);
+      out.push_back(std::move(e));
+    }
+    t.side = s;
+  }
+}
+
+ThrownObjectDetector::ThrownObjectDetector(ZoneConfig zone, double fps)
+    : ThrownObjectDetector(std::move(zone), fps, Params{}) {}
+
+ThrownObjectDetector::ThrownObjectDetector(ZoneConfig zone, double fps, Params p)
+    : ZoneDetector(std::move(zone)), fps_(fps), p_(p) {}
+
+std::optional<Event> ThrownObjectDetector::judge(const Track& t, cv::Size size) const {
+  if (t.reported || t.path.size() < static_cast<std::size_t>(p_.min_points)) return std::nullopt;
+  const std::size_t n = std::min<std::size_t>(t.path.size(), 12);
+  const auto first = t.path.end() - static_cast<std::ptrdiff_t>(n);
+  const double h = size.height;
+  std::vector<double> ts, ys, speeds;
+  for (auto it = first; it != t.path.end(); ++it) {
+    ts.push_back(static_cast<double>(it->t_ms - first->t_ms) / 1000.0);
+    ys.push_back(it->p.y / h);
+  }
+  for (std::size_t i = 1; i < n; ++i) {
+    const double dt = ts[i] - ts[i - 1];
+    const double dy = ys[i] - ys[i - 1];
+    if (dt <= 0 || dy < -0.002) return std::nullopt;  // up (or still, beyond noise): not falling
+    speeds.push_back(dy / dt);
+  }
+  const double drop = ys.back() - ys.front();
+  if (drop < p_.min_drop) return std::nullopt;
+  const double dx = std::abs(t.path.back().p.x - first->p.x) / h;
+  if (dx > p_.max_slope * drop) return std::nullopt;  // sideways
+  const double accel = 2 * quadratic_c2(ts, ys);
+  if (accel < p_.min_accel) return std::nullopt;
+  const std::size_t half = speeds.size() / 2;
+  const double early = std::accumulate(speeds.begin(), speeds.begin() + half, 0.0) /
+                       static_cast<double>(std::max<std::size_t>(half, 1));
+  const double late =
+      std::accumulate(speeds.end() - static_cast<std::ptrdiff_t>(half), speeds.end(), 0.0) /
+      static_cast<double>(std::max<std::size_t>(half, 1));
+  if (late < p_.min_speed_ratio * std::max(early, 0.0) || late <= 0) return std::nullopt;
+  if (speeds.back() < p_.min_end_speed) return std::nullopt;
+
+  Event e = make_event(EventKind::thrown_object);
+  e.values.push_back({"acceleration", round3(accel), "frame_heights/s2"});
+  e.values.push_back({"speed", round3(speeds.back()), "frame_heights/s"});
+  e.attrs["start"] = point_json(t.path.front().p, size);
+  e.attrs["end"] = point_json(t.path.back().p, size);
+  e.attrs["frames"] = t.path.size();
+  e.attrs["track"] = t.id;
+  if (zone_.floors > 0) {
+    double top = 1, bottom = 0;
+    for (const auto& p : zone_.polygon) {
+      top = std::min(top, p.y);
+      bottom = std::max(bottom, p.y);
+    }
+    const double y0 = t.path.front().p.y / h;
+    const double frac = std::clamp((y0 - top) / std::max(bottom - top, 1e-6), 0.0, 1.0);
+    const int floor =
+        std::clamp(zone_.floors - static_cast<int>(frac * zone_.floors), 1, zone_.floors);
+    e.attrs["floor_estimate"] = floor;
+    e.attrs["floor_band"] = {std::max(1, floor - 1), std::min(zone_.floors, floor + 1)};
+  }
+  return e;
+}
+
+void ThrownObjectDetector::process(const FrameView& f, std::vector<Event>& out) {
+  const cv::Size size = f.foreground.size();
+  const auto frame_ms = static_cast<std::int64_t>(1000.0 / std::max(fps_, 0.1));
+  // An object may enter the zone already falling fast: a wide gate for the second point.
+  if (!tracker_) tracker_.emplace(0.05 * size.height, frame_ms * 5 / 2, 0.8, 0.2 * size.height);
+  const double area = frame_area(size);
+  tracker_->update(
+      find_blobs(f.foreground, mask(size), zone_.min_area * area, zone_.max_area * area), f.t_ms);
+  for (auto& t : tracker_->tracks()) {
+    if (t.last_ms != f.t_ms) continue;
+    if (auto e = judge(t, size)) {
+      t.reported = true;
+      out.push_back(std::move(*e));
+    }
+  }
+}
+
+// ---- tamper ---------------------------------------------------------------------------------
+
+TamperDetector::TamperDetector() : TamperDetector(Params{}) {}
+TamperDetector::TamperDetector(Params p) : p_(p) {}
+
+void TamperDetector::reset_reference() {
+  learned_ = 0;
+  candidate_.clear();
+  candidate_run_ = normal_run_ = 0;
+}
+
+std::vector<Event> TamperDetector::process(const cv::Mat& bgr, std::int64_t t_ms) {
+  (void)t_ms;
+  std::vector<Event> out;
+  cv::Mat gray;
+  if (bgr.channels() == 3)
+    cv::cvtColor(bgr, gray, cv::COLOR_BGR2GRAY);
+  else
+    gray = bgr;
+  const int sw = 160;
+  const int sh = std::max(16, gray.rows * sw / std::max(gray.cols, 1));
+  cv::Mat small, small_f;
+  cv::resize(gray, small, {sw, sh}, 0, 0, cv::INTER_AREA);
+  small.convertTo(small_f, CV_32F);
+
+  // Entropy of the grey-level histogram, in bits; contrast; share of saturated pixels.
+  cv::Mat hist;
+  const int channels[] = {0};
+  const int bins[] = {256};
+  const float range[] = {0, 256};
+  const float* ranges[] = {range};
+  cv::calcHist(&gray, 1, channels, cv::Mat(), hist, 1, bins, ranges);
+  const double total = static_cast<double>(gray.total());
+  double entropy = 0;
+  for (int i = 0; i < 256; ++i) {
+    const double p = hist.at<float>(i) / total;
+    if (p > 0) entropy -= p * std::log2(p);
+  }
+  double saturated = 0;
+  for (int i = 250; i < 256; ++i) saturated += hist.at<float>(i);
+  saturated /= total;
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(gray, mean, stddev);
+  cv::Mat lap;
+  cv::Laplacian(gray, lap, CV_32F);
+  cv::Scalar lap_mean, lap_std;
+  cv::meanStdDev(lap, lap_mean, lap_std);
+  const double sharpness = lap_std[0] * lap_std[0];
+
+  if (learned_ < p_.learn_frames) {
+    const double w = 1.0 / (learned_ + 1);
+    if (learned_ == 0) {
+      ref_small_ = small_f.clone();
+      ref_entropy_ = entropy;
+      ref_sharpness_ = sharpness;
+      cv::createHanningWindow(window_, small_f.size(), CV_32F);
+    } else {
+      cv::accumulateWeighted(small_f, ref_small_, w);
+      ref_entropy_ += (entropy - ref_entropy_) * w;
+      ref_sharpness_ += (sharpness - ref_sharpness_) * w;
+    }
+    ++learned_;
+    return out;
+  }
+  if (small_f.size() != ref_small_.size()) {  // the stream changed size: learn again
+    reset_reference();
+    return out;
+  }
+
+  std::string cond;
+  json detail;
+  cv::Point2d shift(0, 0);
+  const bool flat = entropy < p_.covered_entropy * ref_entropy_ && stddev[0] < p_.covered_stddev;
+  if (saturated > 0.6 || (flat && mean[0] > 170)) {
+    cond = "blinded";
+  } else if (flat) {
+    cond = "covered";
+  } else if (ref_sharpness_ >= p_.min_reference_sharpness &&
+             sharpness < p_.blur_ratio * ref_sharpness_) {
+    cond = "defocused";
+  } else {
+    double response = 0;
+    shift = cv::phaseCorrelate(ref_small_, small_f, window_, &response);
+    if (std::hypot(shift.x, shift.y) > p_.moved_px * sw) cond = "moved";
+  }
+
+  auto make = [&](bool active, const std::string& reason) {
+    Event e;
+    e.kind = EventKind::camera_tamper;
+    e.severity = 3;
+    e.active = active;
+    e.attrs = {{"reason", reason}};
+    e.values.push_back({"entropy", round3(entropy), "bit"});
+    e.values.push_back({"sharpness", round3(sharpness / std::max(ref_sharpness_, 1e-9)), ""});
+    if (reason == "moved") {
+      const double scale = static_cast<double>(gray.cols) / sw;
+      e.attrs["shift"] = {{"x", std::lround(shift.x * scale)}, {"y", std::lround(shift.y * scale)}};
+    }
+    return e;
+  };
+
+  if (!raised_) {
+    if (!cond.empty()) {
+      if (cond == candidate_) {
+        ++candidate_run_;
+      } else {
+        candidate_ = cond;
+        candidate_run_ = 1;
+      }
+      if (candidate_run_ >= p_.confirm_frames) {
+        raised_ = true;
+        reason_ = cond;
+        normal_run_ = 0;
+        out.push_back(make(true, cond));
+      }
+    } else {
+      candidate_.clear();
+      candidate_run_ = 0;
+      // A normal view: follow slow changes (light, season) so that they never look like tamper.
+      cv::accumulateWeighted(small_f, ref_small_, p_.adapt);
+      ref_entropy_ += (entropy - ref_entropy_) * p_.adapt;
+      ref_sharpness_ += (sharpness - ref_sharpness_) * p_.adapt;
+    }
+  } else {
+    if (cond.empty()) {
+      if (++normal_run_ >= p_.confirm_frames) {
+        raised_ = false;
+        candidate_.clear();
+        candidate_run_ = 0;
+        out.push_back(make(false, reason_));
+        reason_.clear();
+      }
+    } else {
+      normal_run_ = 0;
+    }
+  }
+  return out;
+}
+
+// ---- stream ---------------------------------------------------------------------------------
+
+namespace {
+
+int history_for(const StreamConfig& cfg) {
+  // A still object is absorbed into the background after ~history/10 frames: keep that at least
+  // 20 s, and twice the longest loitering dwell, so that someone standing still stays visible.
+  double keep_s = 20;
+  for (const auto& z : cfg.zones)
+    if (z.detector == Detector::loitering) keep_s = std::max(keep_s, 2 * z.dwell_s);
+  return static_cast<int>(std::clamp(keep_s * cfg.fps * 10, 200.0, 20000.0));
+}
+
+}  // namespace
+
+StreamAnalyzer::StreamAnalyzer(StreamConfig cfg) : cfg_(std::move(cfg)), fg_(history_for(cfg_)) {
+  for (const auto& z : cfg_.zones) {
+    switch (z.detector) {
+      case Detector::intrusion:
+        zones_.push_back(std::make_unique<IntrusionDetector>(z));
+        break;
+      case Detector::loitering:
+        zones_.push_back(std::make_unique<LoiteringDetector>(z));
+        break;
+      case Detector::line_count:
+        zones_.push_back(std::make_unique<LineCounter>(z));
+        break;
+      case Detector::thrown_object:
+        zones_.push_back(std::make_unique<ThrownObjectDetector>(z, cfg_.fps));
+        break;
+    }
+  }
+}
+
+ZoneDetector* StreamAnalyzer::detector(const std::string& zone_id) {
+  for (auto& z : zones_)
+    if (z->zone().id == zone_id) return z.get();
+  return nullptr;
+}
+
+bool StreamAnalyzer::reset_zone(const std::string& zone_id) {
+  auto* z = detector(zone_id);
+  if (!z) return false;
+  z->reset();
+  return true;
+}
+
+std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms) {
+  const cv::Mat* frame = &bgr;
+  if (bgr.cols != cfg_.width || bgr.rows != cfg_.height) {
+    cv::resize(bgr, resized_, {cfg_.width, cfg_.height}, 0, 0, cv::INTER_AREA);
+    frame = &resized_;
+  }
+  std::vector<Event> out;
+  if (cfg_.tamper) out = tamper_.process(*frame, t_ms);
+  const cv::Mat& fg = fg_.apply(*frame);
+  // The first frames only teach the background. A foreground over half the view is a global
+  // change (light switched, lens covered, camera moved), not an intruder: the zones skip it.
+  const bool global_change =
+      cv::countNonZero(fg) > static_cast<int>(fg.total() / 2) || tamper_.raised();
+  if (fg_.frames() > 5 && !global_change) {
+    const FrameView view{*frame, fg, t_ms};
+    for (auto& z : zones_) z->process(view, out);
+  }
+  for (auto& e : out) {
+    e.device.id = cfg_.id;
+    e.device.kind = "camera";
+    e.device.name = cfg_.name;
+    e.location = cfg_.location;
+    e.source = "camera";
+    e.attrs["stream"] = cfg_.id;
+    e.attrs["media_ms"] = t_ms;
+  }
+  return out;
+}
+
+}  // namespace anju::drivers::camera

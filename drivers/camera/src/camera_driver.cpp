@@ -1,0 +1,287 @@
+#include "anju/drivers/camera/camera_driver.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <optional>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "anju/drivers/camera/analytics.hpp"
+#include "anju/edge/uuid.hpp"
+
+namespace anju::drivers::camera {
+
+struct CameraDriver::Stream {
+  StreamConfig cfg;
+  std::thread thread;
+  mutable std::mutex mu;  // stats, pending resets
+  CameraStreamStats stats;
+  std::vector<std::string> pending_resets;
+  bool offline_reported = false;
+  bool sink_refused = false;
+};
+
+namespace {
+
+bool is_network(const std::string& url) {
+  return url.find("://") != std::string::npos;
+}
+bool is_device(const std::string& url) {
+  return url.starts_with("/dev/video");
+}
+
+std::string source_path(const std::string& url) {
+  if (url.starts_with("file://")) return url.substr(7);
+  return url;
+}
+
+}  // namespace
+
+CameraDriver::CameraDriver(CameraDriverOptions options, const edge::Clock& clock, Sink sink)
+    : options_(std::move(options)), clock_(clock), sink_(std::move(sink)) {
+  for (const auto& cfg : options_.streams) {
+    auto s = std::make_unique<Stream>();
+    s->cfg = cfg;
+    s->stats.id = cfg.id;
+    streams_.push_back(std::move(s));
+  }
+}
+
+CameraDriver::~CameraDriver() {
+  stop();
+}
+
+void CameraDriver::start() {
+  if (started_) return;
+  started_ = true;
+  stopping_ = false;
+  if (options_.opencv_threads >= 0) cv::setNumThreads(options_.opencv_threads);
+  for (auto& s : streams_) {
+    Stream* sp = s.get();
+    s->thread = std::thread([this, sp] { run(*sp); });
+  }
+}
+
+void CameraDriver::stop() {
+  {
+    std::lock_guard lk(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  for (auto& s : streams_)
+    if (s->thread.joinable()) s->thread.join();
+  started_ = false;
+}
+
+bool CameraDriver::wait_stop(std::chrono::milliseconds d) {
+  std::unique_lock lk(stop_mu_);
+  return stop_cv_.wait_for(lk, d, [this] { return stopping_.load(); });
+}
+
+bool CameraDriver::reset_zone(const std::string& stream_id, const std::string& zone_id) {
+  for (auto& s : streams_) {
+    if (s->cfg.id != stream_id) continue;
+    const bool known = std::any_of(s->cfg.zones.begin(), s->cfg.zones.end(),
+                                   [&](const ZoneConfig& z) { return z.id == zone_id; });
+    if (!known) return false;
+    std::lock_guard lk(s->mu);
+    s->pending_resets.push_back(zone_id);
+    return true;
+  }
+  return false;
+}
+
+std::vector<CameraStreamStats> CameraDriver::stats() const {
+  std::vector<CameraStreamStats> out;
+  for (const auto& s : streams_) {
+    std::lock_guard lk(s->mu);
+    out.push_back(s->stats);
+  }
+  return out;
+}
+
+edge::Event CameraDriver::status_event(const Stream& s, edge::EventKind kind,
+                                       const std::string& reason) {
+  edge::Event e;
+  e.kind = kind;
+  e.severity = kind == edge::EventKind::device_offline ? 3 : 4;
+  e.device.id = s.cfg.id;
+  e.device.kind = "camera";
+  e.device.name = s.cfg.name;
+  e.location = s.cfg.location;
+  e.source = "camera";
+  e.attrs = {{"stream", s.cfg.id}, {"url", redact_url(s.cfg.url)}};
+  if (!reason.empty()) e.attrs["reason"] = reason;
+  return e;
+}
+
+void CameraDriver::emit(Stream& s, std::vector<edge::Event> events) {
+  if (events.empty()) return;
+  const std::int64_t now = clock_.wall_ms();
+  for (auto& e : events) {
+    e.id = edge::uuid_v7(now);
+    e.ts_ms = now;
+    e.mono_ns = clock_.mono_ns();
+    e.boot_id = edge::boot_id();
+    e.clock_synced = clock_.synced();
+    e.site = options_.site;
+    e.grid_code = options_.grid_code;
+  }
+  {
+    std::lock_guard lk(s.mu);
+    s.stats.events += static_cast<std::int64_t>(events.size());
+  }
+  if (!sink_(std::move(events)) && !s.sink_refused) {
+    s.sink_refused = true;
+    spdlog::error("camera {}: pipeline refused events (stopping)", s.cfg.id);
+  }
+}
+
+void CameraDriver::run(Stream& s) {
+  const std::string shown = redact_url(s.cfg.url);
+  auto backoff = options_.reconnect_min;
+  const bool network = is_network(s.cfg.url);
+  const bool device = is_device(s.cfg.url);
+  const bool media_time = !network && !device;
+  const double period_ms = 1000.0 / s.cfg.fps;
+
+  auto went_offline = [&](const std::string& reason) {
+    bool report = false;
+    {
+      std::lock_guard lk(s.mu);
+      s.stats.online = false;
+      ++s.stats.failures;
+      s.stats.last_error = reason;
+      report = !s.offline_reported;
+      s.offline_reported = true;
+    }
+    if (report) {
+      spdlog::warn("camera {}: offline ({}): {}", s.cfg.id, shown, reason);
+      emit(s, {status_event(s, edge::EventKind::device_offline, reason)});
+    }
+  };
+
+  while (!stopping_) {
+    cv::VideoCapture cap;
+    bool opened = false;
+    try {
+      if (device) {
+        opened = cap.open(source_path(s.cfg.url), cv::CAP_V4L2);
+      } else {
+        const std::vector<int> params{
+            cv::CAP_PROP_OPEN_TIMEOUT_MSEC, static_cast<int>(options_.open_timeout.count()),
+            cv::CAP_PROP_READ_TIMEOUT_MSEC, static_cast<int>(options_.read_timeout.count())};
+        opened = cap.open(source_path(s.cfg.url), cv::CAP_FFMPEG, params);
+      }
+    } catch (const cv::Exception& ex) {
+      opened = false;
+      spdlog::debug("camera {}: open: {}", s.cfg.id, ex.what());
+    }
+    if (!opened) {
+      went_offline("cannot open the stream");
+    } else {
+      std::optional<StreamAnalyzer> analyzer;
+      analyzer.emplace(s.cfg);
+      cv::Mat frame;
+      bool first = true;
+      double next_analysis = -1;
+      std::int64_t status_due = clock_.mono_ms() + options_.status_interval.count() * 1000;
+      std::int64_t read_at_status = 0, analysed_at_status = 0;
+      std::int64_t status_since = clock_.mono_ms();
+      std::string reason;
+      while (!stopping_) {
+        bool got = false;
+        try {
+          got = cap.grab();
+        } catch (const cv::Exception& ex) {
+          reason = std::string("decoder error: ") + ex.what();
+        }
+        if (!got) {
+          if (reason.empty())
+            reason = media_time
+                         ? "end of stream"
+                         : "no frame within " + std::to_string(options_.read_timeout.count()) +
+                               " ms (stream stalled or closed)";
+          break;
+        }
+        const double t =
+            media_time ? cap.get(cv::CAP_PROP_POS_MSEC) : static_cast<double>(clock_.mono_ms());
+        {
+          std::lock_guard lk(s.mu);
+          ++s.stats.frames_read;
+        }
+        if (first) {
+          first = false;
+          backoff = options_.reconnect_min;
+          edge::Event e = status_event(s, edge::EventKind::device_online, "connected");
+          e.attrs["backend"] = cap.getBackendName();
+          e.attrs["width"] = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
+          e.attrs["height"] = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
+          e.attrs["source_fps"] = cap.get(cv::CAP_PROP_FPS);
+          {
+            std::lock_guard lk(s.mu);
+            s.stats.online = true;
+            ++s.stats.connects;
+            s.offline_reported = false;
+          }
+          spdlog::info("camera {}: online ({})", s.cfg.id, shown);
+          emit(s, {std::move(e)});
+        }
+        std::vector<std::string> resets;
+        {
+          std::lock_guard lk(s.mu);
+          resets.swap(s.pending_resets);
+        }
+        for (const auto& z : resets) analyzer->reset_zone(z);
+
+        if (t >= next_analysis) {
+          // Only this, the newest frame, is converted and analysed; the ones grabbed since the
+          // last analysis were decoded (to keep the stream current) and dropped.
+          if (!cap.retrieve(frame) || frame.empty()) continue;
+          next_analysis = (next_analysis < 0 || t - next_analysis > period_ms)
+                              ? t + period_ms
+                              : next_analysis + period_ms;
+          auto events = analyzer->process(frame, static_cast<std::int64_t>(t));
+          {
+            std::lock_guard lk(s.mu);
+            ++s.stats.frames_analysed;
+          }
+          emit(s, std::move(events));
+        }
+        if (options_.status_interval.count() > 0 && clock_.mono_ms() >= status_due) {
+          const std::int64_t now = clock_.mono_ms();
+          CameraStreamStats st;
+          {
+            std::lock_guard lk(s.mu);
+            st = s.stats;
+          }
+          const double secs = std::max<double>(static_cast<double>(now - status_since), 1) / 1000;
+          edge::Event e = status_event(s, edge::EventKind::measurement, "");
+          e.values.push_back(
+              {"fps_read", static_cast<double>(st.frames_read - read_at_status) / secs, "1/s"});
+          e.values.push_back({"fps_analysed",
+                              static_cast<double>(st.frames_analysed - analysed_at_status) / secs,
+                              "1/s"});
+          read_at_status = st.frames_read;
+          analysed_at_status = st.frames_analysed;
+          status_since = now;
+          status_due = now + options_.status_interval.count() * 1000;
+          emit(s, {std::move(e)});
+        }
+      }
+      cap.release();
+      if (stopping_) break;
+      went_offline(reason);
+      if (media_time && !options_.reopen_files) break;
+    }
+    if (wait_stop(backoff)) break;
+    backoff = std::min(backoff * 2, options_.reconnect_max);
+  }
+  std::lock_guard lk(s.mu);
+  s.stats.online = false;
+}
+
+}  // namespace anju::drivers::camera

@@ -1,0 +1,331 @@
+// Camera stream config parser. Pure: no I/O, no OpenCV, no exceptions on bad input (the JSON is
+// parsed with exceptions disabled and every value is read only after its type was checked).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <set>
+#include <utility>
+
+#include "anju/drivers/camera/camera_config.hpp"
+
+namespace anju::drivers::camera {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxStreams = 256;
+constexpr std::size_t kMaxZones = 32;
+constexpr std::size_t kMaxPolygonPoints = 64;
+constexpr std::size_t kMaxIdBytes = 64;
+constexpr std::size_t kMaxUrlBytes = 2048;
+constexpr std::size_t kMaxNameBytes = 256;
+
+constexpr std::array<std::pair<Detector, std::string_view>, 4> kDetectors{{
+    {Detector::intrusion, "intrusion"},
+    {Detector::loitering, "loitering"},
+    {Detector::line_count, "line_count"},
+    {Detector::thrown_object, "thrown_object"},
+}};
+
+// A path element and the failure, e.g. "streams[0].zones[1].dwell_s: must be > 0".
+struct Ctx {
+  std::string path;
+  std::string* error;
+  bool fail(const std::string& field, const std::string& what) const {
+    *error = (path.empty() ? field : (field.empty() ? path : path + "." + field)) + ": " + what;
+    return false;
+  }
+};
+
+bool valid_id(const std::string& s) {
+  if (s.empty() || s.size() > kMaxIdBytes) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.' || c == ':';
+  });
+}
+
+bool printable(const std::string& s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
+}
+
+// A key from the input, shortened and with anything but printable ASCII replaced by '?', so
+// that an error is safe to log.
+std::string shown_key(const std::string& key) {
+  std::string out;
+  for (std::size_t i = 0; i < std::min(key.size(), kMaxIdBytes); ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  if (key.size() > kMaxIdBytes) out += "...";
+  return out;
+}
+
+bool check_keys(const json& obj, std::initializer_list<std::string_view> allowed, const Ctx& c) {
+  for (const auto& [key, value] : obj.items()) {
+    (void)value;
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      return c.fail(shown_key(key), "unknown key");
+  }
+  return true;
+}
+
+bool get_string(const json& obj, const char* key, std::string& out, const Ctx& c, bool required,
+                std::size_t max_bytes) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return required ? c.fail(key, "missing") : true;
+  if (!it->is_string()) return c.fail(key, "must be a string");
+  const auto& s = it->get_ref<const std::string&>();
+  if (s.size() > max_bytes) return c.fail(key, "longer than " + std::to_string(max_bytes));
+  if (!printable(s)) return c.fail(key, "contains control characters");
+  out = s;
+  return true;
+}
+
+bool get_number(const json& obj, const char* key, double& out, double lo, double hi, const Ctx& c) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return true;
+  if (!it->is_number()) return c.fail(key, "must be a number");
+  const double v = it->get<double>();
+  if (!std::isfinite(v) || v < lo || v > hi)
+    return c.fail(key, "must be within " + json(lo).dump() + ".." + json(hi).dump());
+  out = v;
+  return true;
+}
+
+bool get_int(const json& obj, const char* key, int& out, int lo, int hi, const Ctx& c) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return true;
+  if (!it->is_number_integer()) return c.fail(key, "must be an integer");
+  const auto v = it->get<std::int64_t>();
+  if (v < lo || v > hi)
+    return c.fail(key, "must be within " + std::to_string(lo) + ".." + std::to_string(hi));
+  out = static_cast<int>(v);
+  return true;
+}
+
+bool get_bool(const json& obj, const char* key, bool& out, const Ctx& c) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return true;
+  if (!it->is_boolean()) return c.fail(key, "must be true or false");
+  out = it->get<bool>();
+  return true;
+}
+
+bool valid_url(const std::string& url) {
+  if (url.empty()) return false;
+  if (url.find(' ') != std::string::npos) return false;
+  for (std::string_view scheme : {"rtsp://", "rtsps://", "http://", "https://", "file://"})
+    if (url.starts_with(scheme)) return url.size() > scheme.size();
+  if (url.find("://") != std::string::npos) return false;  // another scheme
+  return true;                                             // a local file or /dev/videoN
+}
+
+double polygon_area(const std::vector<PointN>& p) {
+  double a = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const auto& u = p[i];
+    const auto& v = p[(i + 1) % p.size()];
+    a += u.x * v.y - v.x * u.y;
+  }
+  return std::abs(a) / 2;
+}
+
+bool parse_zone(const json& z, ZoneConfig& out, const Ctx& c) {
+  if (!z.is_object()) return c.fail("", "must be an object");
+  if (!check_keys(z,
+                  {"id", "detector", "polygon", "min_area", "max_area", "dwell_s", "floors",
+                   "severity", "latch"},
+                  c))
+    return false;
+  if (!get_string(z, "id", out.id, c, true, kMaxIdBytes)) return false;
+  if (!valid_id(out.id)) return c.fail("id", "only letters, digits and _ - . : allowed");
+  std::string det;
+  if (!get_string(z, "detector", det, c, true, kMaxIdBytes)) return false;
+  auto d = detector_from_string(det);
+  if (!d) return c.fail("detector", "must be intrusion, loitering, line_count or thrown_object");
+  out.detector = *d;
+  out.severity = default_severity(*d);
+
+  auto poly = z.find("polygon");
+  if (poly == z.end()) return c.fail("polygon", "missing");
+  if (!poly->is_array()) return c.fail("polygon", "must be an array of [x, y] points");
+  if (poly->size() > kMaxPolygonPoints)
+    return c.fail("polygon", "more than " + std::to_string(kMaxPolygonPoints) + " points");
+  for (std::size_t i = 0; i < poly->size(); ++i) {
+    const json& p = (*poly)[i];
+    const std::string field = "polygon[" + std::to_string(i) + "]";
+    if (!p.is_array() || p.size() != 2 || !p[0].is_number() || !p[1].is_number())
+      return c.fail(field, "must be [x, y] with two numbers");
+    const double x = p[0].get<double>();
+    const double y = p[1].get<double>();
+    if (!std::isfinite(x) || x < 0 || x > 1) return c.fail(field, "x must be within 0..1");
+    if (!std::isfinite(y) || y < 0 || y > 1) return c.fail(field, "y must be within 0..1");
+    out.polygon.push_back({x, y});
+  }
+  if (out.detector == Detector::line_count) {
+    if (out.polygon.size() != 2)
+      return c.fail("polygon", "a line_count zone is a line: exactly 2 points");
+    if (std::hypot(out.polygon[0].x - out.polygon[1].x, out.polygon[0].y - out.polygon[1].y) < 0.01)
+      return c.fail("polygon", "the line is shorter than 0.01");
+  } else {
+    if (out.polygon.size() < 3) return c.fail("polygon", "needs at least 3 points");
+    if (polygon_area(out.polygon) < 1e-4) return c.fail("polygon", "encloses no area");
+  }
+
+  if (out.detector == Detector::thrown_object) {
+    out.min_area = 0.0001;
+  }
+  if (!get_number(z, "min_area", out.min_area, 1e-6, 1, c)) return false;
+  if (!get_number(z, "max_area", out.max_area, 1e-6, 1, c)) return false;
+  if (z.contains("max_area") && out.detector != Detector::thrown_object)
+    return c.fail("max_area", "only for thrown_object zones");
+  if (out.detector == Detector::thrown_object && out.max_area < out.min_area)
+    return c.fail("max_area", "smaller than min_area");
+
+  if (!get_number(z, "dwell_s", out.dwell_s, 0, 86400, c)) return false;
+  if (out.detector == Detector::loitering) {
+    if (!z.contains("dwell_s")) return c.fail("dwell_s", "missing (required for loitering)");
+    if (out.dwell_s <= 0) return c.fail("dwell_s", "must be > 0");
+  } else if (z.contains("dwell_s")) {
+    return c.fail("dwell_s", "only for loitering zones");
+  }
+  if (!get_int(z, "floors", out.floors, 1, 200, c)) return false;
+  if (z.contains("floors") && out.detector != Detector::thrown_object)
+    return c.fail("floors", "only for thrown_object zones");
+  if (!get_int(z, "severity", out.severity, 1, 4, c)) return false;
+  if (!get_bool(z, "latch", out.latch, c)) return false;
+  if (out.latch && out.detector != Detector::intrusion)
+    return c.fail("latch", "only intrusion zones latch");
+  return true;
+}
+
+bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
+  if (!s.is_object()) return c.fail("", "must be an object");
+  if (!check_keys(s,
+                  {"id", "name", "url", "building", "unit", "room", "width", "height", "fps",
+                   "tamper", "zones"},
+                  c))
+    return false;
+  if (!get_string(s, "id", out.id, c, true, kMaxIdBytes)) return false;
+  if (!valid_id(out.id)) return c.fail("id", "only letters, digits and _ - . : allowed");
+  out.name = out.id;
+  if (!get_string(s, "name", out.name, c, false, kMaxNameBytes)) return false;
+  if (!get_string(s, "url", out.url, c, true, kMaxUrlBytes)) return false;
+  if (!valid_url(out.url))
+    return c.fail("url", "must be rtsp://, rtsps://, http(s)://, file:// or a local path");
+  if (!get_string(s, "building", out.location.building, c, false, kMaxNameBytes)) return false;
+  if (!get_string(s, "unit", out.location.unit, c, false, kMaxNameBytes)) return false;
+  if (!get_string(s, "room", out.location.room, c, false, kMaxNameBytes)) return false;
+  if (!get_int(s, "width", out.width, 32, 1920, c)) return false;
+  if (!get_int(s, "height", out.height, 32, 1080, c)) return false;
+  if (!get_number(s, "fps", out.fps, 0.5, 30, c)) return false;
+  if (!get_bool(s, "tamper", out.tamper, c)) return false;
+  if (auto zones = s.find("zones"); zones != s.end()) {
+    if (!zones->is_array()) return c.fail("zones", "must be an array");
+    if (zones->size() > kMaxZones)
+      return c.fail("zones", "more than " + std::to_string(kMaxZones) + " zones");
+    std::set<std::string> ids;
+    for (std::size_t i = 0; i < zones->size(); ++i) {
+      ZoneConfig z;
+      const Ctx zc{c.path + ".zones[" + std::to_string(i) + "]", c.error};
+      if (!parse_zone((*zones)[i], z, zc)) return false;
+      if (!ids.insert(z.id).second) return zc.fail("id", "duplicate zone id '" + z.id + "'");
+      out.zones.push_back(std::move(z));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(Detector d) {
+  for (const auto& [det, name] : kDetectors)
+    if (det == d) return name;
+  return "unknown";
+}
+
+std::optional<Detector> detector_from_string(std::string_view s) {
+  for (const auto& [det, name] : kDetectors)
+    if (name == s) return det;
+  return std::nullopt;
+}
+
+int default_severity(Detector d) {
+  switch (d) {
+    case Detector::intrusion:
+    case Detector::thrown_object:
+      return 2;
+    case Detector::loitering:
+      return 3;
+    case Detector::line_count:
+      return 4;
+  }
+  return 4;
+}
+
+ParseResult parse_streams_json(const nlohmann::json& j) {
+  ParseResult r;
+  const Ctx root{"", &r.error};
+  if (!j.is_object()) {
+    root.fail("(root)", "must be an object with \"streams\"");
+    return r;
+  }
+  if (!check_keys(j, {"streams"}, root)) return r;
+  auto streams = j.find("streams");
+  if (streams == j.end()) {
+    root.fail("streams", "missing");
+    return r;
+  }
+  if (!streams->is_array()) {
+    root.fail("streams", "must be an array");
+    return r;
+  }
+  if (streams->size() > kMaxStreams) {
+    root.fail("streams", "more than " + std::to_string(kMaxStreams) + " streams");
+    return r;
+  }
+  std::set<std::string> ids;
+  std::vector<StreamConfig> out;
+  for (std::size_t i = 0; i < streams->size(); ++i) {
+    StreamConfig s;
+    const Ctx sc{"streams[" + std::to_string(i) + "]", &r.error};
+    if (!parse_stream((*streams)[i], s, sc)) return r;
+    if (!ids.insert(s.id).second) {
+      sc.fail("id", "duplicate stream id '" + s.id + "'");
+      return r;
+    }
+    out.push_back(std::move(s));
+  }
+  r.streams = std::move(out);
+  return r;
+}
+
+ParseResult parse_streams(std::string_view json_text) {
+  const json j = json::parse(json_text.begin(), json_text.end(), nullptr, false);
+  if (j.is_discarded()) {
+    ParseResult r;
+    r.error = "(root): not valid JSON";
+    return r;
+  }
+  return parse_streams_json(j);
+}
+
+std::string redact_url(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const auto host_start = scheme + 3;
+  const auto path_start = url.find('/', host_start);
+  const auto authority =
+      url.substr(host_start, path_start == std::string_view::npos ? std::string_view::npos
+                                                                  : path_start - host_start);
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  std::string out(url.substr(0, host_start));
+  out += "***";
+  out += url.substr(host_start + at);
+  return out;
+}
+
+}  // namespace anju::drivers::camera

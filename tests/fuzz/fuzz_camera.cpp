@@ -1,0 +1,83 @@
+// libFuzzer target for the camera stream config parser. The whole input is the JSON text.
+// Nothing may crash or throw; an error names a field and is safe to log; a config that parses
+// is written back as JSON and must parse again to the same streams; URLs are redacted safely.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "anju/drivers/camera/camera_config.hpp"
+
+namespace cam = anju::drivers::camera;
+using nlohmann::json;
+
+namespace {
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+json to_json(const cam::StreamConfig& s) {
+  json j = {{"id", s.id},
+            {"name", s.name},
+            {"url", s.url},
+            {"building", s.location.building},
+            {"unit", s.location.unit},
+            {"room", s.location.room},
+            {"width", s.width},
+            {"height", s.height},
+            {"fps", s.fps},
+            {"tamper", s.tamper},
+            {"zones", json::array()}};
+  for (const auto& z : s.zones) {
+    json pts = json::array();
+    for (const auto& p : z.polygon) pts.push_back({p.x, p.y});
+    json jz = {{"id", z.id},
+               {"detector", std::string(cam::to_string(z.detector))},
+               {"polygon", pts},
+               {"min_area", z.min_area},
+               {"severity", z.severity}};
+    if (z.detector == cam::Detector::thrown_object) {
+      jz["max_area"] = z.max_area;
+      if (z.floors > 0) jz["floors"] = z.floors;
+    }
+    if (z.detector == cam::Detector::loitering) jz["dwell_s"] = z.dwell_s;
+    if (z.detector == cam::Detector::intrusion) jz["latch"] = z.latch;
+    j["zones"].push_back(jz);
+  }
+  return j;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const auto r = cam::parse_streams(text);
+  if (!r.error.empty()) {
+    check(r.streams.empty());
+    check(r.error.find(": ") != std::string::npos);  // "<field>: <what>"
+    check(!json(r.error).dump(-1, ' ', false, json::error_handler_t::replace).empty());
+    return 0;
+  }
+  json all = {{"streams", json::array()}};
+  for (const auto& s : r.streams) {
+    check(!s.id.empty());
+    check(s.width >= 32 && s.height >= 32 && s.fps > 0);
+    for (const auto& z : s.zones) {
+      check(z.severity >= 1 && z.severity <= 4);
+      check(z.detector == cam::Detector::line_count ? z.polygon.size() == 2
+                                                    : z.polygon.size() >= 3);
+      for (const auto& p : z.polygon) check(p.x >= 0 && p.x <= 1 && p.y >= 0 && p.y <= 1);
+    }
+    const std::string shown = cam::redact_url(s.url);
+    check(shown == s.url || shown.find("***@") != std::string::npos);
+    all["streams"].push_back(to_json(s));
+  }
+  const auto again = cam::parse_streams(all.dump());
+  check(again.error.empty());
+  check(again.streams == r.streams);
+  return 0;
+}

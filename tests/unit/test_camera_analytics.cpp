@@ -1,0 +1,355 @@
+// Unit tests of the camera analytics (drivers/camera/src/analytics.cpp) on synthetic frames made
+// in memory: no video decoding, and OpenCV's worker threads off (cv::setNumThreads(0)) so that
+// the ASan and TSan runs of this binary see only the calling thread.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "anju/drivers/camera/analytics.hpp"
+
+using namespace anju::drivers::camera;
+using anju::edge::Event;
+using anju::edge::EventKind;
+
+namespace {
+
+const cv::Size kSize{320, 180};
+constexpr double kFps = 5;
+constexpr std::int64_t kFrameMs = 200;
+
+// A static scene: large areas of different brightness (walls, sky, road), fine texture
+// (blurred noise) and outlines, like a real view: contrast survives a blur, detail does not.
+cv::Mat scene(cv::Size size = kSize) {
+  cv::setNumThreads(0);
+  cv::RNG rng(7);
+  cv::Mat m(size, CV_8UC3, cv::Scalar(120, 130, 140));
+  for (int i = 0; i < 8; ++i) {
+    const cv::Point a(rng.uniform(0, size.width), rng.uniform(0, size.height));
+    const cv::Point b = a + cv::Point(rng.uniform(size.width / 6, size.width / 2),
+                                      rng.uniform(size.height / 6, size.height / 2));
+    cv::rectangle(m, a, b, cv::Scalar::all(rng.uniform(30, 230)), cv::FILLED);
+  }
+  cv::Mat noise(size, CV_8UC3);
+  rng.fill(noise, cv::RNG::UNIFORM, cv::Scalar::all(0), cv::Scalar::all(40));
+  cv::GaussianBlur(noise, noise, {3, 3}, 0);
+  m += noise;
+  for (int i = 0; i < 12; ++i) {
+    const cv::Point a(rng.uniform(0, size.width), rng.uniform(0, size.height));
+    cv::rectangle(m, a, a + cv::Point(rng.uniform(10, 60), rng.uniform(10, 40)),
+                  cv::Scalar(rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255)), 2);
+  }
+  return m;
+}
+
+StreamConfig stream(std::vector<ZoneConfig> zones, bool tamper = false) {
+  StreamConfig s;
+  s.id = "cam1";
+  s.name = "Camera 1";
+  s.url = "/dev/null";
+  s.width = kSize.width;
+  s.height = kSize.height;
+  s.fps = kFps;
+  s.tamper = tamper;
+  s.location.building = "3";
+  s.zones = std::move(zones);
+  return s;
+}
+
+ZoneConfig zone(std::string id, Detector d, std::vector<PointN> poly) {
+  ZoneConfig z;
+  z.id = std::move(id);
+  z.detector = d;
+  z.polygon = std::move(poly);
+  z.severity = default_severity(d);
+  if (d == Detector::thrown_object) z.min_area = 0.0005;
+  return z;
+}
+
+std::vector<PointN> rect(double x0, double y0, double x1, double y1) {
+  return {{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}};
+}
+
+// Runs `frames` frames through the analyzer: `draw(i, frame)` paints frame i over the scene.
+// The first 10 frames are the bare scene (the background is learned).
+std::vector<Event> run(StreamAnalyzer& a, int frames,
+                       const std::function<void(int, cv::Mat&)>& draw, std::int64_t t0 = 0) {
+  const cv::Mat bg = scene();
+  std::vector<Event> out;
+  for (int i = 0; i < 10 + frames; ++i) {
+    cv::Mat f = bg.clone();
+    if (i >= 10) draw(i - 10, f);
+    for (auto& e : a.process(f, t0 + i * kFrameMs)) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<Event> of_kind(const std::vector<Event>& es, EventKind k) {
+  std::vector<Event> out;
+  for (const auto& e : es)
+    if (e.kind == k) out.push_back(e);
+  return out;
+}
+
+void square(cv::Mat& f, cv::Point2d c, int half, cv::Scalar colour = {0, 0, 230}) {
+  cv::rectangle(f, cv::Point(static_cast<int>(c.x) - half, static_cast<int>(c.y) - half),
+                cv::Point(static_cast<int>(c.x) + half, static_cast<int>(c.y) + half), colour,
+                cv::FILLED);
+}
+
+}  // namespace
+
+TEST_CASE("camera analytics: intrusion in a zone, none in a zone nothing enters") {
+  StreamAnalyzer a(stream({zone("right", Detector::intrusion, rect(0.6, 0, 1, 1)),
+                           zone("top", Detector::intrusion, rect(0, 0, 1, 0.15))}));
+  // A 24x24 block walks from x=20 to x=300 at mid-height over 40 frames, then leaves the view
+  // and the scene stays empty for 8 s.
+  const auto es = run(a, 80, [](int i, cv::Mat& f) {
+    if (i < 40) square(f, {20.0 + 7 * i, 100}, 12);
+  });
+  const auto hits = of_kind(es, EventKind::intrusion);
+  REQUIRE(hits.size() == 2);
+  CHECK(hits[0].attrs["zone"] == "right");
+  CHECK(hits[0].active == true);
+  CHECK(hits[0].severity == 2);
+  CHECK(hits[0].device.id == "cam1");
+  CHECK(hits[0].device.kind == "camera");
+  CHECK(hits[0].device.name == "Camera 1");
+  CHECK(hits[0].location.building == "3");
+  CHECK(hits[0].source == "camera");
+  CHECK(hits[0].attrs["stream"] == "cam1");
+  // Entered the zone (x >= 192) at frame 25 (x = 195); confirmed on the second frame.
+  const std::int64_t entered = (10 + 25) * kFrameMs;
+  CHECK(hits[0].attrs["media_ms"].get<std::int64_t>() >= entered);
+  CHECK(hits[0].attrs["media_ms"].get<std::int64_t>() <= entered + 2 * kFrameMs);
+  CHECK(hits[1].attrs["zone"] == "right");
+  CHECK(hits[1].active == false);  // not latched: cleared 5 s after the zone emptied
+}
+
+TEST_CASE("camera analytics: a latched intrusion zone stays raised until reset") {
+  StreamConfig cfg = stream({zone("fence", Detector::intrusion, rect(0.6, 0, 1, 1))});
+  cfg.zones[0].latch = true;
+  StreamAnalyzer b(cfg);
+  auto pass = [](int i, cv::Mat& f) {
+    if (i < 40) square(f, {20.0 + 7 * i, 100}, 12);
+  };
+  auto es = run(b, 70, pass);
+  auto hits = of_kind(es, EventKind::intrusion);
+  REQUIRE(hits.size() == 1);
+  CHECK(hits[0].active == true);
+  CHECK(hits[0].attrs["latched"] == true);
+  // A second pass while latched: nothing new.
+  es = run(b, 50, pass, 20'000);
+  CHECK(of_kind(es, EventKind::intrusion).empty());
+  // Reset, then a third pass raises it again.
+  CHECK(b.reset_zone("fence"));
+  CHECK_FALSE(b.reset_zone("nope"));
+  es = run(b, 50, pass, 40'000);
+  CHECK(of_kind(es, EventKind::intrusion).size() == 1);
+}
+
+TEST_CASE("camera analytics: loitering needs the dwell, a passer-by does not loiter") {
+  ZoneConfig z = zone("bench", Detector::loitering, rect(0.3, 0.2, 0.8, 0.9));
+  z.dwell_s = 6;
+  StreamAnalyzer a(stream({z}));
+  // Someone wanders inside the zone for 10 s (50 frames), then leaves.
+  auto es = run(a, 70, [](int i, cv::Mat& f) {
+    if (i < 50) square(f, {160 + 20 * std::sin(i / 5.0), 100 + 10 * std::cos(i / 7.0)}, 12);
+  });
+  auto hits = of_kind(es, EventKind::loitering);
+  REQUIRE(hits.size() == 2);
+  CHECK(hits[0].active == true);
+  REQUIRE(hits[0].value("dwell") != nullptr);
+  CHECK(hits[0].value("dwell")->value >= 6);
+  CHECK(hits[0].value("dwell")->value < 7);
+  CHECK(hits[0].severity == 3);
+  CHECK(hits[1].active == false);
+
+  // Someone crossing the zone in 3 s never loiters.
+  StreamAnalyzer b(stream({z}));
+  es = run(b, 40, [](int i, cv::Mat& f) {
+    if (i < 20) square(f, {60.0 + 11 * i, 100}, 12);
+  });
+  CHECK(of_kind(es, EventKind::loitering).empty());
+}
+
+TEST_CASE("camera analytics: line crossings are counted by direction") {
+  // A vertical line at x = 0.5 from top to bottom: "in" is right to left.
+  StreamAnalyzer a(stream({zone("door", Detector::line_count, {{0.5, 0.05}, {0.5, 0.95}})}));
+  const auto es = run(a, 100, [](int i, cv::Mat& f) {
+    if (i < 30) square(f, {40.0 + 8 * i, 60}, 12);                      // left → right: out
+    if (i >= 40 && i < 70) square(f, {280.0 - 8 * (i - 40), 120}, 12);  // right → left: in
+    if (i >= 75 && i < 90) square(f, {120.0 + 2 * (i - 75), 140}, 12);  // stays left: nothing
+  });
+  const auto counts = of_kind(es, EventKind::people_count);
+  REQUIRE(counts.size() == 2);
+  CHECK(counts[0].attrs["direction"] == "out");
+  CHECK(counts[0].value("out")->value == 1);
+  CHECK(counts[0].value("in")->value == 0);
+  CHECK(counts[1].attrs["direction"] == "in");
+  CHECK(counts[1].value("in")->value == 1);
+  CHECK(counts[1].value("out")->value == 1);
+  CHECK(counts[1].severity == 4);
+  auto* lc = dynamic_cast<LineCounter*>(a.detector("door"));
+  REQUIRE(lc != nullptr);
+  CHECK(lc->count_in() == 1);
+  CHECK(lc->count_out() == 1);
+}
+
+namespace {
+
+// A 8x8 object at (x(t), y(t)) in pixels, t in s from its appearance, for `frames` frames.
+std::vector<Event> fly(const std::function<cv::Point2d(double)>& path, int frames, int floors = 0) {
+  ZoneConfig z = zone("facade", Detector::thrown_object, rect(0, 0, 1, 1));
+  z.floors = floors;
+  StreamAnalyzer a(stream({z}));
+  return of_kind(run(a, frames + 10,
+                     [&](int i, cv::Mat& f) {
+                       if (i < frames) square(f, path(i / kFps), 4);
+                     }),
+                 EventKind::thrown_object);
+}
+
+}  // namespace
+
+TEST_CASE("camera analytics: an object falling faster and faster is a thrown object") {
+  // From (150, 15) it falls with 0.5 frame heights/s² (90 px/s²) for 1.8 s: 146 px.
+  const auto hits = fly([](double t) { return cv::Point2d(150 + 3 * t, 15 + 45 * t * t); }, 10, 20);
+  REQUIRE(hits.size() == 1);
+  const auto& e = hits[0];
+  CHECK(e.severity == 2);
+  CHECK(e.attrs["zone"] == "facade");
+  REQUIRE(e.value("acceleration") != nullptr);
+  CHECK(e.value("acceleration")->value > 0.3);
+  CHECK(e.value("acceleration")->value < 0.7);
+  CHECK(e.attrs["start"]["y"].get<double>() < 0.15);
+  CHECK(e.attrs["start"]["x"].get<double>() == Approx(150.0 / 320).margin(0.02));
+  // Seen first near the top of a 20-floor zone: the top floors.
+  CHECK(e.attrs["floor_estimate"].get<int>() >= 18);
+  CHECK(e.attrs["floor_band"].size() == 2);
+}
+
+TEST_CASE("camera analytics: an object entering the view already falling fast is thrown") {
+  // 60 px/s (12 px per frame) when first seen, then 0.5 frame heights/s² as above.
+  const auto hits = fly([](double t) { return cv::Point2d(200, 10 + 60 * t + 45 * t * t); }, 8);
+  REQUIRE(hits.size() == 1);
+  CHECK(hits[0].attrs["start"]["y"].get<double>() < 0.1);
+}
+
+TEST_CASE("camera analytics: birds, upward movers, drifters and steady fallers are not thrown") {
+  SECTION("a bird crossing sideways, bobbing") {
+    CHECK(fly(
+              [](double t) {
+                return cv::Point2d(20 + 120 * t, 40 + 8 * t * t + 4 * std::sin(6 * t));
+              },
+              12)
+              .empty());
+  }
+  SECTION("a bird diving sideways, accelerating") {
+    CHECK(fly([](double t) { return cv::Point2d(20 + 150 * t, 30 + 30 * t * t); }, 10).empty());
+  }
+  SECTION("something rising faster and faster") {
+    CHECK(fly([](double t) { return cv::Point2d(150, 165 - 45 * t * t); }, 10).empty());
+  }
+  SECTION("slow drift down (a leaf, a plastic bag)") {
+    CHECK(fly([](double t) { return cv::Point2d(150 + 2 * std::sin(t), 30 + 6 * t); }, 25).empty());
+  }
+  SECTION("steady downward motion, no acceleration") {
+    CHECK(fly([](double t) { return cv::Point2d(150, 20 + 60 * t); }, 10).empty());
+  }
+}
+
+namespace {
+
+std::vector<Event> tamper_run(const std::function<cv::Mat(int, const cv::Mat&)>& make, int frames) {
+  TamperDetector d;
+  const cv::Mat bg = scene({640, 360});
+  std::vector<Event> out;
+  for (int i = 0; i < 10 + frames; ++i) {
+    cv::Mat f = i < 10 ? bg.clone() : make(i - 10, bg);
+    for (auto& e : d.process(f, i * kFrameMs)) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("camera analytics: tamper: covered, blinded, defocused, moved, and back") {
+  SECTION("a normal view with movement raises nothing") {
+    const auto es = tamper_run(
+        [](int i, const cv::Mat& bg) {
+          cv::Mat f = bg.clone();
+          square(f, {40.0 + 10 * i, 180}, 30);
+          return f;
+        },
+        50);
+    CHECK(es.empty());
+  }
+  SECTION("covered, then uncovered") {
+    const auto es = tamper_run(
+        [](int i, const cv::Mat& bg) {
+          if (i >= 10) return bg.clone();
+          cv::Mat f(bg.size(), CV_8UC3, cv::Scalar::all(18));
+          cv::randn(f, cv::Scalar::all(18), cv::Scalar::all(2));
+          return f;
+        },
+        20);
+    REQUIRE(es.size() == 2);
+    CHECK(es[0].kind == EventKind::camera_tamper);
+    CHECK(es[0].active == true);
+    CHECK(es[0].attrs["reason"] == "covered");
+    CHECK(es[0].severity == 3);
+    CHECK(es[1].active == false);
+    CHECK(es[1].attrs["reason"] == "covered");
+  }
+  SECTION("blinded by a light") {
+    const auto es = tamper_run(
+        [](int, const cv::Mat& bg) {
+          cv::Mat f = bg.clone();
+          f.setTo(cv::Scalar::all(255));
+          return f;
+        },
+        5);
+    REQUIRE(es.size() == 1);
+    CHECK(es[0].attrs["reason"] == "blinded");
+  }
+  SECTION("defocused") {
+    const auto es = tamper_run(
+        [](int, const cv::Mat& bg) {
+          cv::Mat f;
+          cv::GaussianBlur(bg, f, {0, 0}, 4);
+          return f;
+        },
+        5);
+    REQUIRE(es.size() == 1);
+    CHECK(es[0].attrs["reason"] == "defocused");
+  }
+  SECTION("moved by 40 px to the right and 20 px up") {
+    const auto es = tamper_run(
+        [](int, const cv::Mat& bg) {
+          cv::Mat f;
+          const cv::Mat shift = (cv::Mat_<double>(2, 3) << 1, 0, 40, 0, 1, -20);
+          cv::warpAffine(bg, f, shift, bg.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT);
+          return f;
+        },
+        5);
+    REQUIRE(es.size() == 1);
+    CHECK(es[0].attrs["reason"] == "moved");
+    CHECK(es[0].attrs["shift"]["x"].get<int>() == Approx(40).margin(6));
+    CHECK(es[0].attrs["shift"]["y"].get<int>() == Approx(-20).margin(6));
+  }
+  SECTION("a change shorter than the confirmation raises nothing") {
+    const auto es = tamper_run(
+        [](int i, const cv::Mat& bg) {
+          if (i != 3 && i != 4) return bg.clone();
+          return cv::Mat(bg.size(), CV_8UC3, cv::Scalar::all(10));
+        },
+        10);
+    CHECK(es.empty());
+  }
+}

@@ -1,0 +1,166 @@
+// Unit tests of the camera stream config parser (drivers/camera/src/camera_parser.cpp): pure, no
+// OpenCV.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "anju/drivers/camera/camera_config.hpp"
+
+using namespace anju::drivers::camera;
+using nlohmann::json;
+
+namespace {
+
+json good() {
+  return json::parse(R"({"streams": [
+    {"id": "gate-north", "name": "North gate", "url": "rtsp://admin:secret@10.0.0.5/stream1",
+     "building": "3", "room": "north gate", "width": 480, "height": 270, "fps": 4,
+     "zones": [
+       {"id": "fence", "detector": "intrusion", "polygon": [[0.1,0.2],[0.9,0.2],[0.9,0.8]],
+        "min_area": 0.003, "severity": 1, "latch": true},
+       {"id": "bench", "detector": "loitering", "polygon": [[0,0],[0.5,0],[0.5,0.5],[0,0.5]],
+        "dwell_s": 45},
+       {"id": "door", "detector": "line_count", "polygon": [[0.5,0.1],[0.5,0.9]]},
+       {"id": "facade", "detector": "thrown_object", "polygon": [[0,0],[1,0],[1,1],[0,1]],
+        "max_area": 0.01, "floors": 18}
+     ]},
+    {"id": "lobby", "url": "/srv/replay/lobby.avi", "tamper": false}
+  ]})");
+}
+
+std::string error_of(const json& j) {
+  auto r = parse_streams_json(j);
+  CHECK(r.streams.empty());
+  return r.error;
+}
+
+}  // namespace
+
+TEST_CASE("camera config: a full example parses with its defaults") {
+  auto r = parse_streams(good().dump());
+  REQUIRE(r.error.empty());
+  REQUIRE(r.streams.size() == 2);
+  const auto& s = r.streams[0];
+  CHECK(s.id == "gate-north");
+  CHECK(s.name == "North gate");
+  CHECK(s.location.building == "3");
+  CHECK(s.location.room == "north gate");
+  CHECK(s.width == 480);
+  CHECK(s.height == 270);
+  CHECK(s.fps == 4);
+  CHECK(s.tamper);
+  REQUIRE(s.zones.size() == 4);
+  CHECK(s.zones[0].detector == Detector::intrusion);
+  CHECK(s.zones[0].latch);
+  CHECK(s.zones[0].severity == 1);
+  CHECK(s.zones[0].min_area == 0.003);
+  CHECK(s.zones[0].polygon.size() == 3);
+  CHECK(s.zones[0].polygon[1] == PointN{0.9, 0.2});
+  CHECK(s.zones[1].detector == Detector::loitering);
+  CHECK(s.zones[1].dwell_s == 45);
+  CHECK(s.zones[1].severity == 3);  // default by detector
+  CHECK(s.zones[2].detector == Detector::line_count);
+  CHECK(s.zones[2].severity == 4);
+  CHECK(s.zones[3].detector == Detector::thrown_object);
+  CHECK(s.zones[3].severity == 2);
+  CHECK(s.zones[3].floors == 18);
+  CHECK(s.zones[3].max_area == 0.01);
+  CHECK(s.zones[3].min_area == 0.0001);  // thrown objects are small: a smaller default
+
+  const auto& l = r.streams[1];
+  CHECK(l.name == "lobby");  // default: the id
+  CHECK(l.width == 640);
+  CHECK(l.height == 360);
+  CHECK(l.fps == 5);
+  CHECK_FALSE(l.tamper);
+  CHECK(l.zones.empty());
+}
+
+TEST_CASE("camera config: errors name the field") {
+  struct Case {
+    std::string pointer;  // JSON pointer to change
+    json value;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"/streams/0/id", "gate north", "streams[0].id: only letters"},
+      {"/streams/0/url", "", "streams[0].url: must be rtsp://"},
+      {"/streams/0/url", "ftp://x/y", "streams[0].url: must be rtsp://"},
+      {"/streams/0/fps", 0, "streams[0].fps: must be within 0.5..30"},
+      {"/streams/0/fps", "5", "streams[0].fps: must be a number"},
+      {"/streams/0/width", 10, "streams[0].width: must be within 32..1920"},
+      {"/streams/0/width", 640.5, "streams[0].width: must be an integer"},
+      {"/streams/0/tamper", 1, "streams[0].tamper: must be true or false"},
+      {"/streams/0/zones/0/detector", "fire", "streams[0].zones[0].detector: must be intrusion"},
+      {"/streams/0/zones/0/polygon/2", json::array({0.9, 1.5}),
+       "streams[0].zones[0].polygon[2]: y must be within 0..1"},
+      {"/streams/0/zones/0/polygon/0", json::array({-0.1, 0.5}),
+       "streams[0].zones[0].polygon[0]: x must be within 0..1"},
+      {"/streams/0/zones/0/polygon/1", json::array({0.1}),
+       "streams[0].zones[0].polygon[1]: must be [x, y]"},
+      {"/streams/0/zones/0/polygon", json::array({json::array({0.1, 0.1}), json::array({1, 1})}),
+       "streams[0].zones[0].polygon: needs at least 3 points"},
+      {"/streams/0/zones/0/polygon",
+       json::array({json::array({0.1, 0.1}), json::array({0.2, 0.2}), json::array({0.3, 0.3})}),
+       "streams[0].zones[0].polygon: encloses no area"},
+      {"/streams/0/zones/0/severity", 5, "streams[0].zones[0].severity: must be within 1..4"},
+      {"/streams/0/zones/0/min_area", 0, "streams[0].zones[0].min_area: must be within"},
+      {"/streams/0/zones/0/max_area", 0.1, "streams[0].zones[0].max_area: only for thrown_object"},
+      {"/streams/0/zones/1/latch", true, "streams[0].zones[1].latch: only intrusion zones latch"},
+      {"/streams/0/zones/1/dwell_s", 0, "streams[0].zones[1].dwell_s: must be > 0"},
+      {"/streams/0/zones/0/dwell_s", 5, "streams[0].zones[0].dwell_s: only for loitering"},
+      {"/streams/0/zones/2/polygon", json::array({json::array({0.5, 0.1})}),
+       "streams[0].zones[2].polygon: a line_count zone is a line: exactly 2 points"},
+      {"/streams/0/zones/2/polygon",
+       json::array({json::array({0.5, 0.5}), json::array({0.501, 0.5})}),
+       "streams[0].zones[2].polygon: the line is shorter than 0.01"},
+      {"/streams/0/zones/3/max_area", 0.00001,
+       "streams[0].zones[3].max_area: smaller than min_area"},
+      {"/streams/0/zones/3/floors", 0, "streams[0].zones[3].floors: must be within 1..200"},
+      {"/streams/0/zones/0/floors", 3, "streams[0].zones[0].floors: only for thrown_object"},
+      {"/streams/0/zones/0/colour", "red", "streams[0].zones[0].colour: unknown key"},
+      {"/streams/0/colour", "red", "streams[0].colour: unknown key"},
+      {"/streams/1/id", "gate-north", "streams[1].id: duplicate stream id 'gate-north'"},
+      {"/streams/0/zones/1/id", "fence", "streams[0].zones[1].id: duplicate zone id 'fence'"},
+      {"/streams/0/name", "a\nb", "streams[0].name: contains control characters"},
+      {"/streams/0/zones", json::object(), "streams[0].zones: must be an array"},
+      {"/streams/0", 3, "streams[0]: must be an object"},
+      {"/streams", json::object(), "streams: must be an array"},
+  };
+  for (const auto& c : cases) {
+    json j = good();
+    j[json::json_pointer(c.pointer)] = c.value;
+    INFO(c.pointer << " = " << c.value.dump());
+    const std::string err = error_of(j);
+    CHECK(err.starts_with(c.expected));
+  }
+  json missing = good();
+  missing["streams"][0].erase("url");
+  CHECK(error_of(missing) == "streams[0].url: missing");
+  missing = good();
+  missing["streams"][0]["zones"][1].erase("dwell_s");
+  CHECK(error_of(missing) == "streams[0].zones[1].dwell_s: missing (required for loitering)");
+  CHECK(error_of(json::object()) == "streams: missing");
+  CHECK(error_of(json::array()) == "(root): must be an object with \"streams\"");
+  CHECK(parse_streams("{\"streams\": [").error == "(root): not valid JSON");
+  CHECK(parse_streams(R"({"streams": []})").error.empty());
+}
+
+TEST_CASE("camera config: credentials are redacted from URLs") {
+  CHECK(redact_url("rtsp://admin:secret@10.0.0.5:554/stream1") ==
+        "rtsp://***@10.0.0.5:554/stream1");
+  CHECK(redact_url("rtsp://user@cam/s") == "rtsp://***@cam/s");
+  CHECK(redact_url("rtsp://cam/s?a=b@c") == "rtsp://cam/s?a=b@c");  // '@' after the host
+  CHECK(redact_url("rtsp://10.0.0.5/stream1") == "rtsp://10.0.0.5/stream1");
+  CHECK(redact_url("/srv/a@b.avi") == "/srv/a@b.avi");
+  CHECK(redact_url("http://u:p@host") == "http://***@host");
+}
+
+TEST_CASE("camera config: detector names round-trip") {
+  for (auto d :
+       {Detector::intrusion, Detector::loitering, Detector::line_count, Detector::thrown_object})
+    CHECK(detector_from_string(to_string(d)) == d);
+  CHECK_FALSE(detector_from_string("motion"));
+}
