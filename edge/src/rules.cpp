@@ -34,15 +34,20 @@ std::optional<int> alarm_severity(EventKind k) {
   }
 }
 
-// Kinds whose severity is chosen where they are derived (the door rules' settings), raised as
-// conditions when they carry `active` (forced, held open) and as one-off alerts otherwise
-// (tailgating, repeated denials: each one counts on the open alert).
+// Kinds whose severity is chosen where they are derived (the door rules' settings, a camera
+// zone's config), raised as conditions when they carry `active` (forced, held open, intrusion,
+// loitering, camera tamper) and as one-off alerts otherwise (tailgating, repeated denials, a
+// thrown object: each one counts on the open alert).
 bool derived_alert_kind(EventKind k) {
   switch (k) {
     case EventKind::door_forced:
     case EventKind::door_held_open:
     case EventKind::tailgating:
     case EventKind::repeated_denial:
+    case EventKind::intrusion:
+    case EventKind::loitering:
+    case EventKind::camera_tamper:
+    case EventKind::thrown_object:
       return true;
     default:
       return false;

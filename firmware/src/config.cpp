@@ -1898,6 +1898,77 @@ const Table<AccessConfig>& access_table() {
   return t;
 }
 
+// ---- cameras (issue 5)
+// ---------------------------------------------------------------------------
+
+// A YAML value as JSON, the way the camera parser reads it: plain scalars that read as numbers or
+// booleans become those, quoted ones stay strings.
+nlohmann::json yaml_to_json(const YAML::Node& n, int depth = 0) {
+  if (depth > 64) return nullptr;
+  if (n.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (auto it = n.begin(); it != n.end(); ++it)
+      j[it->first.IsScalar() ? it->first.Scalar() : std::string("?")] =
+          yaml_to_json(it->second, depth + 1);
+    return j;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (auto it = n.begin(); it != n.end(); ++it) j.push_back(yaml_to_json(*it, depth + 1));
+    return j;
+  }
+  if (!n.IsScalar()) return nullptr;
+  const std::string& v = n.Scalar();
+  if (n.Tag() == "!") return v;
+  if (v == "true" || v == "false") return v == "true";
+  bool too_big = false;
+  if (auto i = parse_int(v, too_big)) return *i;
+  double d = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+  if (!v.empty() && ec == std::errc() && end == v.data() + v.size() && std::isfinite(d)) return d;
+  return v;
+}
+
+Field<CamerasConfig> camera_streams_field() {
+  Field<CamerasConfig> f;
+  f.key = "streams";
+  f.type = "list of maps";
+  f.description =
+      "Camera streams: id, name, url, building/unit/room, width, height, fps, tamper, and zones "
+      "(id, detector intrusion|loitering|line_count|thrown_object, polygon of [x, y] in 0..1, "
+      "min_area, max_area, dwell_s, floors, severity, latch). See docs/CAMERA.md.";
+  f.read = [](Ctx& ctx, const YAML::Node& n, const Path& p, CamerasConfig& c) {
+    if (n.IsNull()) return;
+    if (!n.IsSequence()) {
+      ctx.value_error(n, p, "expected a list of maps, got " + describe(n));
+      return;
+    }
+    auto r = drivers::camera::parse_streams_json({{"streams", yaml_to_json(n)}});
+    if (!r.error.empty()) {
+      // "streams[1].zones[0].polygon: ..." -> at cameras.streams[1].zones[0].polygon
+      const auto colon = r.error.find(": ");
+      std::string where = colon == std::string::npos ? "" : r.error.substr(0, colon);
+      const bool named = where.rfind("streams", 0) == 0;
+      const Path key = named ? join_key(p.substr(0, p.rfind('.')), where) : p;
+      ctx.error(n.Mark(), key, named ? r.error.substr(colon + 2) : r.error);
+      return;
+    }
+    c.streams = std::move(r.streams);
+  };
+  f.missing = [](Ctx&, const Path&, CamerasConfig&) {};
+  f.doc = [](std::vector<ConfigKeyDoc>& out, const Path& p, const CamerasConfig&) {
+    out.push_back({p, "list of maps", "", "[]",
+                   "Camera streams and their zones (the camera driver's format, docs/CAMERA.md).",
+                   false});
+  };
+  return f;
+}
+
+const Table<CamerasConfig>& cameras_table() {
+  static const Table<CamerasConfig> t{{camera_streams_field()}, {}};
+  return t;
+}
+
 const Table<SiteConfig>& site_table() {
   static const Table<SiteConfig> t{
       {
@@ -1977,6 +2048,8 @@ const Table<Config>& config_table() {
           section("modbus", &Config::modbus, modbus_table(), "Modbus TCP/RTU devices, polled."),
           section("access", &Config::access, access_table(),
                   "Access control: OSDP readers and local decisions."),
+          section("cameras", &Config::cameras, cameras_table(),
+                  "Camera streams analysed on the gateway (OpenCV)."),
           section("dashboard", &Config::dashboard, dashboard_table(),
                   "The web dashboard for property management, served by anjud."),
       },

@@ -16,6 +16,7 @@
 
 #include "anju/bridge/city_bridge.hpp"
 #include "anju/bridge/uplink.hpp"
+#include "anju/drivers/camera/camera_driver.hpp"
 #include "anju/drivers/credentials.hpp"
 #include "anju/drivers/z2m_driver.hpp"
 #include "anju/edge/door_rules.hpp"
@@ -467,6 +468,16 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   if (config.modbus.enabled && !config.modbus.devices.empty())
     modbus = std::make_unique<drivers::ModbusDriver>(modbus_options(config), clock, sink);
 
+  // Cameras (issue 5): one capture thread per stream, analysed at its rate on the gateway.
+  std::unique_ptr<drivers::camera::CameraDriver> cameras;
+  if (!config.cameras.streams.empty()) {
+    drivers::camera::CameraDriverOptions co;
+    co.site = config.site.id;
+    co.grid_code = config.site.grid_code;
+    co.streams = config.cameras.streams;
+    cameras = std::make_unique<drivers::camera::CameraDriver>(co, clock, sink);
+  }
+
   // Access control (issue 4): OSDP readers decide locally from the credentials file, on their
   // own I/O threads (a decision never waits for the journal or the city). A key or credentials
   // file that cannot be used stops anjud at start with the file named: running without it would
@@ -705,6 +716,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   if (uplink) uplink->start();
   if (modbus) modbus->start();
   for (auto& panel : osdp) panel->start();
+  if (cameras) cameras->start();
   status.start();
   if (dashboard) dashboard->start();
   bus.start();
@@ -767,6 +779,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   bus.stop();                        // no more input
   if (modbus) modbus->stop();
   for (auto& panel : osdp) panel->stop();
+  if (cameras) cameras->stop();
   pipeline.stop();  // commit what is queued
   if (uplink) uplink->stop(std::chrono::milliseconds(3000));
   try {

@@ -289,3 +289,39 @@ TEST_CASE("sensor config: Modbus mistakes are named", "[config][sensors]") {
   CHECK(find_error(r, "modbus.devices[1].serial.baud"));
   CHECK(find_error(r, "modbus.devices[1].registers"));
 }
+
+TEST_CASE("camera config: streams are read by the camera parser, errors keep their place",
+          "[config][camera]") {
+  auto r = parse(R"(cameras:
+  streams:
+    - id: gate-north
+      url: rtsp://admin:secret@192.168.10.21/stream1
+      room: north gate
+      fps: 2.5
+      zones:
+        - {id: fence, detector: intrusion, polygon: [[0.1, 0.3], [0.9, 0.3], [0.9, 0.9]], latch: true}
+        - {id: line, detector: line_count, polygon: [[0.3, 0], [0.3, 1]]}
+)");
+  INFO(all_errors(r));
+  REQUIRE(r.config);
+  const auto& s = r.config->cameras.streams;
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].id == "gate-north");
+  CHECK(s[0].fps == 2.5);
+  REQUIRE(s[0].zones.size() == 2);
+  CHECK(s[0].zones[0].latch);
+  CHECK(s[0].zones[1].detector == drivers::camera::Detector::line_count);
+
+  auto bad = parse(R"(cameras:
+  streams:
+    - id: gate-north
+      url: rtsp://cam/1
+      zones:
+        - {id: fence, detector: intrusion, polygon: [[0.1, 0.3], [1.5, 0.3], [0.9, 0.9]]}
+)");
+  INFO(all_errors(bad));
+  CHECK_FALSE(bad.config);
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].key.rfind("cameras.streams[0].zones[0].polygon", 0) == 0);
+  CHECK(bad.errors[0].line == 10);  // where the streams list starts (7 lines of kBase, then 3)
+}

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "anju/drivers/camera/camera_config.hpp"
 #include "anju/drivers/chirpstack.hpp"
 #include "anju/drivers/generic_mqtt.hpp"
 #include "anju/drivers/modbus_map.hpp"
@@ -211,6 +212,12 @@ struct AccessConfig {
   std::vector<OsdpBusEntry> osdp;
 };
 
+// Cameras (issue 5): streams analysed on the gateway. The section is read by the camera driver's
+// own parser (drivers/camera/camera_config.hpp); its errors are reported at the key they name.
+struct CamerasConfig {
+  std::vector<drivers::camera::StreamConfig> streams;
+};
+
 struct SiteConfig {
   std::string id;             // compound id: [A-Za-z0-9_-]{1,64}, used in topics
   std::string grid_code;      // CJ/T 349: 20 digits
@@ -246,6 +253,7 @@ struct Config {
   GenericMqttConfig generic_mqtt;
   ModbusConfig modbus;
   AccessConfig access;
+  CamerasConfig cameras;
   DashboardConfig dashboard;
 };
 
