@@ -441,7 +441,7 @@ TEST_CASE("dashboard: login, live alerts, actions with CSRF and roles, lockout, 
   CHECK(gw.term() == 0);
 }
 
-TEST_CASE("dashboard: HTTPS when a certificate is configured; the cookie is Secure",
+TEST_CASE("dashboard: HTTPS when a certificate is configured, the cookie is Secure",
           "[e2e][dashboard]") {
   TempDir certs("anju-it-tls");
   const auto cert = certs / "cert.pem";

@@ -654,7 +654,7 @@ TEST_CASE("sensors: Modbus exception replies are reported with their meaning", "
   driver.stop();
 }
 
-TEST_CASE("sensors: Modbus config problems are named; stop() is prompt", "[sensors]") {
+TEST_CASE("sensors: Modbus config problems are named, stop() is prompt", "[sensors]") {
   drivers::ModbusOptions opts;
   drivers::ModbusDeviceConfig d;
   d.id = "x";

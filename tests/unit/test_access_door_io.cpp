@@ -144,7 +144,7 @@ TEST_CASE("Door I/O: a Wiegand frame with bad parity is a reader_fault, not a ca
   CHECK(drain(g, c, 1100 * kMs).empty());
 }
 
-TEST_CASE("Door I/O: inputs are debounced; contact, exit button and tamper become events",
+TEST_CASE("Door I/O: inputs are debounced, contact, exit button and tamper become events",
           "[access][door_io]") {
   anju::edge::ManualClock clock;
   auto g = gpio();
@@ -248,7 +248,7 @@ TEST_CASE("Door I/O config errors name the field", "[access][door_io]") {
 }
 
 TEST_CASE(
-    "Door I/O on libgpiod: a missing chip is a clear error; gpio-sim when the kernel has "
+    "Door I/O on libgpiod: a missing chip is a clear error, gpio-sim when the kernel has "
     "it",
     "[access][door_io][gpiod]") {
   if (!have_libgpiod()) {

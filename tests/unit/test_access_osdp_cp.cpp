@@ -123,7 +123,7 @@ std::string expected_pseudonym(const wiegand::Bits& bits) {
 }  // namespace
 
 TEST_CASE(
-    "OSDP CP over a pty: ID and CAP at start, then polls; a card read becomes a card_read "
+    "OSDP CP over a pty: ID and CAP at start, then polls, a card read becomes a card_read "
     "event and the decision's feedback reaches the reader",
     "[access][osdp_cp]") {
   Pty pty;
@@ -315,7 +315,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "OSDP CP: Secure Channel with the wrong key is a security_fault; the reader is never "
+    "OSDP CP: Secure Channel with the wrong key is a security_fault, the reader is never "
     "polled in plaintext and its card reads are not accepted",
     "[access][osdp_cp]") {
   Pty pty;
@@ -410,7 +410,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "OSDP CP: keypad entries carry only their length; tamper reports become tamper "
+    "OSDP CP: keypad entries carry only their length, tamper reports become tamper "
     "events",
     "[access][osdp_cp]") {
   Pty pty;

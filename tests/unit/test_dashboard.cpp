@@ -45,7 +45,7 @@ TEST_CASE("dashboard: sessions expire after the ttl unless used", "[dashboard]")
   CHECK_FALSE(store.touch("nonexistent", now));
 }
 
-TEST_CASE("dashboard: logout and user removal end sessions; the store is bounded", "[dashboard]") {
+TEST_CASE("dashboard: logout and user removal end sessions, the store is bounded", "[dashboard]") {
   SessionStore store(60'000, counter_tokens(), 3);
   const auto a = store.create("a", Role::viewer, "h", 0);
   const auto b = store.create("b", Role::viewer, "h", 1);

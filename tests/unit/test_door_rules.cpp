@@ -73,7 +73,7 @@ void append(std::vector<Event>& to, std::vector<Event> from) {
 
 }  // namespace
 
-TEST_CASE("Door forced: the contact opens with no grant and no exit request; cleared on close",
+TEST_CASE("Door forced: the contact opens with no grant and no exit request, cleared on close",
           "[door_rules]") {
   ManualClock clock(kT0);
   DoorRules rules({}, clock);

@@ -154,7 +154,7 @@ TEST_CASE("life-cycle: the command parser names what is wrong", "[lifecycle]") {
         "bad alert id in the topic");
 }
 
-TEST_CASE("life-cycle: a closed alert leaves; the next alarm raises a new one", "[lifecycle]") {
+TEST_CASE("life-cycle: a closed alert leaves, the next alarm raises a new one", "[lifecycle]") {
   ManualClock clock;
   RuleEngine rules({});
   std::vector<AlertChange> out;
@@ -329,7 +329,7 @@ TEST_CASE("maintenance: the parser names what is wrong", "[maintenance]") {
             .command);
 }
 
-TEST_CASE("maintenance: alerts raised in a window are suppressed, not escalated; it expires",
+TEST_CASE("maintenance: alerts raised in a window are suppressed, not escalated, it expires",
           "[maintenance]") {
   ManualClock clock;
   RuleSettings s;
@@ -375,7 +375,7 @@ TEST_CASE("maintenance: alerts raised in a window are suppressed, not escalated;
   CHECK(rules.apply(end, clock.wall_ms()).error == "no maintenance window for building 3");
 }
 
-TEST_CASE("maintenance: the city does not hear of suppressed alerts; windows are kept",
+TEST_CASE("maintenance: the city does not hear of suppressed alerts, windows are kept",
           "[maintenance]") {
   PipelineRig rig;
   {

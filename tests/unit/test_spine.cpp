@@ -177,7 +177,7 @@ TEST_CASE("journal: retention deletes old events in batches and keeps alert evid
   CHECK(j->retention_step(clock.wall_ms(), 100) == 1);
 }
 
-TEST_CASE("rules: smoke raises severity 1 at once; repeats count; clearing keeps it open",
+TEST_CASE("rules: smoke raises severity 1 at once, repeats count, clearing keeps it open",
           "[rules]") {
   ManualClock clock;
   RuleEngine rules({});
@@ -286,7 +286,7 @@ TEST_CASE("rules: threshold with hysteresis and minimum hold time", "[rules]") {
   CHECK(out[0].type == AlertChangeType::condition_cleared);
 }
 
-TEST_CASE("rules: heartbeat timeout makes a device offline once; a message brings it back",
+TEST_CASE("rules: heartbeat timeout makes a device offline once, a message brings it back",
           "[rules]") {
   ManualClock clock;
   RuleSettings s;
@@ -681,7 +681,7 @@ TEST_CASE("rules: a named value held above its limit (manhole tilt)", "[rules]")
   CHECK(out.empty());
 }
 
-TEST_CASE("rules: a flow that is never zero for hours raises; the first zero clears", "[rules]") {
+TEST_CASE("rules: a flow that is never zero for hours raises, the first zero clears", "[rules]") {
   ManualClock clock;
   RuleSettings s;
   s.heartbeat_timeout_ms = 0;
