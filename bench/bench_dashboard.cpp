@@ -90,34 +90,11 @@ std::chrono::milliseconds capped(std::chrono::milliseconds want) {
   return std::clamp(left, std::chrono::milliseconds(0), want);
 }
 
-std::optional<json> query_status(const std::string& sock) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string body;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    body.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  auto j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
-}
-
 bool wait_status(const std::string& sock, const std::function<bool(const json&)>& pred,
                  std::chrono::milliseconds timeout) {
   const auto deadline = SteadyClock::now() + timeout;
   for (;;) {
-    if (auto st = query_status(sock)) {
+    if (auto st = bench::query_status(sock)) {
       try {
         if (pred(*st)) return true;
       } catch (const json::exception&) {
@@ -482,7 +459,7 @@ int run() {
       summarize(std::move(lat), static_cast<std::size_t>(published) * streams.size());
   const std::int64_t rss_after = bench::read_status_kb("VmRSS", apid);
   const std::int64_t hwm_after = bench::read_status_kb("VmHWM", apid);
-  const auto st = query_status(sock);
+  const auto st = bench::query_status(sock);
   const std::int64_t open_alerts = st ? st->value("alerts_open", std::int64_t{-1}) : -1;
   streams.clear();
 

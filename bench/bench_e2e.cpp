@@ -89,36 +89,13 @@ bool have_time(std::chrono::seconds need) {
   return SteadyClock::now() + need <= g_deadline;
 }
 
-std::optional<json> query_status(const std::string& sock) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string body;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    body.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  auto j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
-}
-
 // Polls the status socket until `pred` holds; returns the last status (empty json on timeout).
 json wait_status(const std::string& sock, const std::function<bool(const json&)>& pred,
                  std::chrono::milliseconds timeout, bool* ok = nullptr) {
   const auto deadline = SteadyClock::now() + timeout;
   json last;
   for (;;) {
-    if (auto st = query_status(sock)) {
+    if (auto st = bench::query_status(sock)) {
       last = *st;
       try {
         if (pred(last)) {
@@ -523,7 +500,7 @@ int run() {
         local.uri(), kRateB, kSecondsB, [&](int i) { return high[static_cast<std::size_t>(i)]; },
         std::chrono::seconds(3));
     // Last: what anjud has not done yet is left to its stop.
-    if (auto st = query_status(sock)) {
+    if (auto st = bench::query_status(sock)) {
       b_left = st->at("pipeline").at("queue_depth").get<std::int64_t>();
       b_outbox = outbox_rows(*st);
     }

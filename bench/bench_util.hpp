@@ -645,4 +645,28 @@ inline std::string machine_line() {
          kernel;
 }
 
+// anjud's status socket (anjud.sock): its JSON, or nothing when anjud does not answer.
+inline std::optional<nlohmann::json> query_status(const std::string& sock) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string body;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    body.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
 }  // namespace anju::bench

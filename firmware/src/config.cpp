@@ -981,6 +981,34 @@ Kind<edge::EventKind> event_kind() {
   return k;
 }
 
+// A YAML value as JSON, as drivers read it (json_values, the camera section): plain scalars that
+// read as numbers or booleans become those, quoted ones stay strings.
+nlohmann::json yaml_to_json(const YAML::Node& n, int depth = 0) {
+  if (depth > 64) return nullptr;
+  if (n.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (auto it = n.begin(); it != n.end(); ++it)
+      j[it->first.IsScalar() ? it->first.Scalar() : std::string("?")] =
+          yaml_to_json(it->second, depth + 1);
+    return j;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (auto it = n.begin(); it != n.end(); ++it) j.push_back(yaml_to_json(*it, depth + 1));
+    return j;
+  }
+  if (!n.IsScalar()) return nullptr;
+  const std::string& v = n.Scalar();
+  if (n.Tag() == "!") return v;
+  if (v == "true" || v == "false") return v == "true";
+  bool too_big = false;
+  if (auto i = parse_int(v, too_big)) return *i;
+  double d = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+  if (!v.empty() && ec == std::errc() && end == v.data() + v.size() && std::isfinite(d)) return d;
+  return v;
+}
+
 // A list of plain values compared with what a device sends: true/false, numbers, or strings
 // (quote a string that would otherwise read as a number or a boolean: "1", "on").
 Kind<std::vector<nlohmann::json>> json_values() {
@@ -1002,26 +1030,7 @@ Kind<std::vector<nlohmann::json>> json_values() {
         ctx.value_error(*it, item_key, "expected a plain value, got " + describe(*it));
         return std::nullopt;
       }
-      const std::string& v = it->Scalar();
-      if (it->Tag() == "!") {  // quoted: always a string
-        out.emplace_back(v);
-        continue;
-      }
-      if (v == "true" || v == "false") {
-        out.emplace_back(v == "true");
-        continue;
-      }
-      bool too_big = false;
-      if (auto i64 = parse_int(v, too_big)) {
-        out.emplace_back(*i64);
-        continue;
-      }
-      double d = 0;
-      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
-      if (!v.empty() && ec == std::errc() && end == v.data() + v.size() && std::isfinite(d))
-        out.emplace_back(d);
-      else
-        out.emplace_back(v);
+      out.push_back(yaml_to_json(*it));
     }
     return out;
   };
@@ -1900,34 +1909,6 @@ const Table<AccessConfig>& access_table() {
 
 // ---- cameras (issue 5)
 // ---------------------------------------------------------------------------
-
-// A YAML value as JSON, the way the camera parser reads it: plain scalars that read as numbers or
-// booleans become those, quoted ones stay strings.
-nlohmann::json yaml_to_json(const YAML::Node& n, int depth = 0) {
-  if (depth > 64) return nullptr;
-  if (n.IsMap()) {
-    nlohmann::json j = nlohmann::json::object();
-    for (auto it = n.begin(); it != n.end(); ++it)
-      j[it->first.IsScalar() ? it->first.Scalar() : std::string("?")] =
-          yaml_to_json(it->second, depth + 1);
-    return j;
-  }
-  if (n.IsSequence()) {
-    nlohmann::json j = nlohmann::json::array();
-    for (auto it = n.begin(); it != n.end(); ++it) j.push_back(yaml_to_json(*it, depth + 1));
-    return j;
-  }
-  if (!n.IsScalar()) return nullptr;
-  const std::string& v = n.Scalar();
-  if (n.Tag() == "!") return v;
-  if (v == "true" || v == "false") return v == "true";
-  bool too_big = false;
-  if (auto i = parse_int(v, too_big)) return *i;
-  double d = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
-  if (!v.empty() && ec == std::errc() && end == v.data() + v.size() && std::isfinite(d)) return d;
-  return v;
-}
 
 Field<CamerasConfig> camera_streams_field() {
   Field<CamerasConfig> f;
