@@ -39,7 +39,7 @@ constexpr int kRateC = 1'000;      // (c): msgs/s
 constexpr int kMqttVersion = 3;    // zigbee2mqtt speaks MQTT 3.1.1 by default
 const std::string kBase = "zigbee2mqtt";
 const std::string kAlertTopicLocal = std::string("anju/") + bench::kSite + "/alert/+";
-const std::string kAlertTopicCity = std::string("anju/v1/") + bench::kSite + "/alert";
+const std::string kAlertTopicCity = std::string("anju/v1/") + bench::kSite + "/alert/#";
 
 std::string bench_device(int d) {
   return "leak_bench_" + bench::two_digits(d);

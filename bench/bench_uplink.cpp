@@ -19,7 +19,7 @@ using bench::SteadyClock;
 constexpr int kMessages = 100'000;
 constexpr int kWindow = 64;
 constexpr std::size_t kPayloadBytes = 400;
-const std::string kTopic = std::string("anju/v1/") + bench::kSite + "/event";
+const std::string kTopic = std::string("anju/v1/") + bench::kSite + "/event/temperature";
 
 // Payloads like the city bridge's event messages, padded to exactly kPayloadBytes, each with its
 // own id. Built from a template so that the baseline can make them on the fly too.

@@ -12,20 +12,71 @@ using nlohmann::json;
 
 namespace {
 json common(const std::string& id, std::int64_t seq, const std::string& site,
-            const std::string& grid, std::int64_t ts_ms, bool synced) {
-  return json{{"schema", kUplinkSchema},
-              {"id", id},
-              {"seq", seq},
-              {"site", site},
-              {"grid_code", grid},
-              {"ts_ms", ts_ms},
-              {"clock_synced", synced}};
+            const std::string& grid, const std::string& division, std::int64_t ts_ms, bool synced) {
+  json j{{"schema", kUplinkSchema}, {"id", id}, {"seq", seq}, {"site", site}, {"grid_code", grid}};
+  if (!division.empty()) j["division_code"] = division;
+  j["ts_ms"] = ts_ms;
+  j["clock_synced"] = synced;
+  return j;
+}
+
+std::string prefix(const std::string& site) {
+  return "anju/v1/" + site + "/";  // site ids are [A-Za-z0-9_-]{1,64} (config)
 }
 }  // namespace
 
-std::string alert_payload(const AlertChange& c, const std::string& msg_id, bool clock_synced) {
+std::string topic_level(std::string_view text) {
+  if (text.empty()) return "~";
+  if (text == "gateway") return "%67ateway";  // "gateway" is the gateway's own status topic
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+        c == '_' || c == '-') {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string period_name(std::int64_t interval_ms) {
+  if (interval_ms > 0 && interval_ms % 86'400'000 == 0)
+    return std::to_string(interval_ms / 86'400'000) + "d";
+  if (interval_ms > 0 && interval_ms % 3'600'000 == 0)
+    return std::to_string(interval_ms / 3'600'000) + "h";
+  if (interval_ms > 0 && interval_ms % 60'000 == 0)
+    return std::to_string(interval_ms / 60'000) + "m";
+  if (interval_ms > 0 && interval_ms % 1000 == 0) return std::to_string(interval_ms / 1000) + "s";
+  return std::to_string(interval_ms) + "ms";
+}
+
+std::string alert_topic(const std::string& site, EventKind kind) {
+  return prefix(site) + "alert/" + std::string(to_string(kind));
+}
+
+std::string event_topic(const std::string& site, EventKind kind) {
+  return prefix(site) + "event/" + std::string(to_string(kind));
+}
+
+std::string status_topic(const std::string& site, const std::string& device_id) {
+  return prefix(site) + "status/" + topic_level(device_id);
+}
+
+std::string summary_topic(const std::string& site, std::int64_t interval_ms) {
+  return prefix(site) + "summary/" + period_name(interval_ms);
+}
+
+std::string alert_payload(const AlertChange& c, const std::string& msg_id, bool clock_synced,
+                          const std::string& division_code) {
   const auto& a = c.alert;
-  json j = common(msg_id, a.last_seq, a.site, a.grid_code, a.updated_ms, clock_synced);
+  json j =
+      common(msg_id, a.last_seq, a.site, a.grid_code, division_code, a.updated_ms, clock_synced);
   j["alert_id"] = a.alert_id;
   j["change"] = std::string(to_string(c.type));
   std::string out = j.dump();
@@ -37,8 +88,8 @@ std::string alert_payload(const AlertChange& c, const std::string& msg_id, bool 
   return out;
 }
 
-json event_payload(const Event& e) {
-  json j = common(e.id, e.seq, e.site, e.grid_code, e.ts_ms, e.clock_synced);
+json event_payload(const Event& e, const std::string& division_code) {
+  json j = common(e.id, e.seq, e.site, e.grid_code, division_code, e.ts_ms, e.clock_synced);
   j["mono_ns"] = e.mono_ns;
   j["boot_id"] = e.boot_id;
   j["kind"] = std::string(to_string(e.kind));
@@ -50,8 +101,8 @@ json event_payload(const Event& e) {
   return j;
 }
 
-json status_payload(const Event& e) {
-  json j = common(e.id, e.seq, e.site, e.grid_code, e.ts_ms, e.clock_synced);
+json status_payload(const Event& e, const std::string& division_code) {
+  json j = common(e.id, e.seq, e.site, e.grid_code, division_code, e.ts_ms, e.clock_synced);
   j["device"] = to_json(e.device);
   j["location"] = to_json(e.location);
   j["state"] = e.kind == EventKind::device_online ? "online" : "offline";
@@ -103,16 +154,19 @@ void CityBridge::in_transaction(anju::edge::Journal& journal, const std::vector<
     // Raised during a maintenance window: recorded and shown locally, not sent to the city.
     if (c.alert.suppressed) continue;
     const std::string id = anju::edge::uuid_v7(c.alert.updated_ms);
-    writer_.put(MsgClass::alert, id, topic("alert"), alert_payload(c, id, true));
+    writer_.put(MsgClass::alert, id, alert_topic(options_.site, c.alert.kind),
+                alert_payload(c, id, true, options_.division_code));
     pending_wake_ = true;
   }
   for (const auto& e : events) {
     if (e.kind == EventKind::device_online || e.kind == EventKind::device_offline) {
-      writer_.put(MsgClass::status, e.id, topic("status"), status_payload(e).dump());
+      writer_.put(MsgClass::status, e.id, status_topic(options_.site, e.device.id),
+                  status_payload(e, options_.division_code).dump());
       pending_wake_ = true;
     }
     if (options_.event_kinds.count(e.kind)) {
-      writer_.put(MsgClass::event, e.id, topic("event"), event_payload(e).dump());
+      writer_.put(MsgClass::event, e.id, event_topic(options_.site, e.kind),
+                  event_payload(e, options_.division_code).dump());
       pending_wake_ = true;
     }
   }
@@ -164,8 +218,10 @@ json CityBridge::summary(anju::edge::Journal& journal, std::int64_t start_ms) co
   const std::int64_t last_seq =
       count("SELECT coalesce(max(seq),0) FROM events WHERE ts_ms>=? AND ts_ms<?", true);
   json j = common(summary_id(options_.site, options_.summary_interval_ms, start_ms), last_seq,
-                  options_.site, options_.grid_code, end_ms, true);
-  j["period"] = {{"start_ms", start_ms}, {"end_ms", end_ms}};
+                  options_.site, options_.grid_code, options_.division_code, end_ms, true);
+  j["period"] = {{"name", period_name(options_.summary_interval_ms)},
+                 {"start_ms", start_ms},
+                 {"end_ms", end_ms}};
   j["events"] = {{"total", total}, {"by_kind", by_kind}};
   j["alerts"] = {
       {"opened",
@@ -196,7 +252,8 @@ void CityBridge::on_tick(anju::edge::Journal& journal, std::int64_t now_ms) {
   bool wrote = false;
   while (next + interval <= now_ms) {
     const json s = summary(journal, next);
-    writer_.put(MsgClass::summary, s["id"].get<std::string>(), topic("summary"), s.dump());
+    writer_.put(MsgClass::summary, s["id"].get<std::string>(),
+                summary_topic(options_.site, interval), s.dump());
     next += interval;
     wrote = true;
   }

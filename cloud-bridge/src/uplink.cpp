@@ -37,15 +37,16 @@ std::string gateway_status(const UplinkOptions& o, anju::edge::Db& db, bool onli
   } catch (const std::exception&) {
   }
   static const anju::edge::SystemClock clock;
-  return nlohmann::json{{"schema", 1},
-                        {"id", anju::edge::uuid_v7(now)},
-                        {"seq", seq},
-                        {"site", o.site},
-                        {"grid_code", o.grid_code},
-                        {"ts_ms", now},
-                        {"clock_synced", clock.synced()},
-                        {"state", online ? "online" : "offline"}}
-      .dump();
+  nlohmann::json j{{"schema", 1},
+                   {"id", anju::edge::uuid_v7(now)},
+                   {"seq", seq},
+                   {"site", o.site},
+                   {"grid_code", o.grid_code}};
+  if (!o.division_code.empty()) j["division_code"] = o.division_code;
+  j["ts_ms"] = now;
+  j["clock_synced"] = clock.synced();
+  j["state"] = online ? "online" : "offline";
+  return j.dump();
 }
 
 }  // namespace

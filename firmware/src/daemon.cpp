@@ -404,6 +404,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     uo.db_path = jo.path;
     uo.site = config.site.id;
     uo.grid_code = config.site.grid_code;
+    uo.division_code = config.site.division_code;
     uo.window = config.uplink.window;
     uo.backoff_min_ms = config.uplink.backoff_min_ms;
     uo.backoff_max_ms = config.uplink.backoff_max_ms;
@@ -415,6 +416,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   bridge::CityBridgeOptions bo;
   bo.site = config.site.id;
   bo.grid_code = config.site.grid_code;
+  bo.division_code = config.site.division_code;
   for (const auto& k : config.uplink.event_kinds)
     if (auto kind = edge::event_kind_from_string(k)) bo.event_kinds.insert(*kind);
   bo.budget_bytes = {0, config.uplink.outbox.status_bytes, config.uplink.outbox.summary_bytes,

@@ -89,7 +89,7 @@ TEST_CASE("property management acknowledges and closes an alert over local MQTT"
   Mosquitto local, city;
   local.start();
   city.start();
-  Collector city_col(city.uri(), "anju/v1/" + kSite + "/alert");
+  Collector city_col(city.uri(), "anju/v1/" + kSite + "/alert/#");
   Collector local_alerts(local.uri(), "anju/" + kSite + "/alert/+");
   local_alerts.publish("zigbee2mqtt/bridge/devices", demo_devices_json(), 1, true);
   GatewayConfig cfg;

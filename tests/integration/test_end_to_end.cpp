@@ -15,6 +15,7 @@
 #include <signal.h>
 
 #include "anju/edge/event.hpp"
+#include "contract_schemas.hpp"
 #include "harness.hpp"
 
 using namespace anju::it;
@@ -23,6 +24,7 @@ namespace {
 
 const std::string kSite = "demo-compound";
 const std::string kCityFilter = "anju/v1/" + kSite + "/#";
+// The city topic tree: anju/v1/<site>/<class>/<kind or device or period>.
 const std::string kCityAlert = "anju/v1/" + kSite + "/alert";
 const std::string kCityEvent = "anju/v1/" + kSite + "/event";
 const std::string kLocalAlerts = "anju/" + kSite + "/alert/+";
@@ -32,12 +34,29 @@ json parse(const std::string& s) {
   return json::parse(s, nullptr, false);
 }
 
+// True when `topic` is in the class subtree `cls` (kCityAlert, kCityEvent): cls/<kind>.
+bool under(const std::string& topic, const std::string& cls) {
+  return topic.size() > cls.size() + 1 && topic.compare(0, cls.size(), cls) == 0 &&
+         topic[cls.size()] == '/';
+}
+
+// Every message the city collector received validates (strictly) against the contract's schema
+// for its topic (docs/contract/schemas): the published document cannot drift from what is sent.
+void check_city_contract(const std::vector<Message>& ms) {
+  std::size_t invalid = 0;
+  for (const auto& m : ms) {
+    const std::string problem = anju::contract::check_uplink_message(m.topic, m.payload);
+    if (!problem.empty() && ++invalid <= 5) FAIL_CHECK(problem);
+  }
+  CHECK(invalid == 0);
+}
+
 // The city's alert messages (topic .../alert) that satisfy `pred`.
 std::vector<json> city_alerts(const std::vector<Message>& ms,
                               const std::function<bool(const json&)>& pred) {
   std::vector<json> out;
   for (const auto& m : ms) {
-    if (m.topic != kCityAlert) continue;
+    if (!under(m.topic, kCityAlert)) continue;
     auto j = parse(m.payload);
     if (j.is_object() && pred(j)) out.push_back(std::move(j));
   }
@@ -199,6 +218,15 @@ TEST_CASE("a zigbee2mqtt smoke alarm reaches the local alert topic and the city 
       },
       10s));
   CHECK(rig.gw->term() == 0);
+  // The topic tree: the smoke alert is on .../alert/smoke, the birth on .../status/gateway; and
+  // every message the city got (alerts, events, status, summaries) follows the contract.
+  const auto city_msgs = rig.city_col->messages();
+  CHECK(std::any_of(city_msgs.begin(), city_msgs.end(),
+                    [](const Message& m) { return m.topic == kCityAlert + "/smoke"; }));
+  CHECK(std::any_of(city_msgs.begin(), city_msgs.end(), [](const Message& m) {
+    return m.topic == "anju/v1/" + kSite + "/status/gateway";
+  }));
+  check_city_contract(city_msgs);
 }
 
 TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2e][slow]") {
@@ -326,8 +354,7 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
   // Everything accepted reaches the journal: every reading and every leak alarm.
   auto distinct_temps = [&] {
     return sql_i64(db,
-                   "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) "
-                   "FROM events "
+                   "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
                    "WHERE kind='temperature'");
   };
   auto distinct_leaks = [&] {
@@ -390,10 +417,10 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
       const auto& m = ms[tallied];
       auto j = parse(m.payload);
       if (!j.is_object()) continue;
-      if (m.topic == kCityEvent && j.value("kind", "") == "temperature" && j.contains("values") &&
-          !j["values"].empty())
+      if (under(m.topic, kCityEvent) && j.value("kind", "") == "temperature" &&
+          j.contains("values") && !j["values"].empty())
         city_readings.insert(std::lround((j["values"][0].value("value", 0.0) - 20) * 1000));
-      if (m.topic == kCityAlert && j.value("change", "") == "raised")
+      if (under(m.topic, kCityAlert) && j.value("change", "") == "raised")
         city_raised.insert(j["alert"]["device"].value("name", ""));
     }
     return static_cast<int>(city_readings.size()) >= kTemps &&
@@ -442,7 +469,7 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
       CHECK(it->second == m.payload);
       continue;
     }
-    if (m.topic == kCityEvent) {
+    if (under(m.topic, kCityEvent)) {
       const std::int64_t seq = j["seq"].get<std::int64_t>();
       if (seq <= last_event_seq) ++out_of_order;
       last_event_seq = std::max(last_event_seq, seq);
@@ -450,7 +477,7 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
         ids_of_reading[std::lround((j["values"][0].value("value", 0.0) - 20) * 1000)].insert(id);
       if (j.value("kind", "") == "water_leak") leak_devices.insert(j["device"].value("name", ""));
     }
-    if (m.topic == kCityAlert) {
+    if (under(m.topic, kCityAlert)) {
       if (j.value("change", "") == "raised")
         raised_ids_of_device[j["alert"]["device"].value("name", "")].insert(
             j.value("alert_id", ""));
@@ -470,6 +497,7 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
   }
   CHECK(devices_with_two_alerts == 0);
   CHECK(static_cast<int>(alert_ids.size()) == kLeaks);
+  check_city_contract(msgs);  // every message after outage, kills and backlog drain
   int readings_with_two_ids = 0;
   for (const auto& [t, ids] : ids_of_reading) readings_with_two_ids += ids.size() > 1;
   {
@@ -562,6 +590,7 @@ TEST_CASE("malformed and hostile payloads leave anjud up and the next alarm stil
   CHECK(city_alerts(rig.city_col->messages(), [](const json&) { return true; }).size() == 1);
   CHECK(rig.gw->alive());
   CHECK(rig.gw->term() == 0);
+  check_city_contract(rig.city_col->messages());
 }
 
 TEST_CASE("a bridge/devices list of only malformed entries does not wipe the known devices",
@@ -664,8 +693,7 @@ TEST_CASE("SIGTERM stops cleanly with exit 0 and commits what was queued", "[e2e
   }
   // Every reading is in the journal (nothing lost)...
   CHECK(sql_i64(gw.db_path(),
-                "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) "
-                "FROM events "
+                "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
                 "WHERE kind='temperature'") == kReadings);
   // ... and once: what anjud took in before it stopped was acknowledged to the broker, so the
   // broker does not deliver it again to the restarted anjud.

@@ -2,10 +2,18 @@
 // messages, on which topics, with which payloads. It plugs into the pipeline as a hook, so the
 // outbox rows commit in the same transaction as the events that caused them.
 //
-// Topics: anju/v1/<site>/alert | status | summary | event, and the retained
-// anju/v1/<site>/status/gateway (birth and Last Will, owned by the Uplink).
-// Every payload has: schema, id (the message's own id, stable across retransmission), seq, site,
-// grid_code, ts_ms, clock_synced. Raw personal data never goes up.
+// Topics, by class and kind, so that a department subscribes only to what it needs:
+//   anju/v1/<site>/alert/<kind>      an alert raised and every later change of it
+//   anju/v1/<site>/event/<kind>      events of the kinds configured (uplink.event_kinds)
+//   anju/v1/<site>/status/<device>   a device went online/offline
+//   anju/v1/<site>/status/gateway    retained birth and Last Will (owned by the Uplink)
+//   anju/v1/<site>/summary/<period>  periodic summaries, e.g. summary/5m
+// <kind> is the event kind's wire name (smoke, water_leak, ...); <device> is the device id with
+// every character outside [A-Za-z0-9._-] percent-encoded (and "gateway" itself as "%67ateway").
+// Every payload has the envelope: schema, id (the message's own id, stable across
+// retransmission), seq, site, grid_code, division_code (when configured), ts_ms, clock_synced.
+// Raw personal data never goes up. The published contract is docs/contract/ (AsyncAPI document
+// and JSON Schemas); tests validate every payload built here against it.
 // Thread: hook methods on the pipeline thread.
 #pragma once
 
@@ -15,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -29,18 +38,29 @@ inline constexpr int kUplinkSchema = 1;
 struct CityBridgeOptions {
   std::string site;
   std::string grid_code;
+  std::string division_code;                    // 12 digits, or empty when not configured
   std::set<anju::edge::EventKind> event_kinds;  // which events go up on .../event
   std::array<std::int64_t, kClasses> budget_bytes{0, 16 << 20, 16 << 20, 64 << 20};
   std::int64_t summary_interval_ms = 300'000;
   int summary_backfill_max = 12;  // periods computed at once after downtime
 };
 
-// Pure payload builders (also used by tests and the contract docs).
+// Pure payload builders (also used by tests and the contract docs). `division_code` is added to
+// the envelope when not empty.
 std::string alert_payload(const anju::edge::AlertChange& c, const std::string& msg_id,
-                          bool clock_synced);
-nlohmann::json event_payload(const anju::edge::Event& e);
-nlohmann::json status_payload(const anju::edge::Event& e);
+                          bool clock_synced, const std::string& division_code = "");
+nlohmann::json event_payload(const anju::edge::Event& e, const std::string& division_code = "");
+nlohmann::json status_payload(const anju::edge::Event& e, const std::string& division_code = "");
 std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms);
+
+// Pure topic builders.
+std::string topic_level(std::string_view text);  // one topic level: percent-encoded, never empty
+std::string period_name(
+    std::int64_t interval_ms);  // 300000 -> "5m", 3600000 -> "1h", 10000 -> "10s"
+std::string alert_topic(const std::string& site, anju::edge::EventKind kind);
+std::string event_topic(const std::string& site, anju::edge::EventKind kind);
+std::string status_topic(const std::string& site, const std::string& device_id);
+std::string summary_topic(const std::string& site, std::int64_t interval_ms);
 
 class CityBridge final : public anju::edge::PipelineHook {
  public:
@@ -63,7 +83,6 @@ class CityBridge final : public anju::edge::PipelineHook {
   nlohmann::json summary(anju::edge::Journal& journal, std::int64_t start_ms) const;
 
  private:
-  std::string topic(const char* cls) const { return "anju/v1/" + options_.site + "/" + cls; }
   CityBridgeOptions options_;
   OutboxCounters& counters_;
   OutboxWriter writer_;

@@ -28,6 +28,7 @@ struct UplinkOptions {
   std::string db_path;  // the journal database (the outbox table lives there)
   std::string site;
   std::string grid_code;
+  std::string division_code;  // in the gateway status payload when not empty
   int window = 64;
   int backoff_min_ms = 500;
   int backoff_max_ms = 60'000;
