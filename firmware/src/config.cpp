@@ -1130,7 +1130,7 @@ const Table<UplinkConfig>& uplink_table() {
              "Longest reconnect delay, milliseconds (>= backoff_min_ms)."),
         leaf("event_kinds", &UplinkConfig::event_kinds,
              strings(text("known event kinds", check_event_kind)),
-             "Event kinds sent one by one on anju/v1/<site>/event."),
+             "Event kinds sent one by one on anju/v1/<site>/event/<kind>."),
         section("outbox", &UplinkConfig::outbox, outbox_table(),
                 "Disk budgets of the store-and-forward outbox, per message class."),
         leaf("enabled", &UplinkConfig::enabled, boolean(),

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "city_contract.hpp"
 #include "harness.hpp"
 
 using namespace anju::it;
@@ -48,7 +49,7 @@ cameras:
   const bool raised = city_col.wait_for(
       [&](const auto& ms) {
         for (const auto& m : ms) {
-          if (m.topic != "anju/v1/" + kSite + "/alert") continue;
+          if (!anju::contract::under(m.topic, "anju/v1/" + kSite + "/alert")) continue;
           auto j = json::parse(m.payload, nullptr, false);
           if (j.is_object() && j.value("change", "") == "raised" &&
               j["alert"].value("rule", "") == "intrusion") {
@@ -80,4 +81,5 @@ cameras:
   // Nothing the city got is an image: every message is a small JSON document.
   for (const auto& m : city_col.messages()) CHECK(m.payload.size() < 16 * 1024);
   CHECK(gw.term() == 0);
+  anju::contract::check_city_contract(city_col.messages());
 }

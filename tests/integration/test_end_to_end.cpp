@@ -15,7 +15,7 @@
 #include <signal.h>
 
 #include "anju/edge/event.hpp"
-#include "contract_schemas.hpp"
+#include "city_contract.hpp"
 #include "harness.hpp"
 
 using namespace anju::it;
@@ -34,22 +34,8 @@ json parse(const std::string& s) {
   return json::parse(s, nullptr, false);
 }
 
-// True when `topic` is in the class subtree `cls` (kCityAlert, kCityEvent): cls/<kind>.
-bool under(const std::string& topic, const std::string& cls) {
-  return topic.size() > cls.size() + 1 && topic.compare(0, cls.size(), cls) == 0 &&
-         topic[cls.size()] == '/';
-}
-
-// Every message the city collector received validates (strictly) against the contract's schema
-// for its topic (docs/contract/schemas): the published document cannot drift from what is sent.
-void check_city_contract(const std::vector<Message>& ms) {
-  std::size_t invalid = 0;
-  for (const auto& m : ms) {
-    const std::string problem = anju::contract::check_uplink_message(m.topic, m.payload);
-    if (!problem.empty() && ++invalid <= 5) FAIL_CHECK(problem);
-  }
-  CHECK(invalid == 0);
-}
+using anju::contract::check_city_contract;
+using anju::contract::under;
 
 // The city's alert messages (topic .../alert) that satisfy `pred`.
 std::vector<json> city_alerts(const std::vector<Message>& ms,
@@ -354,7 +340,8 @@ TEST_CASE("nothing accepted is lost across SIGKILL while the city is down", "[e2
   // Everything accepted reaches the journal: every reading and every leak alarm.
   auto distinct_temps = [&] {
     return sql_i64(db,
-                   "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
+                   "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) "
+                   "FROM events "
                    "WHERE kind='temperature'");
   };
   auto distinct_leaks = [&] {
@@ -693,7 +680,8 @@ TEST_CASE("SIGTERM stops cleanly with exit 0 and commits what was queued", "[e2e
   }
   // Every reading is in the journal (nothing lost)...
   CHECK(sql_i64(gw.db_path(),
-                "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) FROM events "
+                "SELECT count(DISTINCT json_extract(anju_event_json(body),'$.values[0].value')) "
+                "FROM events "
                 "WHERE kind='temperature'") == kReadings);
   // ... and once: what anjud took in before it stopped was acknowledged to the broker, so the
   // broker does not deliver it again to the restarted anjud.

@@ -47,7 +47,7 @@ struct UplinkConfig {
   int window = 64;  // QoS 1 messages in flight at once
   int backoff_min_ms = 500;
   int backoff_max_ms = 60'000;
-  std::vector<std::string> event_kinds;  // event kinds sent on anju/v1/<site>/event
+  std::vector<std::string> event_kinds;  // event kinds sent on anju/v1/<site>/event/<kind>
   OutboxBudget outbox;
 };
 
