@@ -87,7 +87,48 @@ void Uplink::start() {
     }
     cv_.notify_all();
   });
+  if (!options_.command_filter.empty()) {
+    client_->set_message_callback([this](mqtt::const_message_ptr m) {
+      anju::edge::LocalBus::Message msg;
+      msg.topic = m->get_topic();
+      msg.payload = m->to_string();
+      msg.duplicate = m->is_duplicate();
+      const auto& props = m->get_properties();
+      if (props.contains(mqtt::property::RESPONSE_TOPIC))
+        msg.response_topic = mqtt::get<std::string>(props, mqtt::property::RESPONSE_TOPIC);
+      if (props.contains(mqtt::property::CORRELATION_DATA))
+        msg.correlation_data = mqtt::get<std::string>(props, mqtt::property::CORRELATION_DATA);
+      {
+        std::lock_guard lock(mu_);
+        ++stats_.commands;
+      }
+      if (options_.on_command) options_.on_command(msg);
+    });
+  }
   thread_ = std::thread([this] { loop(); });
+}
+
+bool Uplink::respond(const std::string& topic, const std::string& payload,
+                     const std::string& correlation_data) {
+  if (!client_ || !client_->is_connected()) {
+    spdlog::warn("uplink: answer on {} dropped: not connected to the city broker", topic);
+    return false;
+  }
+  auto msg = mqtt::make_message(topic, payload, 1, false);
+  if (!correlation_data.empty() && options_.endpoint.mqtt_version == 5) {
+    mqtt::properties props;
+    props.add(mqtt::property(mqtt::property::CORRELATION_DATA, correlation_data));
+    msg->set_properties(props);
+  }
+  try {
+    client_->publish(msg);
+  } catch (const mqtt::exception& e) {
+    spdlog::warn("uplink: answer on {} not sent: {}", topic, e.what());
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  ++stats_.responses;
+  return true;
 }
 
 void Uplink::stop(std::chrono::milliseconds flush) {
@@ -124,12 +165,26 @@ bool Uplink::connect() {
   mqtt::message will(topic, gateway_status(options_, sender_->db(), false), 1, true);
   try {
     auto opts = anju::edge::make_connect_options(options_.endpoint, /*clean=*/true, will);
-    opts.set_max_inflight(std::max(options_.window, 1) + 2);
+    // The window, the birth/stop messages and answers to downlink commands.
+    opts.set_max_inflight(std::max(options_.window, 1) + 16);
     client_->connect(opts)->wait_for(std::chrono::seconds(10));
     if (!client_->is_connected()) throw std::runtime_error("connect timed out");
     anju::edge::disable_nagle_on_tcp_sockets();
     // Birth message: the counterpart of the Last Will.
     client_->publish(topic, gateway_status(options_, sender_->db(), true), 1, true);
+    // A clean session: the downlink subscription is made again after every connect.
+    if (!options_.command_filter.empty()) {
+      auto tok = client_->subscribe(options_.command_filter, 1);
+      if (!tok->wait_for(std::chrono::seconds(10)))
+        throw std::runtime_error("subscribe to " + options_.command_filter + " timed out");
+      const auto granted = tok->get_subscribe_response();  // a copy: its codes are a member
+      for (auto rc : granted.get_reason_codes())
+        if (rc >= 0x80)
+          spdlog::warn(
+              "uplink: the city broker refused the subscription to {} (reason {:#x}): "
+              "no commands from the city will arrive; check its ACL",
+              options_.command_filter, static_cast<int>(rc));
+    }
   } catch (const std::exception& e) {
     std::lock_guard lock(mu_);
     ++stats_.connect_failures;

@@ -25,6 +25,7 @@
 #include "anju/edge/mqtt.hpp"
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
+#include "anju/firmware/city_commands.hpp"
 #include "anju/firmware/dashboard.hpp"
 #include "anju/firmware/service_notify.hpp"
 
@@ -397,6 +398,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
 
   bridge::OutboxCounters counters;
   std::atomic<bridge::CityBridge*> city_ptr{nullptr};
+  std::atomic<CityCommands*> city_commands{nullptr};
   std::unique_ptr<bridge::Uplink> uplink;
   if (config.uplink.enabled) {
     bridge::UplinkOptions uo;
@@ -410,6 +412,11 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     uo.backoff_max_ms = config.uplink.backoff_max_ms;
     uo.on_acked = [&city_ptr](const std::vector<std::pair<std::int64_t, bridge::MsgClass>>& rows) {
       if (auto* c = city_ptr.load()) c->acked(rows);
+    };
+    // Commands from the city: handled by city_commands (set below, before the uplink starts).
+    uo.command_filter = "anju/v1/" + config.site.id + "/cmd/+";
+    uo.on_command = [&city_commands](const edge::LocalBus::Message& m) {
+      if (auto* h = city_commands.load()) h->handle(m);
     };
     uplink = std::make_unique<bridge::Uplink>(uo, counters);
   }
@@ -612,6 +619,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
                      {"published", us.published},
                      {"acked", us.acked},
                      {"inflight", us.inflight},
+                     {"commands", us.commands},
+                     {"responses", us.responses},
                      {"last_error", us.last_error}};
     } else {
       j["uplink"] = {{"enabled", false}};
@@ -697,6 +706,20 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     }
     return j;
   };
+  std::unique_ptr<CityCommands> city_cmds;
+  if (uplink) {
+    CityCommandContext cc;
+    cc.site = config.site.id;
+    cc.division_code = config.site.division_code;
+    cc.db_path = jo.path;
+    cc.status = status_json;
+    cc.respond = [&uplink](const std::string& topic, const std::string& payload,
+                           const std::string& corr) {
+      return uplink->respond(topic, payload, corr);
+    };
+    city_cmds = std::make_unique<CityCommands>(std::move(cc), pipeline, clock);
+    city_commands = city_cmds.get();
+  }
   auto render_status = [&]() { return status_json().dump(); };
   StatusServer status(status_socket_path(config.data_dir), render_status);
 
@@ -784,6 +807,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   if (cameras) cameras->stop();
   pipeline.stop();  // commit what is queued
   if (uplink) uplink->stop(std::chrono::milliseconds(3000));
+  city_commands = nullptr;
   try {
     pipeline.run_once();  // delete what the city acknowledged during the flush
   } catch (const std::exception& e) {

@@ -1,6 +1,6 @@
 // libFuzzer target: the city contract's pure code — the JSON Schema subset validator and the
-// identifier checks (cloud-bridge/). Fuzz builds do not build cloud-bridge, so its two pure
-// source files are compiled into this target directly. The first byte picks what is fuzzed:
+// identifier checks (cloud-bridge/, library anju_bridge_parsers). The first byte picks what is
+// fuzzed:
 //   0: a payload (the rest) validated against every contract schema (docs/contract/schemas),
 //      leniently and strictly — untrusted instances against the trusted schemas;
 //   1: a schema document and an instance, separated by a NUL byte: add() must refuse bad schemas
@@ -18,8 +18,8 @@
 #include <string>
 #include <string_view>
 
-#include "../../cloud-bridge/src/identifiers.cpp"
-#include "../../cloud-bridge/src/json_schema.cpp"
+#include "anju/bridge/identifiers.hpp"
+#include "anju/bridge/json_schema.hpp"
 
 using anju::bridge::schema::Options;
 using anju::bridge::schema::SchemaSet;

@@ -7,77 +7,13 @@
 #include <mutex>
 
 #include "harness.hpp"
+#include "requester.hpp"
 
 using namespace anju::it;
 
 namespace {
 
 const std::string kSite = "demo-compound";
-
-// An MQTT 5 client that sends requests with a Response Topic and Correlation Data and collects
-// the responses with their correlation data.
-class V5Requester {
- public:
-  struct Reply {
-    std::string correlation;
-    json body;
-  };
-  V5Requester(const std::string& uri, std::string reply_topic)
-      : reply_topic_(std::move(reply_topic)) {
-    client_ = std::make_unique<mqtt::async_client>(uri, "it-pm-console-v5",
-                                                   mqtt::create_options(MQTTVERSION_5));
-    client_->set_message_callback([this](mqtt::const_message_ptr m) {
-      Reply r;
-      const auto& props = m->get_properties();
-      if (props.contains(mqtt::property::CORRELATION_DATA))
-        r.correlation = mqtt::get<std::string>(props, mqtt::property::CORRELATION_DATA);
-      r.body = json::parse(m->get_payload_str(), nullptr, false);
-      {
-        std::lock_guard lock(mu_);
-        replies_.push_back(std::move(r));
-      }
-      cv_.notify_all();
-    });
-    auto opts =
-        mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).clean_start(true).finalize();
-    client_->connect(opts)->wait();
-    client_->subscribe(reply_topic_, 1)->wait();
-  }
-  ~V5Requester() {
-    try {
-      client_->disconnect()->wait();
-    } catch (...) {
-    }
-  }
-  void send(const std::string& alert_id, const json& body, const std::string& correlation) {
-    mqtt::properties props{{mqtt::property::RESPONSE_TOPIC, reply_topic_},
-                           {mqtt::property::CORRELATION_DATA, correlation}};
-    auto msg = mqtt::message_ptr_builder()
-                   .topic("anju/" + kSite + "/cmd/alert/" + alert_id)
-                   .payload(body.dump())
-                   .qos(1)
-                   .properties(props)
-                   .finalize();
-    client_->publish(msg)->wait();
-  }
-  std::optional<Reply> wait_reply(const std::string& correlation, std::chrono::milliseconds t) {
-    std::unique_lock lock(mu_);
-    std::optional<Reply> found;
-    cv_.wait_for(lock, t, [&] {
-      for (const auto& r : replies_)
-        if (r.correlation == correlation) found = r;
-      return found.has_value();
-    });
-    return found;
-  }
-
- private:
-  std::string reply_topic_;
-  std::unique_ptr<mqtt::async_client> client_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Reply> replies_;
-};
 
 json parse(const std::string& s) {
   return json::parse(s, nullptr, false);
@@ -114,7 +50,7 @@ TEST_CASE("property management acknowledges and closes an alert over local MQTT"
   V5Requester pm(local.uri(), "pm/console-1/replies");
   const json ack{
       {"action", "ack"}, {"user", "wang.wei"}, {"note", "on my way"}, {"request_id", "req-ack-1"}};
-  pm.send(alert_id, ack, "corr-1");
+  pm.send("anju/" + kSite + "/cmd/alert/" + alert_id, ack, "corr-1");
   auto r1 = pm.wait_reply("corr-1", 10s);
   REQUIRE(r1);
   CHECK(r1->body.value("ok", false));
@@ -122,21 +58,23 @@ TEST_CASE("property management acknowledges and closes an alert over local MQTT"
   CHECK(r1->body["alert"].value("state", "") == "acknowledged");
 
   // The same request again: answered as before, applied once.
-  pm.send(alert_id, ack, "corr-2");
+  pm.send("anju/" + kSite + "/cmd/alert/" + alert_id, ack, "corr-2");
   auto r2 = pm.wait_reply("corr-2", 10s);
   REQUIRE(r2);
   CHECK(r2->body.value("ok", false));
   CHECK(r2->body.value("duplicate", false));
 
   // An illegal step is refused with the reason.
-  pm.send(alert_id, {{"action", "ack"}, {"user", "li"}, {"request_id", "req-ack-2"}}, "corr-3");
+  pm.send("anju/" + kSite + "/cmd/alert/" + alert_id,
+          {{"action", "ack"}, {"user", "li"}, {"request_id", "req-ack-2"}}, "corr-3");
   auto r3 = pm.wait_reply("corr-3", 10s);
   REQUIRE(r3);
   CHECK_FALSE(r3->body.value("ok", true));
   CHECK(r3->body.value("error", "").find("only a raised alert") != std::string::npos);
 
   // A malformed command is refused too, and says why.
-  pm.send(alert_id, {{"action", "ack"}, {"user", "li"}}, "corr-4");
+  pm.send("anju/" + kSite + "/cmd/alert/" + alert_id, {{"action", "ack"}, {"user", "li"}},
+          "corr-4");
   auto r4 = pm.wait_reply("corr-4", 10s);
   REQUIRE(r4);
   CHECK(r4->body.value("error", "") == "missing field 'request_id'");

@@ -55,8 +55,8 @@ inline const bridge::schema::SchemaSet& schemas() {
   return set;
 }
 
-// The schema of an uplink topic's payload: anju/v1/<site>/<class>/<level>; "" when the topic is
-// not part of the uplink contract.
+// The schema of a contract topic's payload: anju/v1/<site>/<class>/<level>; "" when the topic is
+// not part of the contract.
 inline std::string schema_for_topic(const std::string& topic) {
   std::vector<std::string> levels;
   std::size_t pos = 0;
@@ -73,6 +73,7 @@ inline std::string schema_for_topic(const std::string& topic) {
   if (cls == "event") return "event.json";
   if (cls == "summary") return "summary.json";
   if (cls == "status") return levels[4] == "gateway" ? "gateway_status.json" : "device_status.json";
+  if (cls == "cmd") return "command_request.json";  // city to gateway
   return "";
 }
 
@@ -86,8 +87,10 @@ inline std::string check_uplink_message(const std::string& topic, const std::str
   bridge::schema::Options strict;
   strict.strict = true;
   auto issues = schemas().validate(name, j, strict);
-  auto env = schemas().validate("envelope.json", j);
-  issues.insert(issues.end(), env.begin(), env.end());
+  if (name != "command_request.json") {  // requests come from the city: no envelope
+    auto env = schemas().validate("envelope.json", j);
+    issues.insert(issues.end(), env.begin(), env.end());
+  }
   if (issues.empty()) return "";
   return topic + " (" + name + "): " + bridge::schema::to_string(issues) + payload;
 }

@@ -35,6 +35,10 @@ struct UplinkOptions {
   // Where acknowledged rows go to be deleted (the pipeline, the database's one writer). Unset:
   // the uplink deletes them itself (tests, tools).
   std::function<void(const std::vector<std::pair<std::int64_t, MsgClass>>&)> on_acked;
+  // Downlink: a filter subscribed at QoS 1 after every connect (e.g. anju/v1/<site>/cmd/+); its
+  // messages go to on_command on Paho's thread, one at a time. Empty filter: no downlink.
+  std::string command_filter;
+  std::function<void(const anju::edge::LocalBus::Message&)> on_command;
 };
 
 struct UplinkStats {
@@ -44,6 +48,8 @@ struct UplinkStats {
   std::int64_t published = 0;  // PUBLISH sent (including retransmissions)
   std::int64_t acked = 0;
   std::int64_t inflight = 0;
+  std::int64_t commands = 0;   // downlink messages received
+  std::int64_t responses = 0;  // answers sent
   std::string last_error;
 };
 
@@ -60,6 +66,11 @@ class Uplink {
   // Rows acknowledged earlier are now deleted: no need to remember them any more.
   void forget(const std::vector<std::int64_t>& oids);
   UplinkStats stats() const;
+  // Any thread: a QoS 1 answer to a downlink command, with the MQTT 5 Correlation Data when given.
+  // Not through the outbox: when the link is down it is dropped (logged), and the city's repeat of
+  // the request (same request_id) gets the same answer. False when it could not be sent.
+  bool respond(const std::string& topic, const std::string& payload,
+               const std::string& correlation_data);
   std::string gateway_status_topic() const;
 
  private:

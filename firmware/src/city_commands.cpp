@@ -1,0 +1,159 @@
+#include "anju/firmware/city_commands.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "anju/bridge/city_bridge.hpp"
+#include "anju/bridge/city_command.hpp"
+#include "anju/edge/journal.hpp"
+#include "anju/edge/uuid.hpp"
+
+namespace anju::firmware {
+
+using nlohmann::json;
+
+CityCommands::CityCommands(CityCommandContext ctx, edge::Pipeline& pipeline,
+                           const edge::Clock& clock)
+    : ctx_(std::move(ctx)),
+      pipeline_(pipeline),
+      clock_(clock),
+      prefix_("anju/v1/" + ctx_.site + "/cmd/") {}
+
+CityCommandStats CityCommands::stats() const {
+  return {received_.load(), refused_.load(), unanswerable_.load()};
+}
+
+void CityCommands::answer(const std::string& topic, const std::string& corr,
+                          const std::string& request_id, bool ok, bool duplicate,
+                          const std::string& error, const json& result, int page, bool last) {
+  if (topic.empty()) return;
+  ctx_.respond(topic,
+               bridge::city_command_response(ctx_.site, request_id, clock_.wall_ms(), ok, duplicate,
+                                             error, result, page, last),
+               corr);
+}
+
+// Every command from the city, accepted or not, is an audit event in the journal: who (the
+// city's user), what, its request id and the outcome.
+void CityCommands::audit(const std::string& command, const std::string& request_id,
+                         const std::string& user, bool ok, const std::string& error) {
+  edge::Event e;
+  const std::int64_t now = clock_.wall_ms();
+  e.id = edge::uuid_v7(now);
+  e.ts_ms = now;
+  e.mono_ns = clock_.mono_ns();
+  e.boot_id = edge::boot_id();
+  e.clock_synced = clock_.synced();
+  e.site = ctx_.site;
+  e.kind = edge::EventKind::audit;
+  e.severity = 4;
+  e.source = "city";
+  e.attrs = {{"via", "city"}, {"action", command}, {"user", user}, {"ok", ok}};
+  if (!request_id.empty()) e.attrs["request_id"] = request_id;
+  if (!error.empty()) e.attrs["reason"] = error;
+  if (!pipeline_.submit(std::move(e)))
+    spdlog::warn("city command {} ({}): audit not journaled (stopping)", command, request_id);
+}
+
+void CityCommands::handle(const edge::LocalBus::Message& m) {
+  ++received_;
+  if (m.topic.compare(0, prefix_.size(), prefix_) != 0) {
+    spdlog::warn("city command on {} ignored: not this gateway's command topic", m.topic);
+    return;
+  }
+  const std::string name = m.topic.substr(prefix_.size());
+  auto parsed = bridge::parse_city_command(name, m.payload, clock_.wall_ms());
+  std::string reply = m.response_topic.empty() ? parsed.reply_to : m.response_topic;
+  const std::string corr = m.correlation_data;
+  if (reply.empty()) ++unanswerable_;
+  if (!parsed.command) {
+    ++refused_;
+    spdlog::warn("city command {} (request {}) refused: {}", name.substr(0, 64),
+                 parsed.request_id.empty() ? "?" : parsed.request_id, parsed.error);
+    audit(name.substr(0, 64), parsed.request_id, "", false, parsed.error);
+    answer(reply, corr, parsed.request_id, false, false, parsed.error);
+    return;
+  }
+  auto& c = *parsed.command;
+  const std::string cmd_name(bridge::to_string(c.name));
+  spdlog::info("city command {} (request {}) from {}", cmd_name, c.request_id, c.user);
+
+  switch (c.name) {
+    case bridge::CityCommandName::alert_ack:
+    case bridge::CityCommandName::alert_close: {
+      audit(cmd_name, c.request_id, c.user, true, "");
+      edge::AlertCommand ac;
+      // Namespaced: a city request id never collides with a local one.
+      ac.request_id = "city:" + c.request_id;
+      ac.alert_id = c.alert_id;
+      ac.action = c.name == bridge::CityCommandName::alert_ack ? edge::AlertAction::ack
+                                                               : edge::AlertAction::close;
+      ac.user = c.user;
+      ac.via = "city";
+      ac.note = c.note;
+      ac.expires_ms = c.expires_ms;
+      const std::string rid = c.request_id;
+      const bool accepted = pipeline_.submit_command(
+          std::move(ac), [this, reply, corr, rid](const edge::CommandResult& r, bool duplicate) {
+            json result;
+            if (r.alert)
+              result = {{"alert_id", r.alert->alert_id},
+                        {"state", r.alert->state},
+                        {"version", r.alert->version}};
+            if (!r.ok) spdlog::warn("city command {} refused: {}", rid, r.error);
+            answer(reply, corr, rid, r.ok, duplicate, r.error, result);
+          });
+      if (!accepted) answer(reply, corr, rid, false, false, "stopping");
+      return;
+    }
+    case bridge::CityCommandName::diag: {
+      audit(cmd_name, c.request_id, c.user, true, "");
+      json result = ctx_.status ? ctx_.status() : json::object();
+      result["version"] = ANJU_VERSION;
+      answer(reply, corr, c.request_id, true, false, "", result);
+      return;
+    }
+    case bridge::CityCommandName::events_query: {
+      edge::EventQuery q;
+      q.seq_from = c.query.after_seq + 1;
+      q.since_ms = c.query.since_ms;
+      q.kind = c.query.kind;
+      q.limit = c.query.limit;
+      std::vector<edge::Event> events;
+      try {
+        events = edge::query_events(edge::open_reader(ctx_.db_path), q);
+      } catch (const std::exception& e) {
+        const std::string error = std::string("journal not readable: ") + e.what();
+        audit(cmd_name, c.request_id, c.user, false, error);
+        answer(reply, corr, c.request_id, false, false, error);
+        return;
+      }
+      audit(cmd_name, c.request_id, c.user, true, "");
+      // Pages of kQueryPageSize, each a message of its own; the last says so. The events are the
+      // uplink's payloads: what the city may see of an event, and nothing more.
+      const std::size_t pages = std::max<std::size_t>(
+          1, (events.size() + bridge::kQueryPageSize - 1) / bridge::kQueryPageSize);
+      for (std::size_t p = 0; p < pages; ++p) {
+        json list = json::array();
+        std::int64_t last_seq = c.query.after_seq;
+        for (std::size_t i = p * bridge::kQueryPageSize;
+             i < std::min(events.size(), (p + 1) * bridge::kQueryPageSize); ++i) {
+          list.push_back(bridge::event_payload(events[i], ctx_.division_code));
+          last_seq = events[i].seq;
+        }
+        json result{{"events", list}, {"next_after_seq", last_seq}};
+        answer(reply, corr, c.request_id, true, false, "", result, static_cast<int>(p),
+               p + 1 == pages);
+      }
+      return;
+    }
+    default: {
+      const std::string error = cmd_name + " is not supported by this gateway version";
+      ++refused_;
+      audit(cmd_name, c.request_id, c.user, false, error);
+      answer(reply, corr, c.request_id, false, false, error);
+      return;
+    }
+  }
+}
+
+}  // namespace anju::firmware
