@@ -95,7 +95,7 @@ PipelineResult run_pipeline(bool full, std::vector<edge::Event> events) {
   bo.grid_code = cfg.site.grid_code;
   for (const auto& k : cfg.uplink.event_kinds)
     if (auto kind = edge::event_kind_from_string(k)) bo.event_kinds.insert(*kind);
-  bo.summary_interval_ms = static_cast<std::int64_t>(cfg.summary.interval_s) * 1000;
+  bo.summary_periods_ms = anju::firmware::summary_periods_ms(cfg.summary);
   bridge::CityBridge city(bo, *journal, counters, nullptr);
   pipeline.add_hook(&city);
   pipeline.start();

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <set>
+
 #include "anju/edge/uuid.hpp"
 
 namespace anju::bridge {
@@ -110,9 +113,12 @@ json status_payload(const Event& e, const std::string& division_code) {
   return j;
 }
 
-std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms) {
-  return anju::edge::uuid_from_name("anju/summary/" + site + "/" + std::to_string(interval_ms) +
-                                    "/" + std::to_string(start_ms));
+std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms,
+                       const std::string& cell) {
+  std::string name =
+      "anju/summary/" + site + "/" + std::to_string(interval_ms) + "/" + std::to_string(start_ms);
+  if (!cell.empty()) name += "/cell/" + cell;
+  return anju::edge::uuid_from_name(name);
 }
 
 CityBridge::CityBridge(CityBridgeOptions options, anju::edge::Journal& journal,
@@ -196,68 +202,133 @@ void CityBridge::on_rollback(anju::edge::Journal& journal) {
   pending_wake_ = false;
 }
 
-json CityBridge::summary(anju::edge::Journal& journal, std::int64_t start_ms) const {
-  const std::int64_t end_ms = start_ms + options_.summary_interval_ms;
-  auto& db = journal.db();
-  json by_kind = json::object();
+namespace {
+
+// What one summary counts, for one grid cell or the whole compound.
+struct Tally {
+  std::int64_t last_seq = 0;
   std::int64_t total = 0;
+  std::map<std::string, std::int64_t> by_kind;
+  std::set<std::string> reporting;
+  std::int64_t opened = 0, open = 0, offline = 0, low_battery = 0;
+};
+
+}  // namespace
+
+std::vector<json> CityBridge::summaries(anju::edge::Journal& journal, std::int64_t interval_ms,
+                                        std::int64_t start_ms) const {
+  const std::int64_t end_ms = start_ms + interval_ms;
+  auto& db = journal.db();
+  // A device's cell is the grid code its events carry (the site's unless configured otherwise).
+  std::map<std::string, std::string> device_cell;
   {
     auto st = db.prepare(
-        "SELECT kind, count(*) FROM events WHERE ts_ms>=? AND ts_ms<? GROUP BY kind ORDER BY kind");
+        "SELECT device_id, coalesce(json_extract(anju_event_json(body),'$.grid_code'),'') FROM "
+        "events WHERE seq IN (SELECT max(seq) FROM events WHERE ts_ms>=? AND ts_ms<? GROUP BY "
+        "device_id)");
+    st.bind(1, start_ms).bind(2, end_ms);
+    while (st.step()) device_cell[st.str(0)] = st.str(1);
+  }
+  std::map<std::string, Tally> cells{{"", Tally{}}};  // "" = the whole compound
+  bool by_cell = !options_.grid_cells.empty();
+  for (const auto& [device, cell] : device_cell)
+    if (!cell.empty() && cell != options_.grid_code) by_cell = true;
+  if (by_cell) {
+    cells[options_.grid_code];
+    for (const auto& cell : options_.grid_cells) cells[cell];
+  }
+  auto tallies = [&](const std::string& cell) {
+    std::vector<Tally*> out{&cells[""]};
+    if (by_cell) out.push_back(&cells[cell.empty() ? options_.grid_code : cell]);
+    return out;
+  };
+  auto cell_of = [&](const std::string& device) {
+    auto it = device_cell.find(device);
+    return it == device_cell.end() ? std::string() : it->second;
+  };
+  {
+    auto st = db.prepare(
+        "SELECT device_id, kind, count(*), max(seq) FROM events WHERE ts_ms>=? AND ts_ms<? "
+        "GROUP BY device_id, kind");
     st.bind(1, start_ms).bind(2, end_ms);
     while (st.step()) {
-      by_kind[st.str(0)] = st.i64(1);
-      total += st.i64(1);
+      const std::string device = st.str(0);
+      for (Tally* t : tallies(cell_of(device))) {
+        t->by_kind[st.str(1)] += st.i64(2);
+        t->total += st.i64(2);
+        t->last_seq = std::max(t->last_seq, st.i64(3));
+        t->reporting.insert(device);
+      }
     }
   }
-  auto count = [&](const char* sql, bool ranged) {
-    auto st = db.prepare(sql);
-    if (ranged) st.bind(1, start_ms).bind(2, end_ms);
-    return st.step() ? st.i64(0) : 0;
-  };
-  const std::int64_t last_seq =
-      count("SELECT coalesce(max(seq),0) FROM events WHERE ts_ms>=? AND ts_ms<?", true);
-  json j = common(summary_id(options_.site, options_.summary_interval_ms, start_ms), last_seq,
-                  options_.site, options_.grid_code, options_.division_code, end_ms, true);
-  j["period"] = {{"name", period_name(options_.summary_interval_ms)},
-                 {"start_ms", start_ms},
-                 {"end_ms", end_ms}};
-  j["events"] = {{"total", total}, {"by_kind", by_kind}};
-  j["alerts"] = {
-      {"opened",
-       count("SELECT count(*) FROM alerts WHERE first_seen_ms>=? AND first_seen_ms<?", true)},
-      {"open", count("SELECT count(*) FROM alerts WHERE state!='closed'", false)}};
-  j["devices"] = {
-      {"reporting",
-       count("SELECT count(DISTINCT device_id) FROM events WHERE ts_ms>=? AND ts_ms<?", true)},
-      {"offline", count("SELECT count(*) FROM alerts WHERE state!='closed' AND "
-                        "rule='device_offline' AND json_extract(body,'$.condition_cleared')=0",
-                        false)},
-      {"low_battery", count("SELECT count(*) FROM alerts WHERE state!='closed' AND "
-                            "rule='battery_low' AND json_extract(body,'$.condition_cleared')=0",
-                            false)}};
-  return j;
+  {
+    auto st = db.prepare(
+        "SELECT coalesce(json_extract(body,'$.grid_code'),''), count(*) FROM alerts WHERE "
+        "first_seen_ms>=? AND first_seen_ms<? GROUP BY 1");
+    st.bind(1, start_ms).bind(2, end_ms);
+    while (st.step())
+      for (Tally* t : tallies(st.str(0))) t->opened += st.i64(1);
+  }
+  {
+    // Alerts open now (when the summary is computed), and the device states they stand for.
+    auto st = db.prepare(
+        "SELECT coalesce(json_extract(body,'$.grid_code'),''), rule, "
+        "coalesce(json_extract(body,'$.condition_cleared'),0) FROM alerts WHERE state!='closed'");
+    while (st.step()) {
+      const std::string rule = st.str(1);
+      const bool active = st.i64(2) == 0;
+      for (Tally* t : tallies(st.str(0))) {
+        ++t->open;
+        if (active && rule == "device_offline") ++t->offline;
+        if (active && rule == "battery_low") ++t->low_battery;
+      }
+    }
+  }
+  std::vector<json> out;
+  for (const auto& [cell, t] : cells) {
+    json j =
+        common(summary_id(options_.site, interval_ms, start_ms, cell), t.last_seq, options_.site,
+               cell.empty() ? options_.grid_code : cell, options_.division_code, end_ms, true);
+    j["scope"] = cell.empty() ? "compound" : "cell";
+    j["period"] = {{"name", period_name(interval_ms)}, {"start_ms", start_ms}, {"end_ms", end_ms}};
+    json by_kind = json::object();
+    for (const auto& [k, n] : t.by_kind) by_kind[k] = n;
+    j["events"] = {{"total", t.total}, {"by_kind", by_kind}};
+    j["alerts"] = {{"opened", t.opened}, {"open", t.open}};
+    j["devices"] = {{"reporting", static_cast<std::int64_t>(t.reporting.size())},
+                    {"offline", t.offline},
+                    {"low_battery", t.low_battery}};
+    if (cell.empty())
+      out.insert(out.begin(), std::move(j));
+    else
+      out.push_back(std::move(j));
+  }
+  return out;
 }
 
 void CityBridge::on_tick(anju::edge::Journal& journal, std::int64_t now_ms) {
   delete_acked(journal);
-  const std::int64_t interval = options_.summary_interval_ms;
-  if (interval <= 0) return;
-  const std::int64_t current_start = now_ms - now_ms % interval;
   auto& db = journal.db();
-  std::int64_t next = current_start;  // first run: start with the period now in progress
-  if (auto v = anju::edge::meta_get(db, "summary_next_start")) next = std::stoll(*v);
-  // Periods missed while the gateway was off are computed now, up to a bound.
-  next = std::max(next, current_start - options_.summary_backfill_max * interval);
   bool wrote = false;
-  while (next + interval <= now_ms) {
-    const json s = summary(journal, next);
-    writer_.put(MsgClass::summary, s["id"].get<std::string>(),
-                summary_topic(options_.site, interval), s.dump());
-    next += interval;
-    wrote = true;
+  for (const std::int64_t interval : options_.summary_periods_ms) {
+    if (interval <= 0) continue;
+    // Periods are aligned to the epoch (UTC): 5 min, hours, days.
+    const std::int64_t current_start = now_ms - now_ms % interval;
+    const std::string key = "summary_next_start/" + std::to_string(interval);
+    std::int64_t next = current_start;  // first run: start with the period now in progress
+    if (auto v = anju::edge::meta_get(db, key)) next = std::stoll(*v);
+    // Periods missed while the gateway was off, up to the backfill bound, newest first: the
+    // outbox sends in order within a class, so live data is not held up by a long backfill.
+    next = std::max(next, current_start - std::max(options_.summary_backfill_ms, interval));
+    next -= next % interval;
+    for (std::int64_t start = current_start - interval; start >= next; start -= interval) {
+      for (const json& s : summaries(journal, interval, start))
+        writer_.put(MsgClass::summary, s["id"].get<std::string>(),
+                    summary_topic(options_.site, interval), s.dump());
+      wrote = true;
+    }
+    anju::edge::meta_set(db, key, std::to_string(std::max(next, current_start)));
   }
-  anju::edge::meta_set(db, "summary_next_start", std::to_string(next));
   if (wrote) pending_wake_ = true;
 }
 

@@ -1188,6 +1188,13 @@ const Table<SummaryConfig>& summary_table() {
       {
           leaf("interval_s", &SummaryConfig::interval_s, integer(10, 86400),
                "Period of the summary message, seconds."),
+          leaf("hourly", &SummaryConfig::hourly, boolean(),
+               "Also a summary per hour (summary/1h)."),
+          leaf("daily", &SummaryConfig::daily, boolean(),
+               "Also a summary per UTC day (summary/1d)."),
+          leaf("backfill_hours", &SummaryConfig::backfill_hours, integer(0, 168),
+               "Periods missed while the gateway was off are computed on start, newest first, "
+               "this many hours back at most."),
       },
       {}};
   return t;

@@ -33,6 +33,29 @@ namespace anju::firmware {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+std::vector<std::int64_t> summary_periods_ms(const SummaryConfig& summary) {
+  std::vector<std::int64_t> out{static_cast<std::int64_t>(summary.interval_s) * 1000};
+  auto add = [&](std::int64_t ms) {
+    if (std::find(out.begin(), out.end(), ms) == out.end()) out.push_back(ms);
+  };
+  if (summary.hourly) add(3'600'000);
+  if (summary.daily) add(86'400'000);
+  return out;
+}
+
+std::set<std::string> configured_grid_cells(const Config& config) {
+  std::set<std::string> cells;
+  auto add = [&](const DeviceConfig& place) {
+    if (!place.grid_code.empty() && place.grid_code != config.site.grid_code)
+      cells.insert(place.grid_code);
+  };
+  for (const auto& [id, d] : config.zigbee2mqtt.devices) add(d);
+  for (const auto& [eui, d] : config.chirpstack.devices) add(d.device.place);
+  for (const auto& [id, d] : config.generic_mqtt.devices) add(d.place);
+  for (const auto& d : config.modbus.devices) add(d.place);
+  return cells;
+}
+
 std::string status_socket_path(const std::string& data_dir) {
   return data_dir + "/anjud.sock";
 }
@@ -428,7 +451,9 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     if (auto kind = edge::event_kind_from_string(k)) bo.event_kinds.insert(*kind);
   bo.budget_bytes = {0, config.uplink.outbox.status_bytes, config.uplink.outbox.summary_bytes,
                      config.uplink.outbox.event_bytes};
-  bo.summary_interval_ms = static_cast<std::int64_t>(config.summary.interval_s) * 1000;
+  bo.summary_periods_ms = summary_periods_ms(config.summary);
+  bo.summary_backfill_ms = static_cast<std::int64_t>(config.summary.backfill_hours) * 3'600'000;
+  bo.grid_cells = configured_grid_cells(config);
   bridge::CityBridge city(bo, *journal, counters, uplink.get());
   city_ptr = &city;
 

@@ -333,7 +333,7 @@ TEST_CASE("contract: what the bridge puts in the outbox is on the topic tree and
   bo.site = "demo-compound";
   bo.grid_code = kGrid;
   bo.division_code = kDivision;
-  bo.summary_interval_ms = 300'000;
+  bo.summary_periods_ms = {300'000};
   bo.event_kinds = {EventKind::smoke, EventKind::temperature, EventKind::device_offline};
   CityBridge city(bo, *j, counters, nullptr);
 

@@ -537,7 +537,7 @@ TEST_CASE("city bridge: summaries have a stable id per period and count from the
   CityBridgeOptions bo;
   bo.site = "site-a";
   bo.grid_code = "11010500100200300401";
-  bo.summary_interval_ms = 300'000;
+  bo.summary_periods_ms = {300'000};
   CityBridge city(bo, *j, counters, nullptr);
   const std::int64_t start = clock.wall_ms() - clock.wall_ms() % 300'000;
   j->begin();
@@ -547,14 +547,17 @@ TEST_CASE("city bridge: summaries have a stable id per period and count from the
     j->append(e);
   }
   j->commit();
-  auto s1 = city.summary(*j, start);
-  auto s2 = city.summary(*j, start);
+  const auto all1 = city.summaries(*j, 300'000, start);
+  REQUIRE(all1.size() == 1);  // every device in the site's cell: the compound's summary only
+  const auto& s1 = all1[0];
+  const auto s2 = city.summaries(*j, 300'000, start)[0];
   CHECK(s1["id"] == s2["id"]);
   CHECK(s1["id"] == summary_id("site-a", 300'000, start));
+  CHECK(s1["scope"] == "compound");
   CHECK(s1["events"]["total"] == 3);
   CHECK(s1["events"]["by_kind"]["temperature"] == 3);
   CHECK(s1["seq"] == 3);
-  CHECK(city.summary(*j, start + 300'000)["id"] != s1["id"]);
+  CHECK(city.summaries(*j, 300'000, start + 300'000)[0]["id"] != s1["id"]);
 
   // The tick writes one summary per finished period, including missed ones.
   j->begin();
@@ -565,6 +568,88 @@ TEST_CASE("city bridge: summaries have a stable id per period and count from the
   city.on_tick(*j, start + 3 * 300'000 + 5);
   j->commit();
   CHECK(counters.rows[2] == 3);
+}
+
+TEST_CASE("city bridge: summaries per grid cell, hourly and daily, backfilled newest first",
+          "[spine][summary]") {
+  using namespace anju::bridge;
+  TempDir dir;
+  JournalOptions o;
+  o.path = dir.file("j.db");
+  auto j = Journal::open(o, nullptr);
+  OutboxCounters counters;
+  CityBridgeOptions bo;
+  bo.site = "site-a";
+  bo.grid_code = "11010500100200300401";
+  bo.grid_cells = {"11010500100200300402"};
+  bo.summary_periods_ms = {300'000, 3'600'000, 86'400'000};
+  bo.summary_backfill_ms = 86'400'000;
+  CityBridge city(bo, *j, counters, nullptr);
+  const std::int64_t day = 86'400'000;
+  const std::int64_t t0 = 1'800'000'000'000 - 1'800'000'000'000 % day;  // a UTC midnight
+  ManualClock clock(t0);
+
+  // The first tick of a fresh gateway: nothing before it is summarised.
+  j->begin();
+  city.on_tick(*j, t0 + 1000);
+  j->commit();
+  CHECK(counters.rows[2] == 0);
+
+  // Two devices in the site's cell, one in its own cell, all in the first 5 minutes.
+  j->begin();
+  for (const auto& [dev, cell] : {std::pair{"a", ""}, std::pair{"b", "11010500100200300401"},
+                                  std::pair{"c", "11010500100200300402"}}) {
+    Event e = reading(clock, dev, EventKind::temperature, std::nullopt, 20);
+    e.grid_code = cell;
+    e.ts_ms = t0 + 2000;
+    j->append(e);
+  }
+  j->commit();
+  const auto first = city.summaries(*j, 300'000, t0);
+  REQUIRE(first.size() == 3);  // the compound, then each cell
+  CHECK(first[0]["scope"] == "compound");
+  CHECK(first[0]["grid_code"] == "11010500100200300401");
+  CHECK(first[0]["events"]["total"] == 3);
+  CHECK(first[0]["devices"]["reporting"] == 3);
+  std::map<std::string, nlohmann::json> by_cell;
+  for (std::size_t i = 1; i < first.size(); ++i) {
+    CHECK(first[i]["scope"] == "cell");
+    by_cell[first[i]["grid_code"]] = first[i];
+  }
+  CHECK(by_cell["11010500100200300401"]["events"]["total"] == 2);
+  CHECK(by_cell["11010500100200300402"]["events"]["total"] == 1);
+  CHECK(by_cell["11010500100200300402"]["devices"]["reporting"] == 1);
+  // Stable and distinct ids per (site, cell, period).
+  CHECK(by_cell["11010500100200300402"]["id"] ==
+        summary_id("site-a", 300'000, t0, "11010500100200300402"));
+  CHECK(by_cell["11010500100200300402"]["id"] != first[0]["id"]);
+
+  // The gateway is off for the rest of the day and comes back the next morning at 06:00:30.
+  j->begin();
+  city.on_tick(*j, t0 + day + 6 * 3'600'000 + 30'000);
+  j->commit();
+  // Backfilled 24 h back at most: 5-minute periods from 06:00 yesterday, hours from 06:00
+  // yesterday, and yesterday; three summaries each (compound + two cells).
+  const std::int64_t n5 = (day) / 300'000, nh = day / 3'600'000, nd = 1;
+  CHECK(counters.rows[2] == 3 * (n5 + nh + nd));
+  // Newest first within each period length: live data is not held up behind the backfill.
+  std::vector<std::int64_t> five_min_starts;
+  auto st = j->db().prepare("SELECT payload FROM outbox WHERE topic=? ORDER BY oid");
+  st.bind(1, std::string("anju/v1/site-a/summary/5m"));
+  while (st.step()) {
+    const auto p = nlohmann::json::parse(st.str(0));
+    if (p["scope"] == "compound") five_min_starts.push_back(p["period"]["start_ms"]);
+  }
+  REQUIRE(five_min_starts.size() == static_cast<std::size_t>(n5));
+  CHECK(five_min_starts.front() == t0 + day + 6 * 3'600'000 - 300'000);
+  CHECK(std::is_sorted(five_min_starts.rbegin(), five_min_starts.rend()));
+  // The daily summary of yesterday counts the three readings.
+  auto d = j->db().prepare("SELECT payload FROM outbox WHERE topic=?");
+  d.bind(1, std::string("anju/v1/site-a/summary/1d"));
+  REQUIRE(d.step());
+  const auto daily = nlohmann::json::parse(d.str(0));
+  CHECK(daily["period"]["start_ms"] == t0);
+  CHECK(daily["events"]["total"] == 3);
 }
 
 TEST_CASE("city bridge: acknowledged rows are deleted by the pipeline's next transaction",

@@ -19,11 +19,13 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -41,8 +43,14 @@ struct CityBridgeOptions {
   std::string division_code;                    // 12 digits, or empty when not configured
   std::set<anju::edge::EventKind> event_kinds;  // which events go up on .../event
   std::array<std::int64_t, kClasses> budget_bytes{0, 16 << 20, 16 << 20, 64 << 20};
-  std::int64_t summary_interval_ms = 300'000;
-  int summary_backfill_max = 12;  // periods computed at once after downtime
+  // Summary periods, e.g. 5 min, 1 h, 1 d. Each period is summarised for the whole compound and,
+  // when some devices are in a grid cell of their own, once per grid cell.
+  std::vector<std::int64_t> summary_periods_ms{300'000};
+  // Periods missed while the gateway was off are computed on start, this far back at most.
+  std::int64_t summary_backfill_ms = 86'400'000;
+  // Grid cells other than the site's that devices are configured in (a device's cell is its
+  // events' grid_code). With any, every period is also summarised per cell, these included.
+  std::set<std::string> grid_cells;
 };
 
 // Pure payload builders (also used by tests and the contract docs). `division_code` is added to
@@ -51,7 +59,10 @@ std::string alert_payload(const anju::edge::AlertChange& c, const std::string& m
                           bool clock_synced, const std::string& division_code = "");
 nlohmann::json event_payload(const anju::edge::Event& e, const std::string& division_code = "");
 nlohmann::json status_payload(const anju::edge::Event& e, const std::string& division_code = "");
-std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms);
+// Stable per (site, grid cell, period): a recomputation sends the same id. `cell` empty: the whole
+// compound.
+std::string summary_id(const std::string& site, std::int64_t interval_ms, std::int64_t start_ms,
+                       const std::string& cell = "");
 
 // Pure topic builders.
 std::string topic_level(std::string_view text);  // one topic level: percent-encoded, never empty
@@ -79,8 +90,10 @@ class CityBridge final : public anju::edge::PipelineHook {
   // the pipeline's next transaction (within about a second).
   void acked(const std::vector<std::pair<std::int64_t, MsgClass>>& rows);
 
-  // Computes the summary of [start, start+interval) from the journal.
-  nlohmann::json summary(anju::edge::Journal& journal, std::int64_t start_ms) const;
+  // The summaries of [start, start+interval) from the journal: the compound's first, then one per
+  // grid cell when devices are in more than one cell.
+  std::vector<nlohmann::json> summaries(anju::edge::Journal& journal, std::int64_t interval_ms,
+                                        std::int64_t start_ms) const;
 
  private:
   CityBridgeOptions options_;

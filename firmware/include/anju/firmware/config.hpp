@@ -62,6 +62,9 @@ struct JournalConfig {
 
 struct SummaryConfig {
   int interval_s = 300;
+  bool hourly = true;       // also a summary per hour
+  bool daily = true;        // and per day (UTC days)
+  int backfill_hours = 24;  // periods missed while off are computed on start, this far back
 };
 
 struct ThresholdRule {

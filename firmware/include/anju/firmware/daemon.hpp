@@ -6,7 +6,9 @@
 #pragma once
 
 #include <atomic>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "anju/drivers/chirpstack_driver.hpp"
 #include "anju/drivers/generic_mqtt_driver.hpp"
@@ -38,6 +40,11 @@ drivers::access::OsdpBusConfig osdp_bus_config(const Config& config, const OsdpB
                                                const drivers::access::PseudonymKey& site_key);
 // A Secure Channel key file: 32 hex digits (whitespace around ignored), mode 0600 or stricter.
 drivers::osdp::Key load_scbk(const std::string& path);
+
+// The summary periods (ms): the configured interval, and hourly/daily when on (each once).
+std::vector<std::int64_t> summary_periods_ms(const SummaryConfig& summary);
+// Every grid cell other than the site's that a configured device is in.
+std::set<std::string> configured_grid_cells(const Config& config);
 
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
 int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr);
