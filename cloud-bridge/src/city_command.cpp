@@ -155,7 +155,8 @@ CityCommandParse parse_city_command(std::string_view name, std::string_view payl
   }
   const auto cmd_name = city_command_from_string(name);
   if (!cmd_name) {
-    r.error = "unknown command '" + std::string(name.substr(0, 64)) +
+    const std::string_view shown = name.substr(0, 64);
+    r.error = "unknown command '" + (printable(shown) ? std::string(shown) : "(not ASCII)") +
               "' (expected alert.ack, alert.close, config.apply, rules.update, "
               "credentials.sync, events.query, evidence.request or diag)";
     return r;
@@ -260,7 +261,8 @@ std::string city_command_response(const std::string& site, const std::string& re
     j["page"] = page;
     j["last"] = last;
   }
-  return j.dump();
+  // Whatever went into the error text, the answer is valid UTF-8 JSON.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace anju::bridge

@@ -60,16 +60,19 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
     spdlog::warn("city command on {} ignored: not this gateway's command topic", m.topic);
     return;
   }
-  const std::string name = m.topic.substr(prefix_.size());
+  // The topic level goes into logs and the audit event: printable ASCII only.
+  std::string name = m.topic.substr(prefix_.size(), 64);
+  for (char& ch : name)
+    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e) ch = '?';
   auto parsed = bridge::parse_city_command(name, m.payload, clock_.wall_ms());
   std::string reply = m.response_topic.empty() ? parsed.reply_to : m.response_topic;
   const std::string corr = m.correlation_data;
   if (reply.empty()) ++unanswerable_;
   if (!parsed.command) {
     ++refused_;
-    spdlog::warn("city command {} (request {}) refused: {}", name.substr(0, 64),
+    spdlog::warn("city command {} (request {}) refused: {}", name,
                  parsed.request_id.empty() ? "?" : parsed.request_id, parsed.error);
-    audit(name.substr(0, 64), parsed.request_id, "", false, parsed.error);
+    audit(name, parsed.request_id, "", false, parsed.error);
     answer(reply, corr, parsed.request_id, false, false, parsed.error);
     return;
   }

@@ -122,6 +122,11 @@ TEST_CASE("bad city commands are refused with a reason that names what is wrong"
   for (const char* name : {"config.apply", "rules.update", "credentials.sync", "evidence.request"})
     CHECK(refusal(name, request(ack_args)).find("unauthorised: ") == 0);
 
+  // Found by fuzz_city_command: a topic level that is not UTF-8 made the answer unserialisable.
+  const auto odd = parse_city_command("eve\xafts.query", request().dump(), kNow);
+  CHECK(odd.error.find("unknown command '(not ASCII)'") == 0);
+  CHECK_FALSE(
+      json::parse(city_command_response("s", "r", kNow, false, false, "bad \xff")).is_discarded());
   CHECK(parse_city_command("diag", "{", kNow).error == "command is not valid JSON");
   CHECK(parse_city_command("diag", "[1]", kNow).error == "command must be a JSON object");
   CHECK(parse_city_command("diag", std::string(kMaxCityCommandBytes + 1, ' '), kNow)
