@@ -21,6 +21,7 @@
 
 #include "anju/edge/journal.hpp"
 #include "anju/firmware/broker_auth.hpp"
+#include "anju/firmware/check.hpp"
 #include "anju/firmware/config.hpp"
 #include "anju/firmware/daemon.hpp"
 #include "anju/firmware/users.hpp"
@@ -29,20 +30,7 @@ namespace {
 using nlohmann::json;
 
 std::optional<std::string> ask_status(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return out;
+  return anju::firmware::read_status_socket(path, std::chrono::seconds(5));
 }
 
 // "10m", "2h", "30s", "1d" → milliseconds.
@@ -649,7 +637,34 @@ int main(int argc, char** argv) {
                      "dashboard users file (default: dashboard.users_file, or "
                      "<data dir>/users.json)");
   broker->add_flag("-q,--quiet", bc.quiet, "print nothing on success");
+  auto* check = app.add_subcommand(
+      "check",
+      "self-check: config, clock, disk, brokers, TLS, anjud, devices; exit 1 when anything fails");
+  int check_timeout_s = 3;
+  check->add_option("--timeout", check_timeout_s, "seconds each network probe may take")
+      ->capture_default_str();
+  auto* outbox = app.add_subcommand(
+      "outbox", "what waits for the city: depth per class, bytes, oldest, evictions, link state");
   CLI11_PARSE(app, argc, argv);
+
+  if (*check) {
+    // Before the config is loaded below: an invalid config is one of the things it reports.
+    anju::firmware::CheckOptions co;
+    co.config_path = config_path;
+    co.data_dir = data_dir;
+    co.timeout = std::chrono::seconds(std::max(1, check_timeout_s));
+    try {
+      const auto results = anju::firmware::run_checks(co);
+      if (as_json)
+        std::cout << anju::firmware::check_results_json(results).dump(2) << "\n";
+      else
+        std::cout << anju::firmware::render_check_text(results);
+      return anju::firmware::check_exit_code(results);
+    } catch (const std::exception& e) {
+      std::cerr << "anju check: " << e.what() << "\n";
+      return 1;
+    }
+  }
 
   std::string configured_users_file;
   if (!config_path.empty()) {
@@ -726,11 +741,8 @@ int main(int argc, char** argv) {
                   << "\n";
       else
         std::cout << "  city uplink    disabled\n";
-      std::cout << "  outbox         ";
-      for (auto& [cls, v] : j["outbox"].items())
-        std::cout << cls << " " << v["rows"] << " (" << v["bytes"] << " B, evicted " << v["evicted"]
-                  << ")  ";
-      std::cout << "\n";
+      std::cout << "  outbox         "
+                << anju::firmware::outbox_summary(anju::firmware::outbox_view(j)) << "\n";
       if (j.contains("zigbee2mqtt")) {
         const auto& z = j["zigbee2mqtt"];
         std::cout << "  zigbee2mqtt    " << z["devices"] << " devices, " << z["messages"]
@@ -738,6 +750,20 @@ int main(int argc, char** argv) {
                   << " parse errors, " << z["unknown_device"] << " from unknown devices\n";
       }
       return 0;
+    }
+    if (*outbox) {
+      // From the status socket; the oldest message's time from the journal (read-only). With
+      // anjud stopped, the journal's counts alone, and exit 1.
+      auto live = ask_status(anju::firmware::status_socket_path(data_dir));
+      auto j = live ? json::parse(*live, nullptr, false) : json();
+      auto view = j.is_object() ? anju::firmware::outbox_view(j)
+                                : anju::firmware::outbox_from_journal(db_path);
+      anju::firmware::add_outbox_oldest(view, db_path);
+      if (as_json)
+        std::cout << anju::firmware::outbox_json(view, now_ms()).dump() << "\n";
+      else
+        std::cout << anju::firmware::render_outbox_text(view, now_ms());
+      return view.from_status ? 0 : 1;
     }
     auto db = anju::edge::open_reader(db_path);
     if (*events) {
