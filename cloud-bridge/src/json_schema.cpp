@@ -4,8 +4,11 @@
 #include "../include/anju/bridge/json_schema.hpp"
 
 #include <cmath>
+#include <compare>
 #include <set>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 
 namespace anju::bridge::schema {
 using nlohmann::json;
@@ -50,6 +53,48 @@ long double number(const json& v) {
   if (v.is_number_unsigned()) return static_cast<long double>(v.get<std::uint64_t>());
   if (v.is_number_integer()) return static_cast<long double>(v.get<std::int64_t>());
   return static_cast<long double>(v.get<double>());
+}
+
+// The order of two JSON numbers (int64, uint64 or double), exact on every CPU: long double is no
+// wider than double on 32-bit ARM, where 2^53 + 1 would compare equal to 2^53.
+template <class I, class J>
+std::partial_ordering compare_integers(I a, J b) {
+  if (std::cmp_less(a, b)) return std::partial_ordering::less;
+  if (std::cmp_greater(a, b)) return std::partial_ordering::greater;
+  return std::partial_ordering::equivalent;
+}
+
+template <class I>
+std::partial_ordering compare_integer_double(I a, double b) {
+  if (std::isnan(b)) return std::partial_ordering::unordered;
+  if (b >= 0x1p64) return std::partial_ordering::less;
+  if (b < -0x1p63) return std::partial_ordering::greater;
+  const double t = std::trunc(b);  // in [-2^63, 2^64): exactly an int64 or a uint64
+  const auto o = t < 0 ? compare_integers(a, static_cast<std::int64_t>(t))
+                       : compare_integers(a, static_cast<std::uint64_t>(t));
+  return o != 0 ? o : 0.0 <=> b - t;  // same integer part: b's fraction decides
+}
+
+template <class X, class Y>
+std::partial_ordering compare_values(X a, Y b) {
+  constexpr bool a_float = std::is_floating_point_v<X>, b_float = std::is_floating_point_v<Y>;
+  if constexpr (a_float && b_float)
+    return a <=> b;
+  else if constexpr (!a_float && !b_float)
+    return compare_integers(a, b);
+  else if constexpr (b_float)
+    return compare_integer_double(a, b);
+  else
+    return 0 <=> compare_integer_double(b, a);
+}
+
+std::partial_ordering compare_numbers(const json& a, const json& b) {
+  auto visit = [](const json& v, auto&& f) {
+    if (v.is_number_unsigned()) return f(v.get<std::uint64_t>());
+    if (v.is_number_integer()) return f(v.get<std::int64_t>());
+    return f(v.get<double>());
+  };
+  return visit(a, [&](auto x) { return visit(b, [&](auto y) { return compare_values(x, y); }); });
 }
 
 bool has_type(const json& v, const std::string& t) {
@@ -274,22 +319,21 @@ void SchemaSet::check(Ctx& ctx, const std::string& doc, const json& s, const jso
     ctx.add(path, "const: expected " + short_dump(*it) + ", got " + short_dump(v));
 
   if (v.is_number()) {
-    const long double x = number(v);
-    auto bound = [&](const char* key, bool (*ok)(long double, long double), const char* rel) {
+    auto bound = [&](const char* key, bool (*ok)(std::partial_ordering), const char* rel) {
       auto it = s.find(key);
       if (it == s.end() || !it->is_number()) return;
-      if (!ok(x, number(*it)))
+      if (!ok(compare_numbers(v, *it)))
         ctx.add(path,
                 std::string(key) + ": " + short_dump(v) + " is not " + rel + " " + short_dump(*it));
     };
     bound(
-        "minimum", [](long double a, long double b) { return a >= b; }, ">=");
+        "minimum", [](std::partial_ordering o) { return o >= 0; }, ">=");
     bound(
-        "maximum", [](long double a, long double b) { return a <= b; }, "<=");
+        "maximum", [](std::partial_ordering o) { return o <= 0; }, "<=");
     bound(
-        "exclusiveMinimum", [](long double a, long double b) { return a > b; }, ">");
+        "exclusiveMinimum", [](std::partial_ordering o) { return o > 0; }, ">");
     bound(
-        "exclusiveMaximum", [](long double a, long double b) { return a < b; }, "<");
+        "exclusiveMaximum", [](std::partial_ordering o) { return o < 0; }, "<");
   }
 
   if (v.is_string()) {

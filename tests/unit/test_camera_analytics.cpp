@@ -123,9 +123,13 @@ TEST_CASE("camera analytics: intrusion in a zone, none in a zone nothing enters"
   CHECK(hits[0].location.building == "3");
   CHECK(hits[0].source == "camera");
   CHECK(hits[0].attrs["stream"] == "cam1");
-  // Entered the zone (x >= 192) at frame 25 (x = 195); confirmed on the second frame.
+  // Its leading edge enters the zone (x >= 192) at frame 23 (x + 12 = 193), its centre at frame
+  // 25 (x = 195); raised on the second frame with min_area in the zone. Whether the thin edge
+  // already holds min_area at frame 23 rests on the last bits of OpenCV's floating-point
+  // background model, which differ between CPUs: raised at frame 25 on x86-64, 24 on arm64.
+  const std::int64_t edge_in = (10 + 23) * kFrameMs;
   const std::int64_t entered = (10 + 25) * kFrameMs;
-  CHECK(hits[0].attrs["media_ms"].get<std::int64_t>() >= entered);
+  CHECK(hits[0].attrs["media_ms"].get<std::int64_t>() >= edge_in + kFrameMs);
   CHECK(hits[0].attrs["media_ms"].get<std::int64_t>() <= entered + 2 * kFrameMs);
   CHECK(hits[1].attrs["zone"] == "right");
   CHECK(hits[1].active == false);  // not latched: cleared 5 s after the zone emptied
