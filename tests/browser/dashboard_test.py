@@ -353,7 +353,7 @@ def main():
         def city_changes():
             changes = []
             for topic, payload in city_messages():
-                if not topic.endswith("/alert"):
+                if not topic.startswith(f"anju/v1/{SITE}/alert/"):  # the topic tree: alert/<kind>
                     continue
                 try:
                     j = json.loads(payload)
