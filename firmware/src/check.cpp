@@ -1055,18 +1055,8 @@ LocalBrokerProbe probe_local_broker(const Config& config, std::chrono::milliseco
   }
   p.tcp_ok = true;
 
-  edge::MqttEndpoint ep;
-  ep.uri = b.uri;
+  edge::MqttEndpoint ep = endpoint(b);
   ep.client_id = "anju-check-" + std::to_string(::getpid());  // anjud's session is left alone
-  ep.mqtt_version = b.mqtt_version;
-  ep.keepalive_s = b.keepalive_s;
-  ep.username_file = b.username_file;
-  ep.password_file = b.password_file;
-  ep.tls = b.tls.enabled;
-  ep.ca_file = b.tls.ca_file;
-  ep.cert_file = b.tls.cert_file;
-  ep.key_file = b.tls.key_file;
-  ep.verify_hostname = b.tls.verify_hostname;
   const int seconds = static_cast<int>(std::max<std::int64_t>(1, timeout.count() / 1000));
   std::mutex tls_mu;
   std::string tls_error;

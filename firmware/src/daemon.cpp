@@ -246,8 +246,6 @@ edge::RuleSettings rule_settings(const Config& c) {
   return s;
 }
 
-namespace {
-
 edge::MqttEndpoint endpoint(const BrokerConfig& b) {
   edge::MqttEndpoint ep;
   ep.uri = b.uri;
@@ -263,6 +261,8 @@ edge::MqttEndpoint endpoint(const BrokerConfig& b) {
   ep.verify_hostname = b.tls.verify_hostname;
   return ep;
 }
+
+namespace {
 
 // Every device's last-seen time, for the rules' heartbeat supervision after a restart.
 std::vector<std::pair<edge::DeviceRef, std::int64_t>> devices_last_seen(edge::Db& db) {

@@ -14,6 +14,7 @@
 #include "anju/drivers/generic_mqtt_driver.hpp"
 #include "anju/drivers/modbus_driver.hpp"
 #include "anju/drivers/osdp_cp.hpp"
+#include "anju/edge/mqtt.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/config.hpp"
 
@@ -41,6 +42,8 @@ drivers::access::OsdpBusConfig osdp_bus_config(const Config& config, const OsdpB
 // A Secure Channel key file: 32 hex digits (whitespace around ignored), mode 0600 or stricter.
 drivers::osdp::Key load_scbk(const std::string& path);
 
+// The MQTT endpoint of a configured broker (TLS and credential files included).
+edge::MqttEndpoint endpoint(const BrokerConfig& broker);
 // The summary periods (ms): the configured interval, and hourly/daily when on (each once).
 std::vector<std::int64_t> summary_periods_ms(const SummaryConfig& summary);
 // Every grid cell other than the site's that a configured device is in.
