@@ -54,6 +54,7 @@ nlohmann::json to_json(const Alert& a) {
   if (!a.close_reason.empty()) j["close_reason"] = a.close_reason;
   if (!a.suspended_from.empty()) j["suspended_from"] = a.suspended_from;
   if (a.suppressed) j["suppressed"] = true;
+  if (a.test) j["test"] = true;
   j["escalation_level"] = a.escalation_level;
   if (a.escalated_ms) j["escalated_ms"] = a.escalated_ms;
   nlohmann::json h = nlohmann::json::array();
@@ -101,6 +102,7 @@ std::optional<Alert> alert_from_json(const nlohmann::json& j, std::string* error
     a.close_reason = j.value("close_reason", "");
     a.suspended_from = j.value("suspended_from", "");
     a.suppressed = j.value("suppressed", false);
+    a.test = j.value("test", false);
     a.escalation_level = j.value("escalation_level", 0);
     a.escalated_ms = j.value("escalated_ms", std::int64_t{0});
     if (auto it = j.find("related"); it != j.end() && it->is_array())

@@ -117,6 +117,10 @@ void RuleEngine::restore(const std::vector<Alert>& open_alerts,
   }
   for (const auto& a : open_alerts) {
     if (!a.open()) continue;
+    if (a.test) {  // a test's alert is its own: nothing about the device follows from it
+      open_[test_key(a)] = a;
+      continue;
+    }
     open_[{a.rule, a.device.id}] = a;
     auto& d = devices_[a.device.id];
     if (d.ref.id.empty()) {
@@ -140,7 +144,7 @@ void RuleEngine::restore(const std::vector<Alert>& open_alerts,
 std::int64_t RuleEngine::escalation_due(const Alert& a) const {
   // Only an alert nobody has taken (still raised) escalates; timers are data in the alert, so
   // they survive a restart.
-  if (a.state != "raised" || a.suppressed || a.severity < 1 || a.severity > 4)
+  if (a.state != "raised" || a.suppressed || a.test || a.severity < 1 || a.severity > 4)
     return std::numeric_limits<std::int64_t>::max();
   const std::int64_t after = settings_.escalate_after_ms[static_cast<std::size_t>(a.severity)];
   if (after <= 0) return std::numeric_limits<std::int64_t>::max();
@@ -322,7 +326,43 @@ void RuleEngine::threshold(const ThresholdSpec& spec, const Event& e, double v,
     raise_threshold(spec, st, devices_[e.device.id], e.ts_ms, out);
 }
 
+RuleEngine::Key RuleEngine::test_key(const Alert& a) {
+  return {"gateway_test:" + a.alert_id, a.device.id};
+}
+
+void RuleEngine::test_alert(const Event& e, std::vector<AlertChange>& out) {
+  // An installer's test (anju test-event): an alert of its own, flagged `test`, of the kind it
+  // stands for (so that it travels the real topic of that kind to the city) and that kind's
+  // severity. It never touches the device's state (last seen, open alerts, thresholds), is never
+  // correlated, never escalates, and is sent even during a maintenance window: the installer
+  // wants to see the path work.
+  EventKind kind = EventKind::gateway_test;
+  if (auto it = e.attrs.find("alert_kind"); it != e.attrs.end() && it->is_string())
+    if (auto k = event_kind_from_string(it->get<std::string>())) kind = *k;
+  DeviceInfo dev;
+  dev.ref = e.device;
+  dev.location = e.location;
+  dev.site = e.site;
+  dev.grid_code = e.grid_code;
+  Alert a = new_alert("gateway_test", kind,
+                      alarm_severity(kind).value_or(std::clamp(e.severity, 1, 4)), dev, e.ts_ms);
+  a.test = true;
+  a.suppressed = false;
+  a.count = 1;
+  a.version = 1;
+  a.last_seen_ms = a.updated_ms = e.ts_ms;
+  remember(a, e);
+  a.message = "TEST, nobody is dispatched: " + std::string(to_string(kind)) + " at " +
+              (a.device.name.empty() ? a.device.id : a.device.name);
+  auto it = open_.emplace(test_key(a), std::move(a)).first;
+  out.push_back({AlertChangeType::raised, it->second, {}});
+}
+
 void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
+  if (e.kind == EventKind::gateway_test) {
+    if (!e.device.id.empty()) test_alert(e, out);
+    return;
+  }
   const std::size_t from = out.size();
   on_event_rules(e, out);
   correlate(from, e.ts_ms, out);
@@ -459,7 +499,7 @@ CommandResult RuleEngine::apply(const AlertCommand& cmd, std::int64_t now_ms,
   if (cmd.action == AlertAction::suspend) a.suspended_from = from;
   if (cmd.action == AlertAction::resume) a.suspended_from.clear();
   a.state = check.to;
-  if (cmd.action == AlertAction::close) a.close_reason = "resolved";
+  if (cmd.action == AlertAction::close) a.close_reason = a.test ? "test" : "resolved";
   if (cmd.action == AlertAction::false_alarm) a.close_reason = "false_alarm";
   ++a.version;
   a.updated_ms = now_ms;

@@ -241,6 +241,68 @@ TEST_CASE("life-cycle: escalation when nobody acknowledges, surviving a restart"
   CHECK(out.empty());
 }
 
+TEST_CASE("test events raise their own flagged alert and leave the device alone", "[lifecycle]") {
+  ManualClock clock;
+  RuleSettings s;
+  s.heartbeat_timeout_ms = 0;
+  RuleEngine rules(s);
+  std::vector<AlertChange> out;
+  std::vector<Event> synth;
+  // A real smoke alarm is open on s1.
+  rules.on_event(alarm(clock, "s1", EventKind::smoke, true), out);
+  REQUIRE(out.size() == 1);
+  const std::string real_id = out[0].alert.alert_id;
+  out.clear();
+
+  // Two installer's tests on the same detector, standing for smoke.
+  Event t = alarm(clock, "s1", EventKind::gateway_test, true);
+  t.active.reset();
+  t.attrs = {{"test", true}, {"alert_kind", "smoke"}};
+  rules.on_event(t, out);
+  t.id = uuid_v7(clock.wall_ms());
+  rules.on_event(t, out);
+  REQUIRE(out.size() == 2);
+  for (const auto& c : out) {
+    CHECK(c.type == AlertChangeType::raised);
+    CHECK(c.alert.test);
+    CHECK(c.alert.rule == "gateway_test");
+    CHECK(c.alert.kind == EventKind::smoke);  // the city gets it on the smoke topic...
+    CHECK(c.alert.severity == 1);             // ...with smoke's severity
+    CHECK(c.alert.count == 1);
+    CHECK(c.alert.alert_id != real_id);
+    CHECK(c.alert.message.rfind("TEST, nobody is dispatched: smoke at s1", 0) == 0);
+  }
+  CHECK(out[0].alert.alert_id != out[1].alert.alert_id);
+  CHECK(to_json(out[0].alert).value("test", false));
+  // The real alarm is untouched: its count is still 1.
+  for (const auto& a : rules.open_alerts())
+    if (a.alert_id == real_id) CHECK(a.count == 1);
+
+  // A test alert never escalates, and survives a restart as a test alert of its own.
+  s.escalate_after_ms = {0, 1, 1, 1, 1};
+  RuleEngine again(s);
+  again.restore(rules.open_alerts(), {}, clock.wall_ms());
+  CHECK(again.open_alert_count() == 3);
+  out.clear();
+  clock.advance_ms(60'000);
+  again.on_tick(clock.wall_ms(), synth, out);
+  REQUIRE(out.size() == 1);  // only the real alarm escalates
+  CHECK(out[0].alert.alert_id == real_id);
+  CHECK(out[0].type == AlertChangeType::escalated);
+
+  // A test alert is closed like any other.
+  std::string test_id;
+  for (const auto& a : again.open_alerts())
+    if (a.test) test_id = a.alert_id;
+  out.clear();
+  REQUIRE(again.apply(command(test_id, AlertAction::close, "t1"), clock.wall_ms(), out).ok);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].alert.state == "closed");
+  CHECK(out[0].alert.close_reason == "test");
+  CHECK(out[0].alert.test);
+  CHECK(again.open_alert_count() == 2);
+}
+
 TEST_CASE("life-cycle: commands through the pipeline are journaled and applied once",
           "[lifecycle]") {
   PipelineRig rig;

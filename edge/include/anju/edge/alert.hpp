@@ -40,6 +40,7 @@ struct Alert {
   std::optional<double> value;         // the reading that crossed a threshold, if any
   std::string message;                 // short human text
   bool suppressed = false;        // raised during a maintenance window: shown locally, not sent on
+  bool test = false;              // raised by a test event (anju test-event): nobody is dispatched
   int escalation_level = 0;       // times escalated for want of an acknowledgement
   std::int64_t escalated_ms = 0;  // when it last was
   struct Step {

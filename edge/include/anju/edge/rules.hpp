@@ -88,7 +88,8 @@ class RuleEngine {
                const std::vector<std::pair<DeviceRef, std::int64_t>>& devices_last_seen,
                std::int64_t now_ms);
 
-  // One accepted event (seq assigned). Appends what happened to alerts.
+  // One accepted event (seq assigned). Appends what happened to alerts. A gateway_test event
+  // raises a test alert of its own (Alert::test; kind from attrs "alert_kind").
   void on_event(const Event& e, std::vector<AlertChange>& out);
 
   // Time passes. Fills `synthesized` with events the rules create (device_offline when a device
@@ -149,6 +150,8 @@ class RuleEngine {
   std::int64_t heartbeat_timeout(const DeviceInfo& d) const;
   // Correlations for the changes out[from..]; appends the merges and correlated alerts.
   void on_event_rules(const Event& e, std::vector<AlertChange>& out);
+  void test_alert(const Event& e, std::vector<AlertChange>& out);
+  static Key test_key(const Alert& a);
   void on_tick_rules(std::int64_t now_ms, std::vector<Event>& synthesized,
                      std::vector<AlertChange>& out);
   void correlate(std::size_t from, std::int64_t now_ms, std::vector<AlertChange>& out);
