@@ -160,8 +160,10 @@ void CityBridge::in_transaction(anju::edge::Journal& journal, const std::vector<
     // Raised during a maintenance window: recorded and shown locally, not sent to the city.
     if (c.alert.suppressed) continue;
     const std::string id = anju::edge::uuid_v7(c.alert.updated_ms);
-    writer_.put(MsgClass::alert, id, alert_topic(options_.site, c.alert.kind),
-                alert_payload(c, id, true, options_.division_code));
+    const std::int64_t oid =
+        writer_.put(MsgClass::alert, id, alert_topic(options_.site, c.alert.kind),
+                    alert_payload(c, id, true, options_.division_code));
+    if (options_.on_alert_queued) options_.on_alert_queued(c, oid);
     pending_wake_ = true;
   }
   for (const auto& e : events) {

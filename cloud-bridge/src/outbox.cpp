@@ -60,8 +60,8 @@ OutboxWriter::OutboxWriter(Db& db, std::array<std::int64_t, kClasses> budget_byt
       "INSERT INTO outbox(class,msg_id,topic,payload,retain,bytes) VALUES(?,?,?,?,?,?)");
 }
 
-void OutboxWriter::put(MsgClass cls, const std::string& msg_id, const std::string& topic,
-                       const std::string& payload, bool retain) {
+std::int64_t OutboxWriter::put(MsgClass cls, const std::string& msg_id, const std::string& topic,
+                               const std::string& payload, bool retain) {
   const auto bytes = static_cast<std::int64_t>(payload.size() + topic.size() + msg_id.size() + 48);
   insert_.bind(1, static_cast<int>(cls))
       .bind(2, msg_id)
@@ -70,10 +70,12 @@ void OutboxWriter::put(MsgClass cls, const std::string& msg_id, const std::strin
       .bind(5, retain ? 1 : 0)
       .bind(6, bytes)
       .exec();
+  const std::int64_t oid = sqlite3_last_insert_rowid(db_.get());
   const int i = static_cast<int>(cls);
   ++counters_.rows[i];
   counters_.bytes[i] += bytes;
   if (budget_[i] > 0 && counters_.bytes[i] > budget_[i]) evict(cls);
+  return oid;
 }
 
 void OutboxWriter::evict(MsgClass cls) {

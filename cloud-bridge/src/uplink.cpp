@@ -155,9 +155,24 @@ void Uplink::wake() {
   cv_.notify_all();
 }
 
+void Uplink::retry_now() {
+  {
+    std::lock_guard lock(mu_);
+    retry_now_ = true;
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
 UplinkStats Uplink::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  UplinkStats s = stats_;
+  if (!s.connected && next_retry_ != std::chrono::steady_clock::time_point{}) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next_retry_ - std::chrono::steady_clock::now());
+    s.next_retry_ms = std::max<std::int64_t>(0, left.count());
+  }
+  return s;
 }
 
 bool Uplink::connect() {
@@ -280,11 +295,19 @@ void Uplink::loop() {
         std::uniform_int_distribution<int> jitter(backoff / 2, backoff);
         const int wait_ms = jitter(rng);
         std::unique_lock lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return stopping_; });
-        backoff = std::min(backoff * 2, options_.backoff_max_ms);
+        next_retry_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+        cv_.wait_until(lock, next_retry_, [this] { return stopping_ || retry_now_; });
+        backoff =
+            retry_now_ ? options_.backoff_min_ms : std::min(backoff * 2, options_.backoff_max_ms);
+        retry_now_ = false;
         continue;
       }
       backoff = options_.backoff_min_ms;
+      {
+        std::lock_guard lock(mu_);
+        next_retry_ = {};
+        retry_now_ = false;
+      }
       inflight_.clear();
       cursor_.fill(0);
     }
@@ -296,6 +319,7 @@ void Uplink::loop() {
         return stopping_ || woken_ || lost_ || !acks_.empty() || failed_ > 0;
       });
       woken_ = false;
+      retry_now_ = false;  // connected: nothing to hurry
       if (failed_ > 0 || lost_) {
         // A refused or lost publish: start the session over; the rows are still in the outbox.
         failed_ = 0;

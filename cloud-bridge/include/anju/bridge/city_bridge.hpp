@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,9 @@ struct CityBridgeOptions {
   // Grid cells other than the site's that devices are configured in (a device's cell is its
   // events' grid_code). With any, every period is also summarised per cell, these included.
   std::set<std::string> grid_cells;
+  // Pipeline thread, inside the transaction: an alert change was queued for the city as outbox
+  // row `oid` (e.g. for anju test-event to follow it to the city's PUBACK). Optional.
+  std::function<void(const anju::edge::AlertChange&, std::int64_t oid)> on_alert_queued;
 };
 
 // Pure payload builders (also used by tests and the contract docs). `division_code` is added to

@@ -48,9 +48,9 @@ class OutboxWriter {
   // budget_bytes[class] <= 0 means unlimited (alerts are always unlimited).
   OutboxWriter(anju::edge::Db& db, std::array<std::int64_t, kClasses> budget_bytes,
                OutboxCounters& counters);
-  // Inside the caller's transaction.
-  void put(MsgClass cls, const std::string& msg_id, const std::string& topic,
-           const std::string& payload, bool retain = false);
+  // Inside the caller's transaction. Returns the row's oid (what the uplink acknowledges).
+  std::int64_t put(MsgClass cls, const std::string& msg_id, const std::string& topic,
+                   const std::string& payload, bool retain = false);
 
  private:
   void evict(MsgClass cls);

@@ -48,8 +48,9 @@ struct UplinkStats {
   std::int64_t published = 0;  // PUBLISH sent (including retransmissions)
   std::int64_t acked = 0;
   std::int64_t inflight = 0;
-  std::int64_t commands = 0;   // downlink messages received
-  std::int64_t responses = 0;  // answers sent
+  std::int64_t commands = 0;       // downlink messages received
+  std::int64_t responses = 0;      // answers sent
+  std::int64_t next_retry_ms = 0;  // while disconnected: time until the next connect attempt
   std::string last_error;
 };
 
@@ -63,6 +64,9 @@ class Uplink {
   // Stops after trying, for at most `flush`, to get what is in the outbox acknowledged.
   void stop(std::chrono::milliseconds flush = std::chrono::milliseconds(3000));
   void wake();  // new rows are in the outbox
+  // An installer asked to drain now (anju outbox --drain-now): a reconnect waiting out its
+  // backoff is tried at once, and the backoff starts again from its minimum.
+  void retry_now();
   // Rows acknowledged earlier are now deleted: no need to remember them any more.
   void forget(const std::vector<std::int64_t>& oids);
   UplinkStats stats() const;
@@ -89,6 +93,8 @@ class Uplink {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool woken_ = false;
+  bool retry_now_ = false;
+  std::chrono::steady_clock::time_point next_retry_{};  // guarded by mu_
   bool lost_ = false;
   std::chrono::steady_clock::time_point flush_deadline_{};
   std::vector<std::pair<std::int64_t, MsgClass>> acks_;  // guarded by mu_
