@@ -23,6 +23,7 @@
 #include "anju/firmware/broker_auth.hpp"
 #include "anju/firmware/check.hpp"
 #include "anju/firmware/config.hpp"
+#include "anju/firmware/control.hpp"
 #include "anju/firmware/daemon.hpp"
 #include "anju/firmware/users.hpp"
 
@@ -31,6 +32,183 @@ using nlohmann::json;
 
 std::optional<std::string> ask_status(const std::string& path) {
   return anju::firmware::read_status_socket(path, std::chrono::seconds(5));
+}
+
+std::int64_t mono_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// anju outbox --drain-now: the uplink retries at once, and the drain is followed until what
+// waited when it was asked has gone to the city (or the timeout passes).
+int drain_now(const std::string& data_dir, int timeout_s, bool as_json) {
+  const std::string sock = anju::firmware::status_socket_path(data_dir);
+  json answer;
+  std::string why;
+  if (!anju::firmware::control_call(
+          sock, {{"cmd", "drain-now"}}, std::chrono::seconds(5), [&](const json& j) { answer = j; },
+          &why)) {
+    std::cerr << "anju outbox --drain-now: " << why << "\n";
+    return 1;
+  }
+  if (!answer.value("ok", false)) {
+    std::cerr << "anju outbox --drain-now: " << answer.value("error", std::string("refused"))
+              << "\n";
+    return 1;
+  }
+  auto sample = [&]() -> std::optional<json> {
+    auto raw = ask_status(sock);
+    if (!raw) return std::nullopt;
+    auto j = json::parse(*raw, nullptr, false);
+    if (!j.is_object()) return std::nullopt;
+    return j;
+  };
+  auto total = [](const json& s, const char* field) {
+    std::int64_t n = 0;
+    auto it = s.find("outbox");
+    if (it == s.end() || !it->is_object()) return n;
+    for (const auto& c : *it)
+      if (c.is_object()) n += c.value(field, std::int64_t{0});
+    return n;
+  };
+  auto first = sample();
+  if (!first) {
+    std::cerr << "anju outbox --drain-now: anjud stopped answering\n";
+    return 1;
+  }
+  const std::int64_t waiting = total(*first, "rows"), sent0 = total(*first, "sent");
+  const std::int64_t start = mono_ms(), deadline = start + std::int64_t{timeout_s} * 1000;
+  const bool tty = !as_json && ::isatty(STDOUT_FILENO);
+  std::int64_t last_print = 0;
+  json last = *first;
+  bool drained = waiting == 0;
+  while (!drained && mono_ms() < deadline) {
+    struct timespec pause {
+      0, 250'000'000
+    };
+    nanosleep(&pause, nullptr);  // polling anjud's counters for the progress line, not a wait
+    auto s = sample();
+    if (!s) break;
+    last = *s;
+    const std::int64_t sent = total(last, "sent") - sent0, rows = total(last, "rows");
+    drained = sent >= waiting || rows == 0;
+    if (!as_json && (tty || mono_ms() - last_print >= 1000)) {
+      const auto up = last.value("uplink", json::object());
+      const double secs = static_cast<double>(mono_ms() - start) / 1000.0;
+      std::ostringstream line;
+      line << "draining: " << std::min(sent, waiting) << " of " << waiting << " sent, " << rows
+           << " waiting, "
+           << (secs > 0 ? static_cast<std::int64_t>(static_cast<double>(sent) / secs) : 0)
+           << " msg/s, link "
+           << (up.value("connected", false)
+                   ? std::string("up")
+                   : "down (" + up.value("last_error", std::string("connecting")) + ")");
+      std::cout << (tty ? "\r" : "") << line.str() << (tty ? "\x1b[K" : "\n") << std::flush;
+      last_print = mono_ms();
+    }
+  }
+  if (tty) std::cout << "\n";
+  const std::int64_t sent = total(last, "sent") - sent0;
+  const double secs = static_cast<double>(mono_ms() - start) / 1000.0;
+  const auto up = last.value("uplink", json::object());
+  if (as_json) {
+    std::cout << json{{"drained", drained}, {"waiting_at_start", waiting},
+                      {"sent", sent},       {"waiting", total(last, "rows")},
+                      {"seconds", secs},    {"link", up}}
+                     .dump()
+              << "\n";
+  } else if (drained) {
+    std::cout << "drained: " << waiting << " message(s) that were waiting went to the city in "
+              << secs << " s\n";
+  } else {
+    std::cout << "NOT drained after " << timeout_s << " s: " << total(last, "rows")
+              << " message(s) still waiting; link "
+              << (up.value("connected", false)
+                      ? std::string("up")
+                      : "down: " + up.value("last_error", std::string("?")))
+              << "\n";
+  }
+  return drained ? 0 : 1;
+}
+
+// anju test-event: one marked test event end to end, each hop printed as anjud reports it.
+int test_event(const std::string& data_dir, const std::string& target, const std::string& kind,
+               int timeout_s, bool as_json) {
+  json req{{"cmd", "test-event"}, {"target", target}, {"timeout_ms", timeout_s * 1000}};
+  if (!kind.empty()) req["kind"] = kind;
+  json hops = json::array();
+  bool ok = false;
+  std::string error;
+  auto fmt_ms = [](const json& j) {
+    std::ostringstream o;
+    o.setf(std::ios::fixed);
+    o.precision(1);
+    o << j.value("ms", 0.0) << " ms";
+    return o.str();
+  };
+  auto row = [](const std::string& what, const std::string& detail, const std::string& ms) {
+    std::string l = "  " + what;
+    l.resize(std::max<std::size_t>(l.size() + 1, 26), ' ');
+    l += detail;
+    if (!ms.empty()) {
+      l.resize(std::max<std::size_t>(l.size() + 1, 70), ' ');
+      l += ms;
+    }
+    return l + "\n";
+  };
+  std::string why;
+  const bool answered = anju::firmware::control_call(
+      anju::firmware::status_socket_path(data_dir), req, std::chrono::seconds(timeout_s + 15),
+      [&](const json& j) {
+        if (j.contains("done") || (j.contains("error") && !j.contains("hop"))) {
+          ok = j.value("ok", false);
+          error = j.value("error", std::string());
+          return;
+        }
+        hops.push_back(j);
+        if (as_json) return;
+        const std::string hop = j.value("hop", "");
+        if (hop == "submitted")
+          std::cout << "test event " << j.value("event_id", "") << " for " << j.value("device", "")
+                    << " (" << j.value("kind", "") << "), flagged test: nobody is dispatched\n";
+        else if (hop == "journaled")
+          std::cout << row("journaled", "seq " + std::to_string(j.value("seq", 0)), fmt_ms(j));
+        else if (hop == "alert")
+          std::cout << row("alert raised locally", j.value("local_topic", ""), fmt_ms(j));
+        else if (hop == "outbox")
+          std::cout << row("queued for the city",
+                           "outbox row " + std::to_string(j.value("oid", 0)) + " -> " +
+                               j.value("city_topic", ""),
+                           fmt_ms(j));
+        else if (hop == "waiting")
+          std::cout << row("waiting", j.value("why", ""), "");
+        else if (hop == "city")
+          std::cout << row("city broker PUBACK", "acknowledged", fmt_ms(j));
+        else if (hop == "closed")
+          std::cout << row(
+              "test alert closed",
+              j.contains("error") ? "NOT closed: " + j.value("error", "") : j.value("note", ""),
+              "");
+        std::cout << std::flush;
+      },
+      &why);
+  if (!answered) error = why;
+  if (as_json) {
+    std::cout << json{{"ok", ok}, {"hops", hops}, {"error", error}}.dump() << "\n";
+  } else if (ok) {
+    double city = 0;
+    for (const auto& h : hops)
+      if (h.value("hop", "") == "city") city = h.value("ms", 0.0);
+    std::ostringstream o;
+    o.setf(std::ios::fixed);
+    o.precision(1);
+    o << city;
+    std::cout << "OK: the test alert reached the city broker in " << o.str() << " ms\n";
+  } else {
+    std::cout << "FAIL: " << (error.empty() ? std::string("no answer from anjud") : error) << "\n";
+  }
+  return ok ? 0 : 1;
 }
 
 // "10m", "2h", "30s", "1d" → milliseconds.
@@ -645,6 +823,25 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   auto* outbox = app.add_subcommand(
       "outbox", "what waits for the city: depth per class, bytes, oldest, evictions, link state");
+  bool drain = false;
+  int drain_timeout_s = 120;
+  outbox->add_flag("--drain-now", drain,
+                   "reconnect to the city at once (no backoff wait) and follow the drain");
+  outbox->add_option("--timeout", drain_timeout_s, "seconds --drain-now waits for the drain")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  auto* test = app.add_subcommand(
+      "test-event",
+      "fire a test alarm (flagged test: nobody is dispatched) end to end and wait for the city "
+      "broker's acknowledgement, printing each hop");
+  std::string test_target, test_kind;
+  int test_timeout_s = 30;
+  test->add_option("target", test_target, "a device id or name, or an alarm kind (e.g. smoke)")
+      ->required();
+  test->add_option("--kind", test_kind, "the alarm the test stands for (default: the device's)");
+  test->add_option("--timeout", test_timeout_s, "seconds to wait for the city's acknowledgement")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600));
   CLI11_PARSE(app, argc, argv);
 
   if (*check) {
@@ -751,6 +948,8 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    if (*test) return test_event(data_dir, test_target, test_kind, test_timeout_s, as_json);
+    if (*outbox && drain) return drain_now(data_dir, drain_timeout_s, as_json);
     if (*outbox) {
       // From the status socket; the oldest message's time from the journal (read-only). With
       // anjud stopped, the journal's counts alone, and exit 1.

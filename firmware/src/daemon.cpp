@@ -1,5 +1,6 @@
 #include "anju/firmware/daemon.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <thread>
 
 #include "anju/bridge/city_bridge.hpp"
@@ -26,8 +28,10 @@
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/city_commands.hpp"
+#include "anju/firmware/control.hpp"
 #include "anju/firmware/dashboard.hpp"
 #include "anju/firmware/service_notify.hpp"
+#include "anju/firmware/test_event.hpp"
 
 namespace anju::firmware {
 namespace fs = std::filesystem;
@@ -317,23 +321,28 @@ class LocalAlertPublisher final : public edge::PipelineHook {
   std::string site_;
 };
 
-class StatusServer {
+// The local control socket (control.hpp): one request per connection, each on a thread of its
+// own (a test event waits for the city for up to minutes; status must still answer meanwhile),
+// at most kMaxClients at once.
+class ControlServer {
  public:
-  StatusServer(std::string path, std::function<std::string()> render)
-      : path_(std::move(path)), render_(std::move(render)) {}
-  ~StatusServer() { stop(); }
+  using Send = std::function<bool(const json&)>;
+  using Handler = std::function<void(const std::string& request, const Send& send)>;
+  ControlServer(std::string path, Handler handler)
+      : path_(std::move(path)), handler_(std::move(handler)) {}
+  ~ControlServer() { stop(); }
   void start() {
     ::unlink(path_.c_str());
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path_.size() >= sizeof(addr.sun_path)) {
-      spdlog::warn("status socket path too long: {}", path_);
+      spdlog::warn("control socket path too long: {}", path_);
       return;
     }
     std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0 || ::listen(fd_, 8) < 0) {
-      spdlog::warn("status socket {}: {}", path_, std::strerror(errno));
+      spdlog::warn("control socket {}: {}", path_, std::strerror(errno));
       return;
     }
     thread_ = std::thread([this, fd = fd_] {
@@ -341,35 +350,93 @@ class StatusServer {
         const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) {
           if (errno == EINTR) continue;
-          return;  // closed by stop()
+          return;  // shut down by stop()
         }
-        std::string body;
-        try {
-          body = render_();
-        } catch (const std::exception& e) {
-          body = json{{"error", e.what()}}.dump();
+        reap();
+        std::lock_guard lock(mu_);
+        if (clients_.size() >= kMaxClients) {
+          const std::string busy =
+              json{{"error", "anjud is busy with other control requests; try again"}}.dump() + "\n";
+          (void)!::write(c, busy.data(), busy.size());
+          ::close(c);
+          continue;
         }
-        body += "\n";
-        (void)!::write(c, body.data(), body.size());
-        ::close(c);
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        clients_.push_back({std::thread([this, c, done] {
+                              serve(c);
+                              done->store(true);
+                            }),
+                            done});
       }
     });
   }
   void stop() {
     // Wake the accept() with shutdown, join, and only then close: the thread never sees the
-    // descriptor closed (or reused) under it.
+    // descriptor closed (or reused) under it. Handlers end within their own deadlines.
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
+    std::vector<Client> clients;
+    {
+      std::lock_guard lock(mu_);
+      clients.swap(clients_);
+    }
+    for (auto& cl : clients) cl.thread.join();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     ::unlink(path_.c_str());
   }
 
  private:
+  static constexpr std::size_t kMaxClients = 4;
+  struct Client {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  void reap() {
+    std::lock_guard lock(mu_);
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = clients_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  void serve(int c) {
+    // The request: what the client writes before shutting down its side, read for at most
+    // 300 ms (a client that sends nothing at all, like older ones, asks for the status).
+    std::string request;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      pollfd p{c, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[1024];
+      const ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      request.append(buf, static_cast<std::size_t>(n));
+      if (request.size() > kMaxControlRequestBytes) break;
+    }
+    const Send send = [c](const json& j) {
+      const std::string line = j.dump() + "\n";
+      return ::send(c, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size());
+    };
+    try {
+      handler_(request, send);
+    } catch (const std::exception& e) {
+      send(json{{"error", e.what()}});
+    }
+    ::close(c);
+  }
+
   std::string path_;
-  std::function<std::string()> render_;
+  Handler handler_;
   int fd_ = -1;
   std::thread thread_;
+  std::mutex mu_;
+  std::vector<Client> clients_;  // guarded by mu_
 };
 
 }  // namespace
@@ -420,6 +487,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   edge::Pipeline pipeline(*journal, rules, clock, po);
 
   bridge::OutboxCounters counters;
+  TestEventTracker test_events;  // anju test-event: follows a test from submission to PUBACK
   std::atomic<bridge::CityBridge*> city_ptr{nullptr};
   std::atomic<CityCommands*> city_commands{nullptr};
   std::unique_ptr<bridge::Uplink> uplink;
@@ -433,8 +501,10 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     uo.window = config.uplink.window;
     uo.backoff_min_ms = config.uplink.backoff_min_ms;
     uo.backoff_max_ms = config.uplink.backoff_max_ms;
-    uo.on_acked = [&city_ptr](const std::vector<std::pair<std::int64_t, bridge::MsgClass>>& rows) {
+    uo.on_acked = [&city_ptr, &test_events](
+                      const std::vector<std::pair<std::int64_t, bridge::MsgClass>>& rows) {
       if (auto* c = city_ptr.load()) c->acked(rows);
+      test_events.acked(rows);
     };
     // Commands from the city: handled by city_commands (set below, before the uplink starts).
     uo.command_filter = "anju/v1/" + config.site.id + "/cmd/+";
@@ -454,11 +524,17 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   bo.summary_periods_ms = summary_periods_ms(config.summary);
   bo.summary_backfill_ms = static_cast<std::int64_t>(config.summary.backfill_hours) * 3'600'000;
   bo.grid_cells = configured_grid_cells(config);
+  bo.on_alert_queued = [&test_events](const edge::AlertChange& c, std::int64_t oid) {
+    test_events.alert_queued(c, oid);
+  };
   bridge::CityBridge city(bo, *journal, counters, uplink.get());
   city_ptr = &city;
 
   edge::LocalBus bus(endpoint(config.local_broker));
   LocalAlertPublisher local_alerts(bus, config.site.id);
+  // The test tracker first: it stamps the commit before the others' after_commit run (the
+  // uplink may have the city's PUBACK before the local bus publish returns).
+  pipeline.add_hook(&test_events);
   pipeline.add_hook(&city);
   pipeline.add_hook(&local_alerts);
   // The door rules (forced, held open, tailgating, repeated denials) derive events from what the
@@ -644,6 +720,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
                      {"published", us.published},
                      {"acked", us.acked},
                      {"inflight", us.inflight},
+                     {"next_retry_ms", us.next_retry_ms},
                      {"commands", us.commands},
                      {"responses", us.responses},
                      {"last_error", us.last_error}};
@@ -745,8 +822,50 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     city_cmds = std::make_unique<CityCommands>(std::move(cc), pipeline, clock);
     city_commands = city_cmds.get();
   }
-  auto render_status = [&]() { return status_json().dump(); };
-  StatusServer status(status_socket_path(config.data_dir), render_status);
+  // The control socket: status for `anju status`/`anju check`, drain-now and test events.
+  std::atomic<bool> control_stopping{false};
+  TestEventContext test_ctx{
+      pipeline,
+      test_events,
+      clock,
+      jo.path,
+      config.site.id,
+      config.site.grid_code,
+      uplink != nullptr,
+      [&uplink]() {
+        if (!uplink) return json{{"connected", false}, {"last_error", "uplink disabled"}};
+        const auto us = uplink->stats();
+        return json{{"connected", us.connected}, {"last_error", us.last_error}};
+      },
+      &control_stopping};
+  auto control = [&](const std::string& text, const ControlServer::Send& send) {
+    const auto parsed = parse_control_request(text);
+    if (!parsed.request) {
+      send(json{{"error", parsed.error}});
+      return;
+    }
+    const ControlRequest& req = *parsed.request;
+    switch (req.cmd) {
+      case ControlCmd::status:
+        send(status_json());
+        return;
+      case ControlCmd::drain_now: {
+        if (!uplink) {
+          send(json{{"ok", false}, {"error", "the uplink is disabled (uplink.enabled: false)"}});
+          return;
+        }
+        uplink->retry_now();
+        spdlog::info("control: drain now requested (the uplink retries at once)");
+        send(json{{"ok", true}, {"connected", uplink->stats().connected}});
+        return;
+      }
+      case ControlCmd::test_event:
+        spdlog::info("control: test event for '{}' requested", req.target);
+        run_test_event(req, test_ctx, send);
+        return;
+    }
+  };
+  ControlServer status(status_socket_path(config.data_dir), control);
 
   // The dashboard: a hook like the others (its own alert snapshot, live streams), seeded with the
   // open alerts before the pipeline starts.
@@ -825,6 +944,10 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
     }
   }
   systemd.stopping();
+  // Control requests end first (a test event in progress says so), while the pipeline still runs.
+  control_stopping = true;
+  test_events.wake_all();
+  status.stop();
   if (dashboard) dashboard->stop();  // no more requests (they submit audit events and commands)
   bus.stop();                        // no more input
   if (modbus) modbus->stop();

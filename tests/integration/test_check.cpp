@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 
+#include "city_contract.hpp"
 #include "harness.hpp"
 
 using namespace anju::it;
@@ -648,4 +649,139 @@ TEST_CASE(
             "-- fix: the broker's ACL must let the gateway read anju/<site>/cmd/# and read "
             "and write anju/<site>/#: run anju broker-config --config " +
                 gw_narrow.config_path().string()));
+}
+
+TEST_CASE("anju test-event: a marked test alarm reaches the city broker hop by hop, then is closed",
+          "[check][test-event]") {
+  Mosquitto local, city;
+  local.start();
+  city.start();
+  GatewayConfig cfg;
+  cfg.local_uri = local.uri();
+  cfg.uplink_uri = city.uri();
+  Anjud gw(cfg);
+  gw.start();
+  Collector at_city(city.uri(), "anju/v1/" + kSite + "/alert/#");
+  Publisher pub(local.uri());
+  pub.publish("zigbee2mqtt/bridge/devices", demo_devices_json(), 1, true);
+  INFO("anjud log:\n" << tail(gw.log()));
+  REQUIRE(gw.wait_devices(5, 20s));
+  // The detector has reported (no smoke): the test stands for the alarm it is there for.
+  pub.publish("zigbee2mqtt/smoke_3_2_hall", R"({"smoke":false,"battery":90})", 1, false);
+  REQUIRE(
+      wait_until([&] { return gw.status() && (*gw.status())["pipeline"]["committed"] >= 1; }, 20s));
+
+  auto run = run_anju(gw, "test-event smoke_3_2_hall");
+  INFO(run.out);
+  CHECK(run.rc == 0);
+  CHECK(has(run.out, "(smoke), flagged test: nobody is dispatched\n"));
+  CHECK(has(run.out, "  journaled               seq "));
+  CHECK(has(run.out, "  alert raised locally    anju/" + kSite + "/alert/"));
+  CHECK(has(run.out, " -> anju/v1/" + kSite + "/alert/smoke"));
+  CHECK(has(run.out, "  city broker PUBACK      acknowledged"));
+  CHECK(has(run.out, "  test alert closed       test complete: acknowledged by the city broker"));
+  CHECK(has(run.out, "OK: the test alert reached the city broker in "));
+
+  // At the city: raised and closed, flagged test, on the smoke topic, valid by the contract.
+  REQUIRE(at_city.wait_for(
+      [](const std::vector<Message>& ms) {
+        int seen = 0;
+        for (const auto& m : ms) {
+          const auto j = json::parse(m.payload, nullptr, false);
+          if (j.is_object() && j["alert"].value("test", false)) ++seen;
+        }
+        return seen >= 2;
+      },
+      20s));
+  const auto ms = at_city.messages();
+  anju::contract::check_city_contract(ms);
+  std::vector<std::string> changes;
+  for (const auto& m : ms) {
+    const auto j = json::parse(m.payload, nullptr, false);
+    CHECK(m.topic == "anju/v1/" + kSite + "/alert/smoke");
+    CHECK(j["alert"].value("test", false));
+    CHECK(j["alert"]["severity"] == 1);
+    CHECK(j["alert"]["device"]["id"] == "0x00158d0000000001");
+    changes.push_back(j.value("change", ""));
+  }
+  CHECK(changes == std::vector<std::string>{"raised", "closed"});
+  CHECK(json::parse(ms.back().payload)["alert"]["close_reason"] == "test");
+
+  // Nothing stays open, and the device's own state is untouched (no smoke alert).
+  auto alerts = run_anju(gw, "alerts");
+  CHECK(alerts.rc == 0);
+  CHECK(alerts.out == "0 alerts\n");
+
+  // --json for scripts; an event kind as the target (reported for the gateway itself).
+  run = run_anju(gw, "test-event water_leak --json");
+  INFO(run.out);
+  CHECK(run.rc == 0);
+  REQUIRE(run.results.is_object());
+  CHECK(run.results["ok"] == true);
+  std::vector<std::string> hops;
+  for (const auto& h : run.results["hops"]) hops.push_back(h.value("hop", ""));
+  CHECK(hops ==
+        std::vector<std::string>{"submitted", "journaled", "alert", "outbox", "city", "closed"});
+  CHECK(run.results["hops"][4]["ms"].get<double>() > 0);
+
+  // What cannot be tested is said plainly.
+  run = run_anju(gw, "test-event no_such_thing");
+  CHECK(run.rc == 1);
+  CHECK(has(run.out, "FAIL: no device or event kind named 'no_such_thing' (anju devices lists"));
+  run = run_anju(gw, "test-event temperature");
+  CHECK(run.rc == 1);
+  CHECK(has(run.out, "FAIL: 'temperature' is an event kind that raises no alarm; one of: smoke,"));
+}
+
+TEST_CASE(
+    "anju test-event says when the city is unreachable, and outbox --drain-now skips the "
+    "backoff once it is back",
+    "[check][test-event][outbox]") {
+  Mosquitto local, city;
+  local.start();
+  city.reserve_port();  // not started yet
+  GatewayConfig cfg;
+  cfg.local_uri = local.uri();
+  cfg.uplink_uri = city.uri();
+  // After a failed connect the uplink waits 30 to 60 s: longer than this test waits for the
+  // drain below, so only --drain-now can make it in time.
+  cfg.backoff_min_ms = 60'000;
+  cfg.backoff_max_ms = 60'000;
+  Anjud gw(cfg);
+  gw.start();
+  INFO("anjud log:\n" << tail(gw.log()));
+  REQUIRE(wait_until([&] { return gw.status().has_value(); }, 20s));
+
+  auto run = run_anju(gw, "test-event smoke --timeout 2");
+  INFO(run.out);
+  CHECK(run.rc == 1);
+  CHECK(has(run.out, "  waiting                 the city link is down: "));
+  CHECK(has(run.out,
+            "  test alert closed       test ended: no acknowledgement from the city broker"));
+  CHECK(has(run.out,
+            "FAIL: no acknowledgement from the city broker within 2 s; the alert stays in the "
+            "outbox and is sent when the link is up\n"));
+  // The test's raise and its close wait for the city.
+  REQUIRE(wait_until([&] { return (*gw.status())["outbox"]["alert"].value("rows", 0) == 2; }, 10s));
+  CHECK((*gw.status())["uplink"]["next_retry_ms"].get<int>() > 5000);
+
+  city.start();
+  Collector at_city(city.uri(), "anju/v1/" + kSite + "/alert/#");
+  run = run_anju(gw, "outbox --drain-now --timeout 20");
+  INFO(run.out);
+  CHECK(run.rc == 0);
+  CHECK(has(run.out, "drained: 2 message(s) that were waiting went to the city in "));
+  CHECK(at_city.wait_for([](const std::vector<Message>& ms) { return ms.size() >= 2; }, 10s));
+  anju::contract::check_city_contract(at_city.messages());
+
+  // With the uplink disabled, drain-now says why it cannot.
+  REQUIRE(gw.term() == 0);
+  GatewayConfig off = cfg;
+  off.uplink_uri.clear();
+  Anjud gw2(off);
+  gw2.start();
+  REQUIRE(wait_until([&] { return gw2.status().has_value(); }, 20s));
+  run = run_anju(gw2, "outbox --drain-now");
+  CHECK(run.rc == 1);
+  CHECK(has(run.out, "anju outbox --drain-now: the uplink is disabled (uplink.enabled: false)"));
 }
