@@ -441,7 +441,7 @@ class ControlServer {
 
 }  // namespace
 
-int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
+int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonExtras* extras) {
   // Signals are taken by this thread only (sigtimedwait below); every stage thread inherits the
   // mask, so none of them is interrupted.
   sigset_t sigs;
@@ -537,6 +537,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   pipeline.add_hook(&test_events);
   pipeline.add_hook(&city);
   pipeline.add_hook(&local_alerts);
+  if (extras)
+    for (auto* h : extras->hooks) pipeline.add_hook(h);
   // The door rules (forced, held open, tailgating, repeated denials) derive events from what the
   // access drivers and door contacts report.
   edge::DoorRules door_rules(edge::DoorRuleSettings{}, clock);
@@ -898,13 +900,16 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag) {
   ServiceNotifier systemd;
   systemd.ready("site " + config.site.id + ": running");
   const auto pet_every = systemd.watchdog_interval();
+  // Stuck: the pipeline thread (which goes round at least once a second, commits included) has
+  // not for a whole WatchdogSec, but never less than 3 s (a slow fsync is not a hang).
+  const std::int64_t stuck_after_ms = std::max<std::int64_t>(3000, 2 * pet_every.count());
   auto last_pet = std::chrono::steady_clock::now() - pet_every;
   bool stuck_logged = false;
   for (;;) {
     if (pet_every.count() > 0 && std::chrono::steady_clock::now() - last_pet >= pet_every) {
       const std::int64_t now_ms = clock.mono_ns() / 1'000'000;
       const std::int64_t beat = pipeline.heartbeat_mono_ms();
-      if (now_ms - beat < 10'000) {
+      if (now_ms - beat < stuck_after_ms) {
         systemd.pet();
         last_pet = std::chrono::steady_clock::now();
         stuck_logged = false;

@@ -427,8 +427,14 @@ Anjud::~Anjud() {
 
 void Anjud::start() {
   if (proc_.running()) throw std::logic_error("anjud already running");
-  proc_.spawn({ANJUD_PATH, "--config", config_path_.string(), "--data-dir", data_dir_.string()},
-              log_path_);
+  std::vector<std::string> argv;
+  if (!config_.environment.empty()) {
+    argv.push_back("/usr/bin/env");
+    argv.insert(argv.end(), config_.environment.begin(), config_.environment.end());
+  }
+  argv.push_back(config_.binary.empty() ? std::string(ANJUD_PATH) : config_.binary);
+  argv.insert(argv.end(), {"--config", config_path_.string(), "--data-dir", data_dir_.string()});
+  proc_.spawn(argv, log_path_);
 }
 
 void Anjud::kill9() {

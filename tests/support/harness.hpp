@@ -157,6 +157,10 @@ struct GatewayConfig {
   int dashboard_lockout_s = 300;
   std::string dashboard_tls_cert;  // both set: HTTPS
   std::string dashboard_tls_key;
+  // Another build of anjud (e.g. a test build with a fault on purpose), and NAME=value pairs for
+  // its environment (e.g. NOTIFY_SOCKET): both for the process only, through env(1).
+  std::string binary;
+  std::vector<std::string> environment;
 };
 // A complete anjud YAML config: the demo site and its five devices, with the given brokers.
 std::string gateway_yaml(const GatewayConfig& c);

@@ -15,6 +15,7 @@
 #include "anju/drivers/modbus_driver.hpp"
 #include "anju/drivers/osdp_cp.hpp"
 #include "anju/edge/mqtt.hpp"
+#include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/config.hpp"
 
@@ -49,8 +50,14 @@ std::vector<std::int64_t> summary_periods_ms(const SummaryConfig& summary);
 // Every grid cell other than the site's that a configured device is in.
 std::set<std::string> configured_grid_cells(const Config& config);
 
+// Stages added from outside the config: pipeline hooks run after the daemon's own (e.g. a test
+// build's fault on purpose: tests/watchdog/).
+struct DaemonExtras {
+  std::vector<edge::PipelineHook*> hooks;
+};
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
-int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr);
+int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr,
+               const DaemonExtras* extras = nullptr);
 
 std::string status_socket_path(const std::string& data_dir);
 std::string journal_path(const std::string& data_dir);
