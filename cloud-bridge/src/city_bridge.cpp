@@ -156,13 +156,25 @@ void CityBridge::delete_acked(anju::edge::Journal&) {
 void CityBridge::in_transaction(anju::edge::Journal& journal, const std::vector<Event>& events,
                                 const std::vector<AlertChange>& changes) {
   delete_acked(journal);
+  // An alert message's time is its latest event's: it is as synchronised as that event's clock
+  // (an alert changed by a command or a tick: as the batch's events, all of which must be).
+  std::map<std::string_view, bool> synced_by_id;
+  bool all_synced = true;
+  for (const auto& e : events) {
+    synced_by_id.emplace(e.id, e.clock_synced);
+    all_synced = all_synced && e.clock_synced;
+  }
   for (const auto& c : changes) {
     // Raised during a maintenance window: recorded and shown locally, not sent to the city.
     if (c.alert.suppressed) continue;
     const std::string id = anju::edge::uuid_v7(c.alert.updated_ms);
+    bool clock_synced = all_synced;
+    if (!c.alert.event_ids.empty())
+      if (auto it = synced_by_id.find(c.alert.event_ids.back()); it != synced_by_id.end())
+        clock_synced = it->second;
     const std::int64_t oid =
         writer_.put(MsgClass::alert, id, alert_topic(options_.site, c.alert.kind),
-                    alert_payload(c, id, true, options_.division_code));
+                    alert_payload(c, id, clock_synced, options_.division_code));
     if (options_.on_alert_queued) options_.on_alert_queued(c, oid);
     pending_wake_ = true;
   }

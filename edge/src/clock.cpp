@@ -23,13 +23,17 @@ bool SystemClock::synced() const {
   const std::int64_t now = mono_ns();
   const std::int64_t at = checked_at_ns_.load(std::memory_order_relaxed);
   if (at < 0 || now - at > 1'000'000'000) {
-    timex tx{};
-    const int state = adjtimex(&tx);
-    // TIME_ERROR means the kernel considers the clock unsynchronised (STA_UNSYNC).
-    synced_.store(state != TIME_ERROR && !(tx.status & STA_UNSYNC), std::memory_order_relaxed);
+    synced_.store(probe_(), std::memory_order_relaxed);
     checked_at_ns_.store(now, std::memory_order_relaxed);
   }
   return synced_.load(std::memory_order_relaxed);
+}
+
+bool SystemClock::kernel_synced() {
+  timex tx{};
+  const int state = adjtimex(&tx);
+  // TIME_ERROR means the kernel considers the clock unsynchronised (STA_UNSYNC).
+  return state >= 0 && state != TIME_ERROR && !(tx.status & STA_UNSYNC);
 }
 
 const std::string& boot_id() {

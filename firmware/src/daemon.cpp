@@ -453,7 +453,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   signal(SIGPIPE, SIG_IGN);
 
   fs::create_directories(config.data_dir);
-  edge::SystemClock clock;
+  edge::SystemClock system_clock;
+  const edge::Clock& clock = extras && extras->clock ? *extras->clock : system_clock;
 
   edge::JournalOptions jo;
   jo.path = journal_path(config.data_dir);
@@ -705,6 +706,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                      {"last_seq", ps.last_seq},
                      {"retention_deleted", ps.retention_deleted}};
     j["alerts_open"] = ps.alerts_open;
+    j["clock"] = {{"synced", clock.synced()}, {"wall_ms", clock.wall_ms()}};
     json ob = json::object();
     for (int c = 0; c < bridge::kClasses; ++c) {
       ob[std::string(bridge::to_string(static_cast<bridge::MsgClass>(c)))] = {
@@ -905,7 +907,18 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   const std::int64_t stuck_after_ms = std::max<std::int64_t>(3000, 2 * pet_every.count());
   auto last_pet = std::chrono::steady_clock::now() - pet_every;
   bool stuck_logged = false;
+  // Booted without network, the clock is not synchronised: events say so (clock_synced=false)
+  // until NTP has set it; events already journaled keep the time they were given.
+  bool was_synced = clock.synced();
+  if (!was_synced)
+    spdlog::warn(
+        "clock: not synchronised (no NTP yet); events carry clock_synced=false until it is");
   for (;;) {
+    if (const bool synced = clock.synced(); synced != was_synced) {
+      spdlog::info("clock: {}", synced ? "synchronised; events from now on carry clock_synced=true"
+                                       : "no longer synchronised; events carry clock_synced=false");
+      was_synced = synced;
+    }
     if (pet_every.count() > 0 && std::chrono::steady_clock::now() - last_pet >= pet_every) {
       const std::int64_t now_ms = clock.mono_ns() / 1'000'000;
       const std::int64_t beat = pipeline.heartbeat_mono_ms();

@@ -58,7 +58,7 @@ TEST_CASE("watchdog: anjud pets systemd while its pipeline runs and stops when i
   NotifySocket systemd;
   GatewayConfig cfg;
   cfg.local_uri = local.uri();
-  cfg.binary = ANJUD_STUCK_PATH;
+  cfg.binary = ANJUD_TEST_PATH;
   // WatchdogSec=3s: pets every 1.5 s; stuck after 3 s without the pipeline going round.
   cfg.environment = {"NOTIFY_SOCKET=" + systemd.path, "WATCHDOG_USEC=3000000"};
   Anjud gw(cfg);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace anju::edge {
@@ -20,12 +21,18 @@ class Clock {
 
 class SystemClock final : public Clock {
  public:
+  // `sync_probe` says whether the clock is synchronised; by default the kernel's NTP state
+  // (adjtimex: systemd-timesyncd and chrony clear STA_UNSYNC once they have synchronised it).
+  explicit SystemClock(std::function<bool()> sync_probe = kernel_synced)
+      : probe_(std::move(sync_probe)) {}
   std::int64_t wall_ms() const override;
   std::int64_t mono_ns() const override;
-  // Asks the kernel (adjtimex) whether NTP has synchronised the clock; cached for a second.
+  // The probe's answer, asked at most once a second.
   bool synced() const override;
+  static bool kernel_synced();
 
  private:
+  std::function<bool()> probe_;
   mutable std::atomic<std::int64_t> checked_at_ns_{-1};
   mutable std::atomic<bool> synced_{false};
 };

@@ -54,6 +54,7 @@ std::set<std::string> configured_grid_cells(const Config& config);
 // build's fault on purpose: tests/watchdog/).
 struct DaemonExtras {
   std::vector<edge::PipelineHook*> hooks;
+  const edge::Clock* clock = nullptr;  // instead of the system's (e.g. its sync state under test)
 };
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
 int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr,
