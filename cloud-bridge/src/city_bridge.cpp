@@ -335,12 +335,18 @@ void CityBridge::on_tick(anju::edge::Journal& journal, std::int64_t now_ms) {
     // outbox sends in order within a class, so live data is not held up by a long backfill.
     next = std::max(next, current_start - std::max(options_.summary_backfill_ms, interval));
     next -= next % interval;
+    std::int64_t periods = 0;
     for (std::int64_t start = current_start - interval; start >= next; start -= interval) {
       for (const json& s : summaries(journal, interval, start))
         writer_.put(MsgClass::summary, s["id"].get<std::string>(),
                     summary_topic(options_.site, interval), s.dump());
       wrote = true;
+      ++periods;
     }
+    if (periods > 1)  // a backfill after downtime: say how much, once
+      spdlog::info(
+          "summaries: {} missed {} period(s) computed from the journal and queued for the city",
+          periods, period_name(interval));
     anju::edge::meta_set(db, key, std::to_string(std::max(next, current_start)));
   }
   if (wrote) pending_wake_ = true;

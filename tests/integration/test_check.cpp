@@ -770,7 +770,9 @@ TEST_CASE(
   run = run_anju(gw, "outbox --drain-now --timeout 20");
   INFO(run.out);
   CHECK(run.rc == 0);
-  CHECK(has(run.out, "drained: 2 message(s) that were waiting went to the city in "));
+  // The test's two alert messages, and any status or summary that waited with them.
+  CHECK(has(run.out, " message(s) that were waiting went to the city in "));
+  CHECK(run.out.rfind("drained: ") != std::string::npos);
   CHECK(at_city.wait_for([](const std::vector<Message>& ms) { return ms.size() >= 2; }, 10s));
   anju::contract::check_city_contract(at_city.messages());
 
