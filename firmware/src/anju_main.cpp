@@ -25,6 +25,7 @@
 #include "anju/firmware/config.hpp"
 #include "anju/firmware/control.hpp"
 #include "anju/firmware/daemon.hpp"
+#include "anju/firmware/provision.hpp"
 #include "anju/firmware/users.hpp"
 
 namespace {
@@ -842,7 +843,12 @@ int main(int argc, char** argv) {
   test->add_option("--timeout", test_timeout_s, "seconds to wait for the city's acknowledgement")
       ->capture_default_str()
       ->check(CLI::Range(1, 600));
+  anju::firmware::ProvisionCli provision;
+  anju::firmware::add_provision_commands(app, provision);
   CLI11_PARSE(app, argc, argv);
+
+  // Before the config is loaded below: provisioning writes it.
+  if (provision.selected()) return anju::firmware::run_provision(provision, config_path, as_json);
 
   if (*check) {
     // Before the config is loaded below: an invalid config is one of the things it reports.
