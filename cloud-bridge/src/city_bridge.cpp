@@ -4,6 +4,7 @@
 
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "anju/edge/uuid.hpp"
 
@@ -158,11 +159,15 @@ void CityBridge::in_transaction(anju::edge::Journal& journal, const std::vector<
   delete_acked(journal);
   // An alert message's time is its latest event's: it is as synchronised as that event's clock
   // (an alert changed by a command or a tick: as the batch's events, all of which must be).
-  std::map<std::string_view, bool> synced_by_id;
+  // Looked up only in batches that change alerts, so routine readings pay nothing for it.
+  std::unordered_map<std::string_view, bool> synced_by_id;
   bool all_synced = true;
-  for (const auto& e : events) {
-    synced_by_id.emplace(e.id, e.clock_synced);
-    all_synced = all_synced && e.clock_synced;
+  if (!changes.empty()) {
+    synced_by_id.reserve(events.size());
+    for (const auto& e : events) {
+      synced_by_id.emplace(e.id, e.clock_synced);
+      all_synced = all_synced && e.clock_synced;
+    }
   }
   for (const auto& c : changes) {
     // Raised during a maintenance window: recorded and shown locally, not sent to the city.
