@@ -171,7 +171,10 @@ int test_event(const std::string& data_dir, const std::string& target, const std
         if (as_json) return;
         const std::string hop = j.value("hop", "");
         if (hop == "submitted")
-          std::cout << "test event " << j.value("event_id", "") << " for " << j.value("device", "")
+          std::cout << "test event " << j.value("event_id", "") << " for "
+                    << (j.value("name", "").empty()
+                            ? j.value("device", "")
+                            : j.value("name", "") + " [" + j.value("device", "") + "]")
                     << " (" << j.value("kind", "") << "), flagged test: nobody is dispatched\n";
         else if (hop == "journaled")
           std::cout << row("journaled", "seq " + std::to_string(j.value("seq", 0)), fmt_ms(j));

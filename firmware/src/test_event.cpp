@@ -134,6 +134,7 @@ void run_test_event(const ControlRequest& request, TestEventContext& ctx,
   send({{"hop", "submitted"},
         {"event_id", e.id},
         {"device", e.device.id},
+        {"name", e.device.name},
         {"kind", kind},
         {"test", true}});
   if (!ctx.pipeline.submit(e)) return finish(false, "anjud is stopping");
