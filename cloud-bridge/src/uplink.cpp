@@ -105,6 +105,7 @@ void Uplink::start() {
       if (options_.on_command) options_.on_command(msg);
     });
   }
+  beat();
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -279,11 +280,19 @@ void Uplink::handle_acks() {
   stats_.inflight = static_cast<std::int64_t>(inflight_.size());
 }
 
+void Uplink::beat() {
+  heartbeat_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count(),
+                      std::memory_order_relaxed);
+}
+
 void Uplink::loop() {
   std::mt19937 rng{std::random_device{}()};
   int backoff = options_.backoff_min_ms;
   bool connected = false;
   for (;;) {
+    beat();
     {
       std::lock_guard lock(mu_);
       if (stopping_ && (!connected || std::chrono::steady_clock::now() >= flush_deadline_)) break;
@@ -296,7 +305,14 @@ void Uplink::loop() {
         const int wait_ms = jitter(rng);
         std::unique_lock lock(mu_);
         next_retry_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-        cv_.wait_until(lock, next_retry_, [this] { return stopping_ || retry_now_; });
+        // In slices of a second, beating: a long backoff is not a hang.
+        while (!stopping_ && !retry_now_ && std::chrono::steady_clock::now() < next_retry_) {
+          cv_.wait_until(
+              lock,
+              std::min(next_retry_, std::chrono::steady_clock::now() + std::chrono::seconds(1)),
+              [this] { return stopping_ || retry_now_; });
+          beat();
+        }
         backoff =
             retry_now_ ? options_.backoff_min_ms : std::min(backoff * 2, options_.backoff_max_ms);
         retry_now_ = false;

@@ -920,18 +920,35 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
       was_synced = synced;
     }
     if (pet_every.count() > 0 && std::chrono::steady_clock::now() - last_pet >= pet_every) {
-      const std::int64_t now_ms = clock.mono_ns() / 1'000'000;
-      const std::int64_t beat = pipeline.heartbeat_mono_ms();
-      if (now_ms - beat < stuck_after_ms) {
+      // Every stage with a loop of its own must have gone round recently: the pipeline (at least
+      // once a second) and the uplink (once a second, but a connect may take up to 25 s).
+      const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count();  // the uplink's clock
+      std::string stuck;
+      std::int64_t silent_ms = 0;
+      const std::int64_t clock_now_ms = clock.mono_ns() / 1'000'000;  // the pipeline's clock
+      if (const std::int64_t beat = pipeline.heartbeat_mono_ms();
+          clock_now_ms - beat >= stuck_after_ms) {
+        stuck = "pipeline";
+        silent_ms = clock_now_ms - beat;
+      } else if (uplink) {
+        const std::int64_t up_beat = uplink->heartbeat_mono_ms();
+        if (now_ms - up_beat >= std::max<std::int64_t>(stuck_after_ms, 30'000)) {
+          stuck = "uplink";
+          silent_ms = now_ms - up_beat;
+        }
+      }
+      if (stuck.empty()) {
         systemd.pet();
         last_pet = std::chrono::steady_clock::now();
         stuck_logged = false;
       } else if (!stuck_logged) {
         spdlog::critical(
-            "the pipeline thread has not gone round its loop for {} s: not petting "
-            "the watchdog, systemd will restart anjud",
-            (now_ms - beat) / 1000);
-        systemd.status("pipeline stuck");
+            "the {} thread has not gone round its loop for {} s: not petting the watchdog, "
+            "systemd will restart anjud",
+            stuck, silent_ms / 1000);
+        systemd.status(stuck + " stuck");
         stuck_logged = true;
       }
     }

@@ -8,6 +8,9 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "anju/bridge/city_bridge.hpp"
+#include "anju/bridge/uplink.hpp"
+#include "anju/edge/journal.hpp"
 #include "harness.hpp"
 
 using namespace anju::it;
@@ -77,4 +80,32 @@ TEST_CASE("watchdog: anjud pets systemd while its pipeline runs and stops when i
   CHECK(tail(gw.log()).find("the pipeline thread has not gone round its loop for") !=
         std::string::npos);
   gw.kill9();  // its pipeline never returns: SIGTERM could not finish
+}
+
+TEST_CASE("watchdog: the uplink beats while it waits out a long reconnect backoff", "[watchdog]") {
+  // The city is unreachable (a reserved port nobody listens on) and the backoff is a minute: the
+  // uplink thread waits, which is not a hang, so its heartbeat must go on.
+  Mosquitto city;
+  city.reserve_port();
+  TempDir dir("anju-it-uplink-beat");
+  anju::edge::JournalOptions jo;
+  jo.path = (dir / "anju.db").string();
+  auto journal = anju::edge::Journal::open(jo, nullptr);
+  anju::bridge::ensure_outbox_schema(journal->db());
+  anju::bridge::OutboxCounters counters;
+  anju::bridge::UplinkOptions uo;
+  uo.endpoint.uri = city.uri();
+  uo.endpoint.client_id = "anju-it-beat";
+  uo.db_path = jo.path;
+  uo.site = "demo-compound";
+  uo.backoff_min_ms = 60'000;
+  uo.backoff_max_ms = 60'000;
+  anju::bridge::Uplink uplink(uo, counters);
+  uplink.start();
+  REQUIRE(wait_until([&] { return uplink.stats().connect_failures >= 1; }, 20s));
+  REQUIRE(uplink.stats().next_retry_ms > 20'000);  // in its backoff wait
+  const std::int64_t first = uplink.heartbeat_mono_ms();
+  CHECK(wait_until([&] { return uplink.heartbeat_mono_ms() >= first + 1500; }, 5s));
+  CHECK_FALSE(uplink.stats().connected);
+  uplink.stop(std::chrono::milliseconds(0));
 }

@@ -70,6 +70,10 @@ class Uplink {
   // Rows acknowledged earlier are now deleted: no need to remember them any more.
   void forget(const std::vector<std::int64_t>& oids);
   UplinkStats stats() const;
+  // CLOCK_MONOTONIC ms when the uplink thread last went round its loop (it does at least every
+  // second, also while it waits out a backoff, and within 25 s while it connects): what the
+  // watchdog checks. 0 before start().
+  std::int64_t heartbeat_mono_ms() const { return heartbeat_ms_.load(std::memory_order_relaxed); }
   // Any thread: a QoS 1 answer to a downlink command, with the MQTT 5 Correlation Data when given.
   // Not through the outbox: when the link is down it is dropped (logged), and the city's repeat of
   // the request (same request_id) gets the same answer. False when it could not be sent.
@@ -82,6 +86,7 @@ class Uplink {
   bool connect();
   void fill_window();
   void handle_acks();
+  void beat();
 
   UplinkOptions options_;
   OutboxCounters& counters_;
@@ -101,6 +106,7 @@ class Uplink {
   std::set<std::int64_t> acked_pending_;                 // guarded by mu_
   std::int64_t failed_ = 0;                              // publish failures since last check
   UplinkStats stats_;
+  std::atomic<std::int64_t> heartbeat_ms_{0};
 
   // uplink thread only
   std::set<std::int64_t> inflight_;
