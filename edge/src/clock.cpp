@@ -1,5 +1,6 @@
 #include "anju/edge/clock.hpp"
 
+#include <sys/stat.h>
 #include <sys/timex.h>
 #include <time.h>
 
@@ -33,7 +34,11 @@ bool SystemClock::kernel_synced() {
   timex tx{};
   const int state = adjtimex(&tx);
   // TIME_ERROR means the kernel considers the clock unsynchronised (STA_UNSYNC).
-  return state >= 0 && state != TIME_ERROR && !(tx.status & STA_UNSYNC);
+  if (state >= 0) return state != TIME_ERROR && !(tx.status & STA_UNSYNC);
+  // Refused (a sandbox's syscall filter, e.g. systemd's ProtectClock=): systemd-timesyncd's flag
+  // file, which it creates once it has synchronised the clock.
+  struct stat st {};
+  return ::stat("/run/systemd/timesync/synchronized", &st) == 0;
 }
 
 const std::string& boot_id() {
