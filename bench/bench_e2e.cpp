@@ -6,12 +6,15 @@
 //      5 s (p50/p99), beside the bare broker round trip at the same pace;
 //  (c) idle RSS of anjud with 55 devices known beside a bare Paho subscriber + SQLite process, and
 //      bytes written to disk per event under a steady temperature load beside raw SQLite inserts
-//      of the same rows.
+//      of the same rows; with --flash also at a compound's steady 10 msgs/s for 20 s, split into
+//      anjud's writes, its WAL frames and the checkpoint (docs/FLASH.md; the time comes from (b)).
 // Run as `bench_e2e --idle-baseline URI DB` it is the idle baseline process itself.
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <iostream>
 #include <map>
 
@@ -36,7 +39,10 @@ constexpr int kRateLow = 500;  // (b'): a pace anjud sustains
 constexpr int kSecondsLow = 2;
 constexpr int kMessagesC = 2'000;  // (c): temperature readings
 constexpr int kRateC = 1'000;      // (c): msgs/s
-constexpr int kMqttVersion = 3;    // zigbee2mqtt speaks MQTT 3.1.1 by default
+constexpr int kRateSteady = 10;    // (c'): a compound's steady load, msgs/s
+constexpr int kSecondsSteady = 20;
+bool g_flash = false;  // --flash: also run (c) at kRateSteady (takes the time of (b), mostly)
+constexpr int kMqttVersion = 3;  // zigbee2mqtt speaks MQTT 3.1.1 by default
 const std::string kBase = "zigbee2mqtt";
 const std::string kAlertTopicLocal = std::string("anju/") + bench::kSite + "/alert/+";
 const std::string kAlertTopicCity = std::string("anju/v1/") + bench::kSite + "/alert/#";
@@ -284,6 +290,41 @@ void tail_log(const std::string& path) {
   for (const auto& l : lines) std::cerr << l << "\n";
 }
 
+// The journal's WAL frame counter and salt, read from its -shm file (the wal-index header:
+// mxFrame at byte 16, the first salt at byte 40, native byte order), so that the bytes anjud
+// appended to the WAL can be told from the rest of what it wrote.
+struct WalMark {
+  std::uint32_t frames = 0, salt = 0;
+  bool ok = false;
+};
+WalMark wal_mark(const std::string& db) {
+  WalMark m;
+  std::ifstream in(db + "-shm", std::ios::binary);
+  char h[48] = {};
+  if (!in.read(h, sizeof h)) return m;
+  std::memcpy(&m.frames, h + 16, 4);
+  std::memcpy(&m.salt, h + 40, 4);
+  m.ok = true;
+  return m;
+}
+// Frames appended between two marks; a reset of the WAL in between (a checkpoint that copied
+// everything, then a new write) restarts the count: good for at most one reset.
+std::int64_t wal_frames_between(const WalMark& a, const WalMark& b) {
+  if (!a.ok || !b.ok) return -1;
+  if (a.salt != b.salt) return b.frames;
+  return static_cast<std::int64_t>(b.frames) - a.frames;
+}
+// A PASSIVE checkpoint of anjud's journal run by this process: what it writes to the database
+// file is counted in this process's write_bytes, not anjud's.
+std::int64_t checkpoint_bytes(const std::string& db) {
+  edge::Db c(db);
+  const auto r0 = bench::read_proc_io();
+  c.exec("PRAGMA wal_checkpoint(PASSIVE)");
+  ::sync();  // dirty pages are accounted when dirtied; sync only keeps later phases apart
+  const auto r1 = bench::read_proc_io();
+  return r1.write_bytes - r0.write_bytes;
+}
+
 int run() {
   bench::TempDir tmp("bench-e2e");
   bench::Mosquitto local(tmp.path());
@@ -358,7 +399,11 @@ int run() {
   };
 
   // (c2) bytes written per event under a steady temperature load.
+  const std::string dbfile = data + "/anju.db";
+  if (g_flash)
+    checkpoint_bytes(dbfile);  // start from a checkpointed WAL: what follows is this phase's
   json c0 = wait_status(sock, quiet, capped(std::chrono::seconds(3)), &ok);
+  const WalMark w0 = wal_mark(dbfile);
   if (!c0.is_object() || !c0.contains("pipeline")) throw std::runtime_error("anjud status lost");
   const auto io0 = bench::read_proc_io(apid);
   const std::int64_t committed0 = c0.at("pipeline").at("committed").get<std::int64_t>();
@@ -385,6 +430,8 @@ int run() {
   if (!c1.is_object() || !c1.contains("pipeline")) throw std::runtime_error("anjud status lost");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto io1 = bench::read_proc_io(apid);
+  const WalMark w1 = wal_mark(dbfile);
+  const std::int64_t c_ckpt = g_flash ? checkpoint_bytes(dbfile) : -1;
   const std::int64_t c_events = c1.at("pipeline").at("committed").get<std::int64_t>() - committed0;
   const std::int64_t c_batches = c1.at("pipeline").at("batches").get<std::int64_t>() - batches0;
   const double c_avg_batch =
@@ -426,6 +473,62 @@ int run() {
     const double n = static_cast<double>(std::max<std::size_t>(bodies.size(), 1));
     raw_wb = static_cast<double>(r1.write_bytes - r0.write_bytes) / n;
     raw_wc = static_cast<double>(r1.wchar - r0.wchar) / n;
+  }
+
+  // (c3) the same at a compound's steady load: 10 msgs/s for 20 s, temperature readings with a
+  // door contact toggling every 5 s (an event that changes no alert unless the rules say so).
+  std::int64_t s_events = 0, s_batches = 0, s_wb = 0, s_ckpt = -1, s_frames = -1;
+  bool s_complete = false, s_done = false;
+  if (g_flash && have_time(std::chrono::seconds(kSecondsSteady + 10))) {
+    s_done = true;
+    checkpoint_bytes(dbfile);
+    json s0 = wait_status(sock, quiet, capped(std::chrono::seconds(3)), &ok);
+    if (!s0.is_object() || !s0.contains("pipeline")) throw std::runtime_error("anjud status lost");
+    const WalMark sw0 = wal_mark(dbfile);
+    const auto sio0 = bench::read_proc_io(apid);
+    const std::int64_t committed_s0 = s0.at("pipeline").at("committed").get<std::int64_t>();
+    const std::int64_t batches_s0 = s0.at("pipeline").at("batches").get<std::int64_t>();
+    constexpr int n = kRateSteady * kSecondsSteady;
+    {
+      LatencyMatcher unused;
+      paced_publish(
+          z2m, n, kRateSteady, unused,
+          [](int i) {
+            return kBase + "/" +
+                   (i % 50 == 49 ? std::string("door_3_2_entrance")
+                                 : bench_device(i % kBenchDevices));
+          },
+          [](int i) {
+            if (i % 50 == 49)
+              return std::string((i / 50) % 2 ? "{\"contact\":true}" : "{\"contact\":false}");
+            const double t = 20.0 + 0.1 * (i % 37);
+            return "{\"temperature\":" + bench::fmt(t, 1) + ",\"linkquality\":120}";
+          });
+    }
+    json s1 = wait_status(
+        sock,
+        [&](const json& s) {
+          // a door contact that repeats the door's state is no event: up to n / 50 fewer
+          return s.at("pipeline").at("committed").get<std::int64_t>() >=
+                     committed_s0 + n - n / 50 &&
+                 quiet(s);
+        },
+        capped(std::chrono::seconds(8)), &ok);
+    s_complete = ok;
+    if (!s1.is_object() || !s1.contains("pipeline")) throw std::runtime_error("anjud status lost");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const auto sio1 = bench::read_proc_io(apid);
+    const WalMark sw1 = wal_mark(dbfile);
+    s_ckpt = checkpoint_bytes(dbfile);
+    s_frames = wal_frames_between(sw0, sw1);
+    s_events = s1.at("pipeline").at("committed").get<std::int64_t>() - committed_s0;
+    s_batches = s1.at("pipeline").at("batches").get<std::int64_t>() - batches_s0;
+    s_wb = sio1.write_bytes - sio0.write_bytes;
+  }
+  std::int64_t page_size = 4096;
+  {
+    edge::Db reader = edge::open_reader(dbfile);
+    page_size = reader.scalar_i64("PRAGMA page_size").value_or(4096);
   }
 
   // (a) throughput: 5,000 toggles → 5,000 alert changes at the city broker.
@@ -542,6 +645,35 @@ int run() {
   t.add("(c) disk bytes written/event, " + std::to_string(kRateC) + " msgs/s", bench::fmt(c_wb),
         bench::fmt(raw_wb) + " (raw inserts)", bench::pct(c_wb / raw_wb), "<= 1,024 B",
         bench::met(c_complete && c_wb <= 1024));
+  {
+    const double ev = static_cast<double>(std::max<std::int64_t>(c_events, 1));
+    const std::int64_t frames = wal_frames_between(w0, w1);
+    t.add("(c) ... + checkpoint (db file) bytes/event",
+          c_ckpt < 0 ? std::string("(--flash)") : bench::fmt(c_ckpt / ev), "-", "-", "-", "-");
+    t.add("(c) ... of which WAL frames bytes/event",
+          frames < 0 ? std::string("n/a")
+                     : bench::fmt(static_cast<double>(frames) * (page_size + 24) / ev),
+          "-", "-", "-", "-");
+  }
+  if (s_done) {
+    const double ev = static_cast<double>(std::max<std::int64_t>(s_events, 1));
+    const double total = (static_cast<double>(s_wb) + static_cast<double>(s_ckpt)) / ev;
+    t.add("(c) disk bytes/event at " + std::to_string(kRateSteady) + " msgs/s (anjud + checkpoint)",
+          bench::fmt(total), "-", "-", "<= 1,024 B", bench::met(s_complete && total <= 1024));
+    t.add("(c) ... anjud write_bytes/event", bench::fmt(static_cast<double>(s_wb) / ev), "-", "-",
+          "-", "-");
+    t.add("(c) ... of which WAL frames bytes/event",
+          s_frames < 0 ? std::string("n/a")
+                       : bench::fmt(static_cast<double>(s_frames) * (page_size + 24) / ev),
+          "-", "-", "-", "-");
+    t.add("(c) ... checkpoint (db file) bytes/event", bench::fmt(static_cast<double>(s_ckpt) / ev),
+          "-", "-", "-", "-");
+    t.add("(c) ... avg batch at " + std::to_string(kRateSteady) + " msgs/s",
+          bench::fmt(s_batches > 0 ? ev / static_cast<double>(s_batches) : 0, 2), "-", "-", "-",
+          "-");
+    t.add("(c) ... projected at 10 events/s, MB/day", bench::fmt(total * 864'000 / 1e6, 1), "-",
+          "-", "-", "-");
+  }
   t.add("(c) write() bytes/event", bench::fmt(c_wc), bench::fmt(raw_wc) + " (raw inserts)",
         bench::pct(c_wc / raw_wc), "-", "-");
   t.add("(c) avg batch (committed/batches)", bench::fmt(c_avg_batch, 2),
@@ -571,6 +703,17 @@ int run() {
          "/s" + (c_complete ? "" : " (INCOMPLETE)") + "; bytes = /proc/<anjud>/io deltas; raw = " +
          std::to_string(bodies.size()) + " of the same rows (" + bench::fmt(body_avg) +
          " B bodies, read back from anjud's journal) into a bare table, WAL, FULL");
+  if (s_done)
+    t.note("(c) at " + std::to_string(kRateSteady) + "/s: " + std::to_string(s_events) +
+           " events over " + std::to_string(kSecondsSteady) + " s" +
+           (s_complete ? "" : " (INCOMPLETE)") + ", " + std::to_string(s_batches) + " commits, " +
+           std::to_string(s_frames) + " WAL frames of " + std::to_string(page_size) +
+           " B pages; temperature readings over " + std::to_string(kBenchDevices) +
+           " devices, a door contact every 5 s; the checkpoint is run by the benchmark "
+           "(PASSIVE) after each phase and counted; 'anjud write_bytes' - 'WAL frames' = the "
+           "inbox, re-dirtied partial WAL pages and logs");
+  else if (g_flash)
+    skipped.push_back("(c) at " + std::to_string(kRateSteady) + "/s");
   t.note("anjud " + std::string(alive ? "ran to the end" : "HAD EXITED before the end") +
          "; SIGTERM to exit: " + bench::fmt(stop_s, 1) + " s, wait status " +
          std::to_string(exit_status) + (exit_status == -1 ? " (SIGKILLed after 7 s)" : "") +
@@ -587,6 +730,7 @@ int run() {
 int main(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "--idle-baseline")
     return idle_baseline(argv[2], argv[3]);
+  if (argc == 2 && std::string(argv[1]) == "--flash") g_flash = true;
   bench::Watchdog watchdog(std::chrono::seconds(58));
   spdlog::set_level(spdlog::level::warn);
   try {
