@@ -86,6 +86,7 @@ PipelineResult run_pipeline(bool full, std::vector<edge::Event> events) {
   edge::PipelineOptions po;
   po.inbox_dir = dir / "inbox";
   po.commit_window_ms = cfg.journal.commit_window_ms;
+  po.quiet_commit_ms = cfg.journal.quiet_commit_ms;
   po.max_batch = cfg.journal.max_batch;
   edge::Pipeline pipeline(*journal, rules, clock, po);
 

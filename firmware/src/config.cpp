@@ -1163,6 +1163,9 @@ const Table<JournalConfig>& journal_table() {
                "commits."),
           leaf("commit_window_ms", &JournalConfig::commit_window_ms, integer(0, 1000),
                "Group commit: the longest wait to fill a batch, milliseconds."),
+          leaf("quiet_commit_ms", &JournalConfig::quiet_commit_ms, integer(0, 1000),
+               "Routine events (no alert change) wait this long for more before they commit, "
+               "milliseconds; alerts commit at once. Fewer commits, fewer flash writes."),
           leaf("max_batch", &JournalConfig::max_batch, integer(1, 100000),
                "Most events written in one transaction."),
           leaf("retention_days", &JournalConfig::retention_days, integer(1, kIntMax),

@@ -484,6 +484,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   edge::PipelineOptions po;
   po.inbox_dir = config.data_dir + "/inbox";
   po.commit_window_ms = config.journal.commit_window_ms;
+  po.quiet_commit_ms = config.journal.quiet_commit_ms;
   po.max_batch = config.journal.max_batch;
   edge::Pipeline pipeline(*journal, rules, clock, po);
 
