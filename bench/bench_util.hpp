@@ -656,6 +656,9 @@ inline std::optional<nlohmann::json> query_status(const std::string& sock) {
     ::close(fd);
     return std::nullopt;
   }
+  const std::string request = R"({"cmd":"status"})";  // then EOF: anjud answers at once
+  (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
   std::string body;
   char buf[4096];
   for (;;) {

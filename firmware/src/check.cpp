@@ -865,6 +865,11 @@ std::optional<std::string> read_status_socket(const std::string& path,
     ::close(fd);
     return std::nullopt;
   }
+  // Ask, and say so by shutting down our side (a client that sends nothing gets the status too,
+  // but only after anjud has waited 300 ms for a request).
+  static constexpr std::string_view kRequest = R"({"cmd":"status"})";
+  (void)!::send(fd, kRequest.data(), kRequest.size(), MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
   std::string out;
   char buf[4096];
   for (;;) {

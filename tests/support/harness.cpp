@@ -460,6 +460,9 @@ std::optional<json> Anjud::status() const {
     ::close(fd);
     return std::nullopt;
   }
+  const std::string request = R"({"cmd":"status"})";
+  (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
   std::string out;
   char buf[4096];
   ssize_t n;
