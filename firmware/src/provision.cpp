@@ -300,10 +300,8 @@ std::int64_t seconds_until(const ASN1_TIME* t) {
   return static_cast<std::int64_t>(days) * 86400 + secs;
 }
 
-std::string sha256_colon(const unsigned char* der, std::size_t n) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(der, n, md, &len, EVP_sha256(), nullptr);
+// A digest as "AB:CD:...", the way openssl prints fingerprints.
+std::string colon_hex(const unsigned char* md, unsigned int len) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned int i = 0; i < len; ++i) {
@@ -312,6 +310,13 @@ std::string sha256_colon(const unsigned char* der, std::size_t n) {
     out += kHex[md[i] & 0xf];
   }
   return out;
+}
+
+std::string sha256_colon(const unsigned char* der, std::size_t n) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(der, n, md, &len, EVP_sha256(), nullptr);
+  return colon_hex(md, len);
 }
 
 std::string fingerprint(X509_REQ* req) {
@@ -327,14 +332,7 @@ std::string fingerprint(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return "";
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    if (i) out += ':';
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0xf];
-  }
-  return out;
+  return colon_hex(md, len);
 }
 
 Key read_key(const std::string& path) {
