@@ -606,3 +606,34 @@ TEST_CASE("z2m capability names", "[z2m]") {
   CHECK(to_string(Capability::battery_low) == "battery_low");
   CHECK(to_string(Capability::vibration) == "vibration");
 }
+
+TEST_CASE("z2m state: a device that checks in unchanged is refreshed for supervision", "[z2m]") {
+  const DeviceInfo dev = smoke_device();
+  DeviceState st;
+  StateOptions o;
+  o.refresh_ms = 600'000;
+  o.now_ms = 1'000'000;
+  auto first = parse_state(R"({"smoke":false,"battery":97})", dev, st, o);
+  CHECK(first.events.size() == 2);
+  CHECK(st.last_event_ms == 1'000'000);
+  // The same check-in 5 minutes later: nothing new, nothing sent.
+  o.now_ms += 300'000;
+  CHECK(parse_state(R"({"smoke":false,"battery":97})", dev, st, o).events.empty());
+  // 10 minutes after the last events: the unchanged readings go out again, binary ones too.
+  o.now_ms += 300'000;
+  auto refreshed = parse_state(R"({"smoke":false,"battery":97})", dev, st, o);
+  REQUIRE(refreshed.events.size() == 2);
+  CHECK(refreshed.events[0].kind == EventKind::smoke);
+  CHECK(refreshed.events[0].active == false);
+  CHECK(refreshed.events[1].value("battery")->value == 97.0);
+  CHECK(st.last_event_ms == 1'600'000);
+  // A change resets the clock: the next unchanged message is quiet again.
+  o.now_ms += 60'000;
+  CHECK(parse_state(R"({"smoke":false,"battery":96})", dev, st, o).events.size() == 1);
+  o.now_ms += 599'000;
+  CHECK(parse_state(R"({"smoke":false,"battery":96})", dev, st, o).events.empty());
+  // Off (0): never.
+  StateOptions off;
+  off.now_ms = 1'000'000'000;
+  CHECK(parse_state(R"({"smoke":false,"battery":96})", dev, st, off).events.empty());
+}

@@ -124,7 +124,7 @@ void Zigbee2MqttDriver::handle(const std::string& topic, const std::string& payl
       events.push_back(std::move(e));
     } else {
       auto r = z2m::parse_state(payload, dev->second, state_[dev->second.ieee],
-                                {options_.report_unchanged});
+                                {options_.report_unchanged, options_.refresh_ms, clock_.wall_ms()});
       if (!r.errors.empty()) {
         stats_.parse_errors += static_cast<std::int64_t>(r.errors.size());
         complain(info.friendly_name, r.errors.front());

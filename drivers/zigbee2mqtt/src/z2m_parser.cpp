@@ -311,6 +311,9 @@ StateResult parse_state(std::string_view payload, const DeviceInfo& device, Devi
     return r;
   }
 
+  const bool refresh =
+      options.refresh_ms > 0 &&
+      (!state.last_event_ms || options.now_ms - *state.last_event_ms >= options.refresh_ms);
   json attrs = json::object();
   for (const char* key : {"linkquality", "voltage"}) {
     auto it = doc.find(key);
@@ -333,7 +336,7 @@ StateResult parse_state(std::string_view payload, const DeviceInfo& device, Devi
       const double stored = value ? 1 : 0;
       const bool changed = last == state.last.end() || last->second != stored;
       state.last[key] = stored;
-      if (!changed && !(value && is_repeating_alarm(p))) continue;
+      if (!changed && !refresh && !(value && is_repeating_alarm(p))) continue;
       // zigbee2mqtt's contact is true when closed; our contact event is active when open.
       const bool active = p.cap == Capability::contact ? !value : value;
       edge::Event ev = make_event(p, device, attrs);
@@ -358,11 +361,12 @@ StateResult parse_state(std::string_view payload, const DeviceInfo& device, Devi
     }
     const bool changed = last == state.last.end() || last->second != value;
     state.last[key] = value;
-    if (!changed && !options.report_unchanged) continue;
+    if (!changed && !options.report_unchanged && !refresh) continue;
     edge::Event ev = make_event(p, device, attrs);
     ev.values.push_back(edge::Measurement{key, value, std::string(p.unit)});
     r.events.push_back(std::move(ev));
   }
+  if (!r.events.empty()) state.last_event_ms = options.now_ms;
   return r;
 }
 

@@ -30,6 +30,7 @@ struct Z2mOptions {
   std::string site;
   std::string grid_code;
   bool report_unchanged = false;
+  std::int64_t refresh_ms = 600'000;                 // z2m::StateOptions::refresh_ms
   std::map<std::string, Z2mDeviceSettings> devices;  // by IEEE address or friendly name
   std::string state_file;  // where the device list is kept between runs (empty: not kept)
 };

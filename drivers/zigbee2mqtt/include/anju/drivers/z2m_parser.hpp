@@ -65,11 +65,17 @@ DevicesResult parse_bridge_devices(std::string_view payload);
 
 // What the parser remembers per device between messages, to tell a change from a repeat.
 struct DeviceState {
-  std::map<std::string, double> last;  // last value per property (booleans as 0/1)
+  std::map<std::string, double> last;         // last value per property (booleans as 0/1)
+  std::optional<std::int64_t> last_event_ms;  // when its last message gave events
 };
 
 struct StateOptions {
   bool report_unchanged = false;  // emit readings even when equal to the last one
+  // A message equal to the last one still gives its readings when the device's last events are
+  // this old (0: never): a sensor that checks in with the same values is alive, and the rules'
+  // heartbeat only hears events.
+  std::int64_t refresh_ms = 0;
+  std::int64_t now_ms = 0;  // the message's time, for refresh_ms
 };
 
 struct StateResult {
@@ -86,6 +92,8 @@ struct StateResult {
 // - `contact` in zigbee2mqtt is true when closed: the event's kind is contact, active = open;
 // - numeric readings (temperature, humidity, battery) give an event when changed (or always with
 //   report_unchanged);
+// - every property, changed or not, gives its event when the device's last events are refresh_ms
+//   old (its periodic check-in keeps it alive for supervision without an event per message);
 // - a property of the wrong type is an error for that property; the others still count;
 // - unknown properties are ignored.
 // `state` is updated with what was accepted.
