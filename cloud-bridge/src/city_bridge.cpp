@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_map>
 
+#include "anju/edge/journal.hpp"
 #include "anju/edge/uuid.hpp"
 
 namespace anju::bridge {
@@ -229,8 +231,13 @@ struct Tally {
   std::int64_t total = 0;
   std::map<std::string, std::int64_t> by_kind;
   std::set<std::string> reporting;
-  std::int64_t opened = 0, open = 0, offline = 0, low_battery = 0;
+  std::int64_t opened = 0, open = 0, offline = 0, low_battery = 0, signal_weak = 0, tamper = 0;
+  // Devices whose online/offline state changed in the period: the last change of each.
+  std::map<std::string, std::pair<std::string, std::int64_t>> changed;  // id -> (state, ts_ms)
 };
+
+// At most this many devices are listed as changed in one summary (changed_total counts all).
+constexpr std::size_t kMaxChangedListed = 100;
 
 }  // namespace
 
@@ -300,9 +307,23 @@ std::vector<json> CityBridge::summaries(anju::edge::Journal& journal, std::int64
         ++t->open;
         if (active && rule == "device_offline") ++t->offline;
         if (active && rule == "battery_low") ++t->low_battery;
+        if (active && rule == "signal_weak") ++t->signal_weak;
+        if (active && rule == "tamper") ++t->tamper;
       }
     }
   }
+  {
+    auto st = db.prepare(
+        "SELECT device_id, kind, ts_ms FROM events WHERE ts_ms>=? AND ts_ms<? AND kind IN "
+        "('device_online','device_offline') ORDER BY seq");
+    st.bind(1, start_ms).bind(2, end_ms);
+    while (st.step()) {
+      const std::string device = st.str(0);
+      const std::string state = st.str(1) == "device_online" ? "online" : "offline";
+      for (Tally* t : tallies(cell_of(device))) t->changed[device] = {state, st.i64(2)};
+    }
+  }
+  const auto registry = anju::edge::device_state_counts(db);
   std::vector<json> out;
   for (const auto& [cell, t] : cells) {
     json j =
@@ -316,7 +337,25 @@ std::vector<json> CityBridge::summaries(anju::edge::Journal& journal, std::int64
     j["alerts"] = {{"opened", t.opened}, {"open", t.open}};
     j["devices"] = {{"reporting", static_cast<std::int64_t>(t.reporting.size())},
                     {"offline", t.offline},
-                    {"low_battery", t.low_battery}};
+                    {"low_battery", t.low_battery},
+                    {"signal_weak", t.signal_weak},
+                    {"tamper", t.tamper}};
+    if (cell.empty()) {  // the registry has no grid cells: the compound's counts only
+      j["devices"]["known"] = registry.known;
+      j["devices"]["online"] = registry.online;
+    }
+    std::vector<std::pair<std::string, std::pair<std::string, std::int64_t>>> changed(
+        t.changed.begin(), t.changed.end());
+    std::stable_sort(changed.begin(), changed.end(), [](const auto& a, const auto& b) {
+      return a.second.second < b.second.second;
+    });
+    json listed = json::array();
+    for (std::size_t i = 0; i < changed.size() && i < kMaxChangedListed; ++i)
+      listed.push_back({{"device", changed[i].first},
+                        {"state", changed[i].second.first},
+                        {"ts_ms", changed[i].second.second}});
+    j["devices"]["changed"] = std::move(listed);
+    j["devices"]["changed_total"] = static_cast<std::int64_t>(changed.size());
     if (cell.empty())
       out.insert(out.begin(), std::move(j));
     else

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "anju/edge/clock.hpp"
+#include "anju/edge/journal.hpp"
 #include "anju/edge/uuid.hpp"
 
 namespace anju::bridge {
@@ -46,6 +47,21 @@ std::string gateway_status(const UplinkOptions& o, anju::edge::Db& db, bool onli
   j["ts_ms"] = now;
   j["clock_synced"] = clock.synced();
   j["state"] = online ? "online" : "offline";
+  if (online) {
+    // The registry at connect: what the city sees of the compound's devices until the next
+    // summary.
+    try {
+      const auto c = anju::edge::device_state_counts(db);
+      j["devices"] = {{"known", c.known},
+                      {"online", c.online},
+                      {"offline", c.offline},
+                      {"battery_low", c.battery_low},
+                      {"signal_weak", c.signal_weak},
+                      {"tamper", c.tamper}};
+    } catch (const std::exception&) {
+      // a journal without the tables yet (a bench's bare outbox): no counts
+    }
+  }
   return j.dump();
 }
 

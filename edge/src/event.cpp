@@ -7,7 +7,7 @@
 namespace anju::edge {
 namespace {
 
-constexpr std::array<std::pair<EventKind, std::string_view>, 41> kKinds{{
+constexpr std::array<std::pair<EventKind, std::string_view>, 42> kKinds{{
     {EventKind::smoke, "smoke"},
     {EventKind::gas, "gas"},
     {EventKind::water_leak, "water_leak"},
@@ -40,6 +40,7 @@ constexpr std::array<std::pair<EventKind, std::string_view>, 41> kKinds{{
     {EventKind::door_open, "door_open"},
     {EventKind::tailgating, "tailgating"},
     {EventKind::repeated_denial, "repeated_denial"},
+    {EventKind::welfare_check, "welfare_check"},
     {EventKind::intrusion, "intrusion"},
     {EventKind::loitering, "loitering"},
     {EventKind::camera_tamper, "camera_tamper"},
@@ -96,6 +97,11 @@ std::optional<EventKind> event_kind_from_string(std::string_view s) {
   for (const auto& [kind, name] : kKinds)
     if (name == s) return kind;
   return std::nullopt;
+}
+
+bool is_derived_source(std::string_view source) {
+  return source == "supervisor" || source == "door_rules" || source == "dashboard" ||
+         source == "city" || source == "anju test-event";
 }
 
 bool is_binary_kind(EventKind k) {

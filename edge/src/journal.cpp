@@ -150,12 +150,13 @@ Journal::Journal(JournalOptions o, Db db) : options_(std::move(o)), db_(std::mov
       "VALUES(?,?,?,?,?,?,?) ON CONFLICT(alert_id) DO UPDATE SET state=excluded.state, "
       "updated_ms=excluded.updated_ms, body=excluded.body");
   // A device's kind/name/location come from the drivers' events; the rules' own events about a
-  // device (offline) carry only its id, so they never blank what a driver said.
+  // device (offline) may carry only its id, and never its driver, so they never blank what a
+  // driver said.
   put_device_ = db_.prepare(
       "INSERT INTO devices(device_id,source,kind,name,gb28181,building,unit,room,first_seen_ms,"
       "last_seen_ms,last_seq,state,battery,signal) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(device_id) DO UPDATE SET "
-      "source=CASE WHEN excluded.kind!='' THEN excluded.source ELSE source END, "
+      "source=CASE WHEN excluded.source!='' THEN excluded.source ELSE source END, "
       "kind=CASE WHEN excluded.kind!='' THEN excluded.kind ELSE kind END, "
       "name=CASE WHEN excluded.kind!='' THEN excluded.name ELSE name END, "
       "gb28181=CASE WHEN excluded.kind!='' THEN excluded.gb28181 ELSE gb28181 END, "
@@ -272,19 +273,19 @@ void Journal::begin() {
 void Journal::note_device(const Event& e) {
   if (e.device.id.empty()) return;
   // What the gateway says about a device (alert transitions, maintenance, audit, the
-  // supervisor's own offline verdict) is not hearing from it.
+  // supervisor's own verdicts, the door rules' conclusions) is not hearing from it.
   const bool offline = e.kind == EventKind::device_offline;
   const bool heard = !offline && e.kind != EventKind::alert_transition &&
                      e.kind != EventKind::maintenance && e.kind != EventKind::audit &&
-                     e.source != "supervisor";
+                     !is_derived_source(e.source);
   if (!heard && !offline) return;
   auto [it, fresh] = pending_devices_.try_emplace(e.device.id);
   DeviceRecord& d = it->second;
   if (fresh || !e.device.kind.empty()) {
     d.device = e.device;
     d.location = e.location;
-    d.source = e.source;
   }
+  if (!is_derived_source(e.source)) d.source = e.source;  // the driver it belongs to
   if (fresh) d.first_seen_ms = e.ts_ms;
   d.last_seq = e.seq;
   if (offline) {
@@ -490,6 +491,53 @@ std::vector<DeviceRecord> load_devices(const Db& db) {
     out.push_back(std::move(d));
   }
   return out;
+}
+
+std::map<std::string, std::int64_t> last_event_by_device(const Db& db,
+                                                         const std::vector<EventKind>& kinds,
+                                                         std::int64_t since_ms) {
+  std::map<std::string, std::int64_t> out;
+  if (kinds.empty()) return out;
+  std::string sql =
+      "SELECT device_id, max(ts_ms) FROM events WHERE ts_ms>=? AND device_id!='' AND kind IN (";
+  for (std::size_t i = 0; i < kinds.size(); ++i) sql += i ? ",?" : "?";
+  sql += ") GROUP BY device_id";
+  Stmt st = db.prepare(sql);
+  st.bind(1, since_ms);
+  for (std::size_t i = 0; i < kinds.size(); ++i)
+    st.bind(static_cast<int>(i) + 2, std::string(to_string(kinds[i])));
+  while (st.step()) out[st.str(0)] = st.i64(1);
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> device_conditions(const Db& db) {
+  Stmt st = db.prepare(
+      "SELECT device_id, rule FROM alerts WHERE state!='closed' AND rule IN "
+      "('device_offline','battery_low','signal_weak','tamper') AND "
+      "coalesce(json_extract(body,'$.condition_cleared'),0)=0 ORDER BY device_id, rule");
+  std::map<std::string, std::vector<std::string>> out;
+  while (st.step()) {
+    const std::string rule = st.str(1);
+    out[st.str(0)].push_back(rule == "device_offline" ? "offline" : rule);
+  }
+  return out;
+}
+
+DeviceStateCounts device_state_counts(const Db& db) {
+  DeviceStateCounts c;
+  Stmt st = db.prepare("SELECT count(*), coalesce(sum(state!='offline'),0) FROM devices");
+  if (st.step()) {
+    c.known = st.i64(0);
+    c.online = st.i64(1);
+    c.offline = c.known - c.online;
+  }
+  for (const auto& [device, conditions] : device_conditions(db))
+    for (const auto& k : conditions) {
+      if (k == "battery_low") ++c.battery_low;
+      if (k == "signal_weak") ++c.signal_weak;
+      if (k == "tamper") ++c.tamper;
+    }
+  return c;
 }
 
 std::vector<Alert> load_alerts(const Db& db, bool open_only, int limit) {

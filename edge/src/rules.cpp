@@ -105,15 +105,25 @@ std::optional<CorrelationScope> correlation_scope_from_string(std::string_view s
 
 RuleEngine::RuleEngine(RuleSettings settings) : settings_(std::move(settings)) {}
 
+std::map<std::string, std::int64_t> default_heartbeat_by_source() {
+  return {{"modbus", 0}, {"camera", 0}, {"osdp", 0}, {"wiegand", 0}, {"gpio", 0}};
+}
+
 void RuleEngine::restore(const std::vector<Alert>& open_alerts,
-                         const std::vector<std::pair<DeviceRef, std::int64_t>>& devices_last_seen,
-                         std::int64_t now_ms) {
+                         const std::vector<KnownDevice>& devices, std::int64_t now_ms) {
   open_.clear();
   thresholds_.clear();
-  for (const auto& [ref, last] : devices_last_seen) {
-    auto& d = devices_[ref.id];
-    d.ref = ref;
-    d.last_seen_ms = std::max(last, now_ms);
+  returned_.clear();
+  for (const auto& k : devices) {
+    auto& d = devices_[k.ref.id];
+    d.ref = k.ref;
+    if (!k.source.empty()) d.source = k.source;
+    d.timeout_ms = -1;
+    d.last_seen_ms = std::max(k.last_seen_ms, now_ms);
+    if (k.offline) {
+      d.offline = true;
+      d.offline_synthesized = true;  // heard again, it is announced online
+    }
   }
   for (const auto& a : open_alerts) {
     if (!a.open()) continue;
@@ -134,6 +144,12 @@ void RuleEngine::restore(const std::vector<Alert>& open_alerts,
       d.offline = true;
       d.offline_synthesized = true;
     }
+    if (a.rule == "signal_weak" && !a.condition_cleared) d.signal_weak = true;
+    for (const auto& spec : settings_.welfare)
+      if (a.rule == spec.name && !a.condition_cleared) {
+        welfare_[spec.name].alarmed = true;
+        welfare_[spec.name].alert_device = a.device.id;
+      }
     for (const auto& spec : settings_.thresholds) {
       if (spec.name == a.rule && !a.condition_cleared)
         thresholds_[{a.rule, a.device.id}].active = true;
@@ -158,7 +174,15 @@ std::int64_t RuleEngine::heartbeat_timeout(const DeviceInfo& d) const {
   if (auto it = settings_.heartbeat_overrides.find(d.ref.name);
       it != settings_.heartbeat_overrides.end())
     return it->second;
+  if (auto it = settings_.heartbeat_by_source.find(d.source);
+      it != settings_.heartbeat_by_source.end())
+    return it->second;
   return settings_.heartbeat_timeout_ms;
+}
+
+std::int64_t RuleEngine::timeout_of(const DeviceInfo& d) const {
+  if (d.timeout_ms < 0) d.timeout_ms = heartbeat_timeout(d);
+  return d.timeout_ms;
 }
 
 Alert RuleEngine::new_alert(const std::string& rule, EventKind kind, int severity,
@@ -223,11 +247,17 @@ void RuleEngine::condition(const Event& cause, const std::string& rule, EventKin
         {returned ? AlertChangeType::condition_returned : AlertChangeType::repeated, a, {}});
     return;
   }
+  clear_condition(key, cause, out);
+}
+
+void RuleEngine::clear_condition(const Key& key, const Event& cause,
+                                 std::vector<AlertChange>& out) {
+  auto it = open_.find(key);
   if (it == open_.end() || it->second.condition_cleared) return;
   Alert& a = it->second;
   a.condition_cleared = true;
   ++a.version;
-  a.updated_ms = now;
+  a.updated_ms = cause.ts_ms;
   remember(a, cause);
   out.push_back({AlertChangeType::condition_cleared, a, {}});
 }
@@ -370,21 +400,40 @@ void RuleEngine::on_event(const Event& e, std::vector<AlertChange>& out) {
 
 void RuleEngine::on_event_rules(const Event& e, std::vector<AlertChange>& out) {
   if (e.device.id.empty()) return;
+  // What the gateway itself says about a device is not hearing from it.
+  if (e.kind == EventKind::alert_transition || e.kind == EventKind::maintenance ||
+      e.kind == EventKind::audit)
+    return;
   DeviceInfo& dev = devices_[e.device.id];
+  if (dev.ref.name != e.device.name) dev.timeout_ms = -1;
   dev.ref = e.device;
   dev.location = e.location;
   dev.site = e.site;
   dev.grid_code = e.grid_code;
 
+  if (e.kind == EventKind::welfare_check) {
+    welfare_rules(e, out);
+    return;
+  }
   if (e.kind == EventKind::device_offline) {
     dev.offline = true;
     dev.offline_synthesized = (e.source == "supervisor");
     condition(e, "device_offline", EventKind::device_offline, 3, true, std::nullopt, out, false);
     return;
   }
-  dev.last_seen_ms = std::max(dev.last_seen_ms, e.ts_ms);
-  if (dev.offline && e.kind != EventKind::device_online) {
+  if (e.source == "supervisor") return;  // its own device_online, already accounted for
+  // What the door rules, people or the city say about a device is not hearing from it.
+  const bool heard = !is_derived_source(e.source);
+  if (heard) {
+    if (!e.source.empty() && e.source != dev.source) {
+      dev.source = e.source;
+      dev.timeout_ms = -1;
+    }
+    dev.last_seen_ms = std::max(dev.last_seen_ms, e.ts_ms);
+  }
+  if (heard && dev.offline && e.kind != EventKind::device_online) {
     // Anything heard from a device that was offline means it is back.
+    if (dev.offline_synthesized) returned_.emplace_back(e.device.id, e.ts_ms);
     dev.offline = false;
     dev.offline_synthesized = false;
     condition(e, "device_offline", EventKind::device_offline, 3, false, std::nullopt, out);
@@ -395,6 +444,8 @@ void RuleEngine::on_event_rules(const Event& e, std::vector<AlertChange>& out) {
     condition(e, "device_offline", EventKind::device_offline, 3, false, std::nullopt, out);
     return;
   }
+  signal_rules(e, dev, out);
+  welfare_rules(e, out);
 
   if (auto sev = alarm_severity(e.kind); sev && e.active) {
     // A detector still reporting smoke, gas or water is news each time (it counts on the open
@@ -422,6 +473,154 @@ void RuleEngine::on_event_rules(const Event& e, std::vector<AlertChange>& out) {
     if (spec.kind != e.kind) continue;
     const auto* m = e.value(spec.value_name.empty() ? to_string(e.kind) : spec.value_name);
     if (m && std::isfinite(m->value)) threshold(spec, e, m->value, out);
+  }
+}
+
+void RuleEngine::signal_rules(const Event& e, DeviceInfo& dev, std::vector<AlertChange>& out) {
+  constexpr int kSignalSeverity = 4;
+  auto weak = [&](bool present, std::optional<double> value) {
+    dev.signal_weak = present;
+    condition(e, "signal_weak", EventKind::signal_weak, kSignalSeverity, present, value, out,
+              false);
+  };
+  if (e.kind == EventKind::signal_weak && e.active) {
+    const Measurement* rssi = e.value("rssi");
+    const auto below = e.attrs.find("weak_below_dbm");
+    const bool numbers = rssi && below != e.attrs.end() && below->is_number();
+    if (*e.active)
+      weak(true, rssi ? std::optional<double>(rssi->value) : std::nullopt);
+    else if (!numbers || rssi->value >= below->get<double>() + settings_.rssi_hysteresis_db)
+      weak(false, rssi ? std::optional<double>(rssi->value) : std::nullopt);
+    return;
+  }
+  if (settings_.weak_linkquality <= 0) return;
+  const auto lq = e.attrs.find("linkquality");
+  if (lq == e.attrs.end() || !lq->is_number()) return;
+  const double v = lq->get<double>();
+  if (v <= settings_.weak_linkquality)
+    weak(true, v);
+  else if (dev.signal_weak && v > settings_.weak_linkquality + settings_.linkquality_hysteresis)
+    weak(false, v);
+}
+
+namespace {
+bool watches(const WelfareSpec& spec, const DeviceRef& d) {
+  return std::any_of(spec.devices.begin(), spec.devices.end(), [&](const std::string& x) {
+    return x == d.id || (!d.name.empty() && x == d.name);
+  });
+}
+}  // namespace
+
+std::vector<EventKind> RuleEngine::activity_kinds() {
+  return {EventKind::contact, EventKind::door_open, EventKind::passage_granted,
+          EventKind::exit_request, EventKind::occupancy};
+}
+
+bool RuleEngine::is_activity(const Event& e) {
+  switch (e.kind) {
+    case EventKind::contact:
+    case EventKind::door_open:
+    case EventKind::passage_granted:
+    case EventKind::exit_request:
+      return true;
+    case EventKind::occupancy:
+      return e.active.value_or(false);
+    case EventKind::battery:
+    case EventKind::battery_low:
+    case EventKind::signal_weak:
+    case EventKind::tamper:
+      return false;
+    default:
+      break;
+  }
+  // A reading counts when it moved: a water meter's total that advanced, or any flow.
+  bool moved = false;
+  for (const auto& m : e.values) {
+    if (m.name == "battery" || m.name == "rssi" || m.name == "snr" || m.name == "voltage" ||
+        m.name == "linkquality" || !std::isfinite(m.value))
+      continue;
+    if (m.name == "flow" && m.value > 0) moved = true;
+    auto [it, fresh] = watched_values_.try_emplace({e.device.id, m.name}, m.value);
+    if (!fresh && it->second != m.value) moved = true;
+    it->second = m.value;
+  }
+  return moved;
+}
+
+void RuleEngine::welfare_rules(const Event& e, std::vector<AlertChange>& out) {
+  if (settings_.welfare.empty()) return;
+  if (e.kind == EventKind::welfare_check) {  // the supervisor's own: raise it
+    const auto rule = e.attrs.find("rule");
+    for (const auto& spec : settings_.welfare)
+      if (rule != e.attrs.end() && rule->is_string() && rule->get<std::string>() == spec.name) {
+        auto& st = welfare_[spec.name];
+        st.alarmed = e.active.value_or(true);
+        st.alert_device = e.device.id;
+        condition(e, spec.name, EventKind::welfare_check, spec.severity, st.alarmed, std::nullopt,
+                  out, false);
+      }
+    return;
+  }
+  if (is_derived_source(e.source)) return;
+  bool checked = false, activity = false;
+  for (const auto& spec : settings_.welfare) {
+    if (!watches(spec, e.device)) continue;
+    if (!checked) activity = is_activity(e);  // once per event: it updates the last values
+    checked = true;
+    if (!activity) continue;
+    auto& st = welfare_[spec.name];
+    st.last_activity_ms = std::max(st.last_activity_ms, e.ts_ms);
+    if (st.alarmed) {
+      st.alarmed = false;
+      clear_condition({spec.name, st.alert_device}, e, out);
+    }
+  }
+}
+
+void RuleEngine::restore_activity(const std::map<std::string, std::int64_t>& last_activity_ms) {
+  for (const auto& spec : settings_.welfare) {
+    auto& st = welfare_[spec.name];
+    for (const auto& [id, at] : last_activity_ms) {
+      DeviceRef ref{id, "", "", ""};
+      if (auto d = devices_.find(id); d != devices_.end()) ref = d->second.ref;
+      if (watches(spec, ref)) st.last_activity_ms = std::max(st.last_activity_ms, at);
+    }
+  }
+}
+
+void RuleEngine::welfare_tick(std::int64_t now_ms, std::vector<Event>& synthesized) {
+  for (const auto& spec : settings_.welfare) {
+    auto& st = welfare_[spec.name];
+    if (st.last_activity_ms < 0) st.last_activity_ms = now_ms;  // the quiet time starts now
+    if (st.alarmed || now_ms - st.last_activity_ms < spec.quiet_ms) continue;
+    const DeviceInfo* dev = nullptr;
+    for (const auto& x : spec.devices) {
+      for (const auto& [id, d] : devices_)
+        if (id == x || (!d.ref.name.empty() && d.ref.name == x)) dev = &d;
+      if (dev) break;
+    }
+    if (!dev) continue;  // none of its devices ever heard: not installed yet
+    st.alarmed = true;
+    Event e;
+    e.id = uuid_v7(now_ms);
+    e.ts_ms = now_ms;
+    e.site = dev->site;
+    e.grid_code = dev->grid_code;
+    const bool home =
+        !spec.home.building.empty() || !spec.home.unit.empty() || !spec.home.room.empty();
+    e.location = home ? spec.home : dev->location;
+    e.device = dev->ref;
+    e.kind = EventKind::welfare_check;
+    e.active = true;
+    e.severity = spec.severity;
+    e.source = "supervisor";
+    e.attrs = {
+        {"rule", spec.name},
+        {"quiet_s", (now_ms - st.last_activity_ms) / 1000},
+        {"reason", "no activity for " + std::to_string((now_ms - st.last_activity_ms) / 3'600'000) +
+                       " h (welfare check after " + std::to_string(spec.quiet_ms / 3'600'000) +
+                       " h)"}};
+    synthesized.push_back(std::move(e));
   }
 }
 
@@ -458,8 +657,27 @@ void RuleEngine::on_tick_rules(std::int64_t now_ms, std::vector<Event>& synthesi
          "not acknowledged in time (level " + std::to_string(a.escalation_level) + ")", now_ms});
     out.push_back({AlertChangeType::escalated, a, {}});
   }
+  for (const auto& [id, heard_ms] : returned_) {
+    const auto it = devices_.find(id);
+    if (it == devices_.end() || it->second.offline) continue;  // gone again before the tick
+    const DeviceInfo& dev = it->second;
+    Event e;
+    e.id = uuid_v7(now_ms);
+    e.ts_ms = now_ms;
+    e.site = dev.site;
+    e.grid_code = dev.grid_code;
+    e.location = dev.location;
+    e.device = dev.ref;
+    e.kind = EventKind::device_online;
+    e.severity = 4;
+    e.source = "supervisor";
+    e.attrs = {{"reason", "heard again"}, {"heard_ms", heard_ms}};
+    synthesized.push_back(std::move(e));
+  }
+  returned_.clear();
+  welfare_tick(now_ms, synthesized);
   for (auto& [id, dev] : devices_) {
-    const std::int64_t timeout = heartbeat_timeout(dev);
+    const std::int64_t timeout = timeout_of(dev);
     if (timeout <= 0 || dev.offline || now_ms - dev.last_seen_ms < timeout) continue;
     dev.offline = true;  // announce once; the synthesized event raises the alert
     dev.offline_synthesized = true;
@@ -565,13 +783,19 @@ CommandResult RuleEngine::apply(const MaintenanceCommand& cmd, std::int64_t now_
 
 std::int64_t RuleEngine::next_deadline_ms() const {
   std::int64_t next = std::numeric_limits<std::int64_t>::max();
+  for (const auto& r : returned_) next = std::min(next, r.second);  // due at once
+  for (const auto& spec : settings_.welfare) {
+    const auto it = welfare_.find(spec.name);
+    if (it == welfare_.end() || it->second.last_activity_ms < 0) return 0;  // starts at a tick
+    if (!it->second.alarmed) next = std::min(next, it->second.last_activity_ms + spec.quiet_ms);
+  }
   for (const auto& [key, st] : thresholds_) {
     if (!st.pending) continue;
     for (const auto& s : settings_.thresholds)
       if (s.name == key.first) next = std::min(next, st.pending_since_ms + s.hold_ms);
   }
   for (const auto& [id, dev] : devices_) {
-    const std::int64_t timeout = heartbeat_timeout(dev);
+    const std::int64_t timeout = timeout_of(dev);
     if (timeout > 0 && !dev.offline) next = std::min(next, dev.last_seen_ms + timeout);
   }
   for (const auto& [key, a] : open_) next = std::min(next, escalation_due(a));

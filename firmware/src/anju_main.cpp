@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -233,6 +234,11 @@ std::optional<std::int64_t> parse_duration(const std::string& s) {
   } catch (...) {
     return std::nullopt;
   }
+}
+
+std::string upper(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
 }
 
 std::string fmt_time(std::int64_t ms) {
@@ -1009,8 +1015,13 @@ int main(int argc, char** argv) {
     }
     if (*devices) {
       const auto list = anju::edge::load_devices(db);
+      const auto conditions = anju::edge::device_conditions(db);
       const std::int64_t now = now_ms();
       for (const auto& d : list) {
+        std::vector<std::string> flags;  // battery_low, signal_weak, tamper (offline: the state)
+        if (auto it = conditions.find(d.device.id); it != conditions.end())
+          for (const auto& c : it->second)
+            if (c != "offline") flags.push_back(c);
         if (as_json) {
           json j{{"device_id", d.device.id},
                  {"kind", d.device.kind},
@@ -1023,6 +1034,7 @@ int main(int argc, char** argv) {
                  {"last_seen_ms", d.last_seen_ms}};
           j["battery"] = d.battery ? json(*d.battery) : json(nullptr);
           j["signal"] = d.signal ? json(*d.signal) : json(nullptr);
+          j["conditions"] = flags;
           std::cout << j.dump() << "\n";
           continue;
         }
@@ -1038,9 +1050,15 @@ int main(int argc, char** argv) {
                           : std::string("never"));
         if (d.battery) std::cout << "  battery " << *d.battery << " %";
         if (d.signal) std::cout << "  signal " << *d.signal;
+        for (const auto& f : flags) std::cout << "  " << upper(f);
         std::cout << "\n";
       }
-      if (!as_json) std::cout << list.size() << " devices\n";
+      if (!as_json) {
+        const auto c = anju::edge::device_state_counts(db);
+        std::cout << list.size() << " devices: " << c.online << " online, " << c.offline
+                  << " offline, " << c.battery_low << " battery low, " << c.signal_weak
+                  << " weak signal, " << c.tamper << " tampered\n";
+      }
       return 0;
     }
     if (*alerts) {

@@ -1259,7 +1259,8 @@ const Table<ThresholdRule>& threshold_table() {
   return t;
 }
 
-void check_unique_rule_names(Ctx& ctx, const Path& p, const std::vector<ThresholdRule>& rules) {
+template <class Rule>
+void check_unique_rule_names(Ctx& ctx, const Path& p, const std::vector<Rule>& rules) {
   std::map<std::string, std::size_t> first;
   for (std::size_t i = 0; i < rules.size(); ++i) {
     if (rules[i].name.empty()) continue;
@@ -1271,6 +1272,30 @@ void check_unique_rule_names(Ctx& ctx, const Path& p, const std::vector<Threshol
                     index_key(p, it->second) + ")");
     }
   }
+}
+
+const Table<WelfareRule>& welfare_table() {
+  static const Table<WelfareRule> t{
+      {
+          leaf("name", &WelfareRule::name, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Rule name of the alert, e.g. welfare_3_2_1201.", true),
+          leaf("building", &WelfareRule::building, text(), "The home's building."),
+          leaf("unit", &WelfareRule::unit, text(), "The home's unit."),
+          leaf("room", &WelfareRule::room, text(), "The home (room number)."),
+          leaf("devices", &WelfareRule::devices, strings(text("", check_non_empty)),
+               "Devices whose activity shows someone is well: the home's door contact or reader, "
+               "its water meter (ids or names). Heartbeats and battery reports do not count.",
+               true),
+          leaf("quiet_h", &WelfareRule::quiet_h, integer(1, 720),
+               "No activity for this long raises the alert, hours."),
+          leaf("severity", &WelfareRule::severity, integer(1, 4), "Severity of the alert."),
+      },
+      [](Ctx& ctx, const Path& p, WelfareRule& w) {
+        if (ctx.ok(join_key(p, "devices")) && w.devices.empty())
+          ctx.error(ctx.mark_of(join_key(p, "devices")), join_key(p, "devices"),
+                    "needs at least one device");
+      }};
+  return t;
 }
 
 const Table<CorrelationRule>& correlation_table() {
@@ -1298,6 +1323,20 @@ const Table<CorrelationRule>& correlation_table() {
   return t;
 }
 
+// Drivers whose devices rules.supervision can name (their events' source).
+const std::vector<std::string> kSupervisedDrivers{
+    "zigbee2mqtt", "chirpstack", "generic_mqtt", "modbus", "camera", "osdp", "wiegand", "gpio"};
+
+const Table<DriverSupervision>& supervision_table() {
+  static const Table<DriverSupervision> t{
+      {
+          leaf("heartbeat_timeout_s", &DriverSupervision::heartbeat_timeout_s, integer(0, 604800),
+               "Silence after which a device of this driver is offline, seconds; 0 = off.", true),
+      },
+      {}};
+  return t;
+}
+
 const Table<RulesConfig>& rules_table() {
   static const Table<RulesConfig> t{
       {
@@ -1305,11 +1344,37 @@ const Table<RulesConfig>& rules_table() {
                "A battery reading at or below this raises battery_low, percent."),
           leaf("heartbeat_timeout_s", &RulesConfig::heartbeat_timeout_s, integer(0, 604800),
                "Silence after which a device is offline, seconds; 0 turns the check off."),
+          record_map(
+              "supervision", &RulesConfig::supervision, supervision_table(),
+              "Per driver (zigbee2mqtt, chirpstack, generic_mqtt, modbus, camera, osdp, wiegand, "
+              "gpio): its devices' heartbeat timeout, over heartbeat_timeout_s. Built in: modbus, "
+              "camera and osdp report offline themselves and wiegand and gpio are wired, so they "
+              "are 0 (off); a device's own heartbeat_timeout_s wins over both.",
+              [](const std::string& name) -> std::string {
+                for (const auto& d : kSupervisedDrivers)
+                  if (d == name) return {};
+                return "no driver " + quote(name) + " (one of " + one_of_text(kSupervisedDrivers) +
+                       ")";
+              }),
+          leaf("weak_linkquality", &RulesConfig::weak_linkquality, integer(0, 255),
+               "A zigbee2mqtt linkquality at or below this raises signal_weak (severity 4); 0 = "
+               "off."),
+          leaf("linkquality_hysteresis", &RulesConfig::linkquality_hysteresis, integer(1, 255),
+               "signal_weak clears when linkquality is above weak_linkquality by more than this."),
+          leaf(
+              "rssi_hysteresis_db", &RulesConfig::rssi_hysteresis_db, number(0),
+              "A driver's signal_weak (chirpstack.weak_rssi_dbm) clears only at this many dB above "
+              "its threshold."),
           record_list("thresholds", &RulesConfig::thresholds, threshold_table(),
-                      "Threshold rules on measured values.", check_unique_rule_names),
+                      "Threshold rules on measured values.",
+                      check_unique_rule_names<ThresholdRule>),
           record_list("correlations", &RulesConfig::correlations, correlation_table(),
                       "Alerts that together become one (smoke + a temperature rise in a room).",
                       {}),
+          record_list("welfare", &RulesConfig::welfare, welfare_table(),
+                      "Watched homes (residents living alone): no activity for quiet_h raises "
+                      "the alert (welfare_check), the next activity clears it.",
+                      check_unique_rule_names<WelfareRule>),
           leaf("escalate_sev1_s", &RulesConfig::escalate_sev1_s, integer(0, 604800),
                "A severity-1 alert nobody acknowledged is escalated after this, seconds; 0 = "
                "never."),
@@ -1328,6 +1393,7 @@ const Table<RulesConfig>& rules_table() {
         std::set<std::string> known{"device_offline"};
         for (const auto& th : r.thresholds) known.insert(th.name);
         for (const auto& co : r.correlations) known.insert(co.name);
+        for (const auto& w : r.welfare) known.insert(w.name);
         for (std::size_t i = 0; i < r.correlations.size(); ++i)
           for (std::size_t j = 0; j < r.correlations[i].rules.size(); ++j) {
             const std::string& rule = r.correlations[i].rules[j];
@@ -1369,6 +1435,11 @@ const Table<Zigbee2MqttConfig>& zigbee2mqtt_table() {
                "zigbee2mqtt's base topic on the local broker."),
           leaf("report_unchanged", &Zigbee2MqttConfig::report_unchanged, boolean(),
                "Make an event of a reading equal to the previous one."),
+          leaf("refresh_s", &Zigbee2MqttConfig::refresh_s, integer(0, 86400),
+               "A message equal to the previous one still makes its events when the device's "
+               "last events are this old, seconds (0: never), so that a sensor checking in "
+               "unchanged stays online; anjud uses at most a third of the devices' heartbeat "
+               "timeout."),
           record_map("devices", &Zigbee2MqttConfig::devices, device_table(),
                      "Per-device settings, keyed by IEEE address (0x...) or friendly name.",
                      check_device_name),

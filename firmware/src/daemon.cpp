@@ -207,6 +207,11 @@ edge::RuleSettings rule_settings(const Config& c) {
   edge::RuleSettings s;
   s.battery_low_percent = c.rules.battery_low_percent;
   s.heartbeat_timeout_ms = static_cast<std::int64_t>(c.rules.heartbeat_timeout_s) * 1000;
+  for (const auto& [driver, sup] : c.rules.supervision)
+    s.heartbeat_by_source[driver] = sup.heartbeat_timeout_s * 1000LL;
+  s.weak_linkquality = c.rules.weak_linkquality;
+  s.linkquality_hysteresis = c.rules.linkquality_hysteresis;
+  s.rssi_hysteresis_db = c.rules.rssi_hysteresis_db;
   s.escalate_after_ms = {0, c.rules.escalate_sev1_s * 1000LL, c.rules.escalate_sev2_s * 1000LL,
                          c.rules.escalate_sev3_s * 1000LL, c.rules.escalate_sev4_s * 1000LL};
   s.escalation_raises_severity = c.rules.escalation_raises_severity;
@@ -236,6 +241,15 @@ edge::RuleSettings rule_settings(const Config& c) {
     spec.severity = t.severity;
     spec.devices.insert(t.devices.begin(), t.devices.end());
     s.thresholds.push_back(std::move(spec));
+  }
+  for (const auto& w : c.rules.welfare) {
+    edge::WelfareSpec spec;
+    spec.name = w.name;
+    spec.home = {w.building, w.unit, w.room};
+    spec.devices = w.devices;
+    spec.quiet_ms = w.quiet_h * 3'600'000LL;
+    spec.severity = w.severity;
+    s.welfare.push_back(std::move(spec));
   }
   for (const auto& cr : c.rules.correlations) {
     edge::CorrelationSpec spec;
@@ -268,11 +282,13 @@ edge::MqttEndpoint endpoint(const BrokerConfig& b) {
 
 namespace {
 
-// Every device's last-seen time, for the rules' heartbeat supervision after a restart.
-std::vector<std::pair<edge::DeviceRef, std::int64_t>> devices_last_seen(edge::Db& db) {
-  std::vector<std::pair<edge::DeviceRef, std::int64_t>> out;
+// The registry as stored, for the rules' supervision after a restart.
+std::vector<edge::KnownDevice> known_devices(edge::Db& db) {
+  std::vector<edge::KnownDevice> out;
   for (auto& d : edge::load_devices(db))
-    if (d.last_seen_ms > 0) out.emplace_back(std::move(d.device), d.last_seen_ms);
+    if (d.last_seen_ms > 0)
+      out.push_back(
+          {std::move(d.device), std::move(d.source), d.last_seen_ms, d.state == "offline"});
   return out;
 }
 
@@ -470,8 +486,16 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                      report.moved_to);
 
   edge::RuleEngine rules(rule_settings(config));
-  rules.restore(edge::load_alerts(journal->db(), true), devices_last_seen(journal->db()),
+  rules.restore(edge::load_alerts(journal->db(), true), known_devices(journal->db()),
                 clock.wall_ms());
+  if (!config.rules.welfare.empty()) {
+    // A watched home's quiet time runs from its last activity, across restarts.
+    int longest_h = 0;
+    for (const auto& w : config.rules.welfare) longest_h = std::max(longest_h, w.quiet_h);
+    rules.restore_activity(edge::last_event_by_device(journal->db(),
+                                                      edge::RuleEngine::activity_kinds(),
+                                                      clock.wall_ms() - longest_h * 3'600'000LL));
+  }
   if (auto saved = edge::meta_get(journal->db(), "maintenance_windows")) {
     std::vector<edge::MaintenanceWindow> windows;
     const auto j = json::parse(*saved, nullptr, false);
@@ -553,6 +577,19 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     zo.site = config.site.id;
     zo.grid_code = config.site.grid_code;
     zo.report_unchanged = config.zigbee2mqtt.report_unchanged;
+    // A device that checks in unchanged is heard at least three times per heartbeat timeout.
+    std::int64_t refresh_ms = config.zigbee2mqtt.refresh_s * 1000LL;
+    const auto settings = rule_settings(config);
+    std::int64_t shortest = settings.heartbeat_timeout_ms;
+    if (auto it = settings.heartbeat_by_source.find("zigbee2mqtt");
+        it != settings.heartbeat_by_source.end())
+      shortest = it->second;
+    for (const auto& [id, d] : config.zigbee2mqtt.devices)
+      if (d.heartbeat_timeout_s && *d.heartbeat_timeout_s > 0)
+        shortest = shortest > 0 ? std::min<std::int64_t>(shortest, *d.heartbeat_timeout_s * 1000LL)
+                                : *d.heartbeat_timeout_s * 1000LL;
+    if (refresh_ms > 0 && shortest > 0) refresh_ms = std::min(refresh_ms, shortest / 3);
+    zo.refresh_ms = refresh_ms;
     zo.state_file = config.data_dir + "/zigbee2mqtt-devices.json";
     for (const auto& [id, d] : config.zigbee2mqtt.devices)
       zo.devices[id] = {{d.building, d.unit, d.room}, d.grid_code, d.gb28181};

@@ -370,6 +370,7 @@ std::string gateway_yaml(const GatewayConfig& c) {
     << "  interval_s: " << c.summary_interval_s << "\n"
     << "rules:\n"
     << "  heartbeat_timeout_s: " << c.heartbeat_timeout_s << "\n"
+    << "  weak_linkquality: " << c.weak_linkquality << "\n"
     << "  thresholds:\n"
     << "    - name: temperature_high\n"
     << "      kind: temperature\n"

@@ -149,6 +149,7 @@ struct GatewayConfig {
   int backoff_max_ms = 1000;
   int summary_interval_s = 10;
   int heartbeat_timeout_s = 0;  // off: tests run far shorter than any real timeout
+  int weak_linkquality = 0;     // off
   std::string synchronous = "full";
   std::string log_level = "info";
   // The dashboard: 0 leaves it off; otherwise it listens on 127.0.0.1:<port>.

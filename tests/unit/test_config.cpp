@@ -804,3 +804,86 @@ rules:
   CHECK(s.correlations[0].scope == anju::edge::CorrelationScope::room);
   CHECK(s.correlations[0].severity == 1);
 }
+
+TEST_CASE("config: supervision per driver and weak-signal settings", "[config][supervision]") {
+  auto ok = parse(kBase + R"(uplink:
+  enabled: false
+rules:
+  supervision:
+    chirpstack: {heartbeat_timeout_s: 7200}
+    camera: {heartbeat_timeout_s: 600}
+  weak_linkquality: 25
+  linkquality_hysteresis: 15
+  rssi_hysteresis_db: 3.5
+)");
+  INFO(all_errors(ok));
+  REQUIRE(ok.config);
+  CHECK(ok.config->rules.supervision.at("chirpstack").heartbeat_timeout_s == 7200);
+  CHECK(ok.config->rules.supervision.at("camera").heartbeat_timeout_s == 600);
+  CHECK(ok.config->rules.weak_linkquality == 25);
+  CHECK(ok.config->rules.linkquality_hysteresis == 15);
+  CHECK(ok.config->rules.rssi_hysteresis_db == Approx(3.5));
+
+  auto bad = parse(kBase + R"(uplink:
+  enabled: false
+rules:
+  supervision:
+    zigbee: {heartbeat_timeout_s: 60}
+    modbus: {}
+    osdp: {heartbeat_timeout_s: -1}
+  weak_linkquality: 256
+)");
+  INFO(all_errors(bad));
+  CHECK(bad.errors.size() == 4);
+  REQUIRE(find_error(bad, "rules.supervision.zigbee"));
+  CHECK(find_error(bad, "rules.supervision.zigbee")->message.find("no driver 'zigbee' (one of") ==
+        0);
+  CHECK(find_error(bad, "rules.supervision.modbus.heartbeat_timeout_s")->message ==
+        "missing required key");
+  CHECK(find_error(bad, "rules.supervision.osdp.heartbeat_timeout_s"));
+  CHECK(find_error(bad, "rules.weak_linkquality"));
+}
+
+TEST_CASE("config: welfare checks name their home and devices", "[config][welfare]") {
+  auto ok = parse(kBase + R"(uplink:
+  enabled: false
+rules:
+  welfare:
+    - name: welfare_3_2_1201
+      building: "3"
+      unit: "2"
+      room: "1201"
+      devices: [door_3_2_1201, meter_1201]
+      quiet_h: 12
+  correlations:
+    - name: welfare_and_smoke
+      rules: [welfare_3_2_1201, smoke]
+)");
+  INFO(all_errors(ok));
+  REQUIRE(ok.config);
+  REQUIRE(ok.config->rules.welfare.size() == 1);
+  const auto& w = ok.config->rules.welfare[0];
+  CHECK(w.room == "1201");
+  CHECK(w.devices == std::vector<std::string>{"door_3_2_1201", "meter_1201"});
+  CHECK(w.quiet_h == 12);
+  CHECK(w.severity == 2);
+
+  auto bad = parse(kBase + R"(uplink:
+  enabled: false
+rules:
+  welfare:
+    - name: home_a
+      devices: []
+    - name: home_a
+      devices: [d]
+      quiet_h: 0
+    - devices: [d]
+)");
+  INFO(all_errors(bad));
+  CHECK(bad.errors.size() == 4);
+  CHECK(find_error(bad, "rules.welfare[0].devices")->message == "needs at least one device");
+  CHECK(find_error(bad, "rules.welfare[1].name")->message ==
+        "duplicate rule name 'home_a' (also used by rules.welfare[0])");
+  CHECK(find_error(bad, "rules.welfare[1].quiet_h"));
+  CHECK(find_error(bad, "rules.welfare[2].name")->message == "missing required key");
+}

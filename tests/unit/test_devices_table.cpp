@@ -69,6 +69,7 @@ TEST_CASE("devices: last seen, battery, signal and state from the events", "[jou
   CHECK(da.signal == Approx(87));
   CHECK(da.device.kind == "climate_sensor");
   CHECK(da.location.room == "1201");
+  CHECK(da.source == "zigbee2mqtt");  // the supervisor's verdict keeps the driver it belongs to
   CHECK(db.last_seen_ms == 1500);
   CHECK(db.state == "online");
   CHECK_FALSE(db.battery);

@@ -418,6 +418,9 @@ void parse_up(const json& doc, const Common& base, const DeviceMapping& m, Resul
     if (m.weak_rssi_dbm) {
       edge::Event weak = make_event(c, m, edge::EventKind::signal_weak);
       weak.active = *best_rssi < *m.weak_rssi_dbm;
+      // The numbers let the rules clear it with hysteresis (RuleSettings::rssi_hysteresis_db).
+      weak.values.push_back(edge::Measurement{"rssi", *best_rssi, "dBm"});
+      weak.attrs["weak_below_dbm"] = *m.weak_rssi_dbm;
       finish(weak);
       r.events.push_back(std::move(weak));
     }

@@ -52,6 +52,7 @@ enum class EventKind {
   door_open,        // door contact opened (door_closed when active = false)
   tailgating,       // more passages than grants
   repeated_denial,  // several denials at a door or for a credential in a short time
+  welfare_check,    // nobody has used a watched home's door or water for too long (独居老人)
   // cameras (issue 5)
   intrusion,
   loitering,
@@ -69,6 +70,10 @@ std::string_view to_string(EventKind k);
 std::optional<EventKind> event_kind_from_string(std::string_view s);
 // True for kinds whose event carries an on/off condition in `active`.
 bool is_binary_kind(EventKind k);
+// Sources that speak about a device without having heard from it: the gateway's own rules
+// (supervisor, door_rules) and people (dashboard, city, anju test-event). Their events do not
+// make a device seen, nor change which driver it belongs to.
+bool is_derived_source(std::string_view source);
 
 struct Location {
   std::string building;

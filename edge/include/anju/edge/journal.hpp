@@ -71,6 +71,28 @@ std::vector<Event> query_events(const Db& db, const EventQuery& q);
 std::vector<Alert> load_alerts(const Db& db, bool open_only, int limit = 10000);
 std::vector<DeviceRecord> load_devices(const Db& db);
 
+// The newest event of each device among `kinds` since `since_ms` (by the time index), by id.
+std::map<std::string, std::int64_t> last_event_by_device(const Db& db,
+                                                         const std::vector<EventKind>& kinds,
+                                                         std::int64_t since_ms);
+
+// Device conditions that open alerts stand for while the condition is present, by device id:
+// "offline" (device_offline), "battery_low", "signal_weak", "tamper".
+std::map<std::string, std::vector<std::string>> device_conditions(const Db& db);
+
+// The registry in numbers: devices known (ever heard from), online and offline (the registry's
+// state: offline from a device_offline until the device is heard again, even when a person
+// closed the alert), and those with each other condition (device_conditions).
+struct DeviceStateCounts {
+  std::int64_t known = 0;
+  std::int64_t online = 0;
+  std::int64_t offline = 0;
+  std::int64_t battery_low = 0;
+  std::int64_t signal_weak = 0;
+  std::int64_t tamper = 0;
+};
+DeviceStateCounts device_state_counts(const Db& db);
+
 class Journal {
  public:
   // Opens (creating) the journal and checks its integrity. A file that is not a database or fails

@@ -91,11 +91,30 @@ struct CorrelationRule {
   int severity = 1;
 };
 
+// A watched home (welfare check, 独居老人): no activity of its devices for quiet_h raises `name`.
+struct WelfareRule {
+  std::string name;                  // rule name of the alert, e.g. welfare_3_2_1201
+  std::string building, unit, room;  // the home
+  std::vector<std::string> devices;  // its door contact / reader, water meter: ids or names
+  int quiet_h = 24;
+  int severity = 2;
+};
+
+// Supervision of one driver's devices (rules.supervision.<driver>), over the built-in default.
+struct DriverSupervision {
+  int heartbeat_timeout_s = 3600;  // 0 = off
+};
+
 struct RulesConfig {
   int battery_low_percent = 10;
   int heartbeat_timeout_s = 3600;  // default silence that makes a device offline (0 = off)
+  std::map<std::string, DriverSupervision> supervision;  // by driver (event source)
+  int weak_linkquality = 0;         // zigbee linkquality at or below: signal_weak (0 = off)
+  int linkquality_hysteresis = 10;  // clears above weak_linkquality + this
+  double rssi_hysteresis_db = 5;    // a driver's signal_weak clears this far above its threshold
   std::vector<ThresholdRule> thresholds;
   std::vector<CorrelationRule> correlations;
+  std::vector<WelfareRule> welfare;
   // Escalation of alerts nobody acknowledged, per severity, seconds (0 = never).
   int escalate_sev1_s = 60;
   int escalate_sev2_s = 300;
@@ -117,6 +136,7 @@ struct Zigbee2MqttConfig {
   bool enabled = true;
   std::string base_topic = "zigbee2mqtt";
   bool report_unchanged = false;  // a reading equal to the last one is not a new event
+  int refresh_s = 600;            // ...unless the device's last events are this old (0: never)
   std::map<std::string, DeviceConfig> devices;  // keyed by IEEE address or friendly name
 };
 
