@@ -114,6 +114,8 @@ void Dashboard::seed(std::vector<edge::Alert> open_alerts) {
     std::lock_guard lock(mu_);
     for (auto& a : open_alerts)
       if (a.open()) open_[a.alert_id] = std::move(a);
+    ++alerts_gen_;
+    alerts_body_.reset();
   }
   try {
     seed_devices();
@@ -197,6 +199,10 @@ void Dashboard::after_commit(const std::vector<edge::Event>& events,
       open_[c.alert.alert_id] = c.alert;
     else
       open_.erase(c.alert.alert_id);
+  }
+  if (!changes.empty()) {
+    ++alerts_gen_;
+    alerts_body_.reset();
   }
   if (frames.empty()) return;
   for (const auto& client : clients_) {
@@ -465,15 +471,27 @@ void Dashboard::on_session(const httplib::Request& req, httplib::Response& res) 
 
 void Dashboard::on_alerts(const httplib::Request& req, httplib::Response& res) {
   if (!require(req, res, false)) return;
+  std::shared_ptr<const std::string> body;
   std::vector<edge::Alert> list;
+  std::uint64_t gen = 0;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [id, a] : open_) list.push_back(a);
+    body = alerts_body_;
+    gen = alerts_gen_;
+    if (!body)
+      for (const auto& [id, a] : open_) list.push_back(a);
   }
-  sort_for_display(list);
-  json out = json::array();
-  for (const auto& a : list) out.push_back(alert_view(a));
-  reply(res, 200, {{"alerts", out}});
+  if (!body) {
+    sort_for_display(list);
+    json out = json::array();
+    for (const auto& a : list) out.push_back(alert_view(a));
+    body = std::make_shared<const std::string>(json{{"alerts", out}}.dump());
+    std::lock_guard lock(mu_);
+    if (alerts_gen_ == gen) alerts_body_ = body;  // nothing changed while it was rendered
+  }
+  res.status = 200;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(*body, "application/json");
 }
 
 void Dashboard::on_alert(const httplib::Request& req, httplib::Response& res) {

@@ -273,6 +273,13 @@ TEST_CASE("dashboard: login, live alerts, actions with CSRF and roles, lockout, 
   REQUIRE(again);
   CHECK(again->status == 409);
   CHECK(parse(again->body).value("error", "").find("only a raised alert") != std::string::npos);
+  // The list every open screen polls shows the new state (it is rendered once per change).
+  REQUIRE(stream.wait_for(
+      "alert", [&](const auto& f) { return has_change(f, alert_id, "acknowledged"); }, 10s));
+  alerts = cli.Get("/api/alerts", auth(*op, false));
+  REQUIRE(alerts);
+  REQUIRE(parse(alerts->body)["alerts"].size() == 1);
+  CHECK(parse(alerts->body)["alerts"][0].value("state", "") == "acknowledged");
   auto close =
       cli.Post(close_path, auth(*op), R"({"note":"false smoke from cooking"})", "application/json");
   REQUIRE(close);

@@ -146,7 +146,11 @@ class Dashboard final : public edge::PipelineHook {
   mutable std::mutex mu_;
   std::condition_variable stream_cv_;
   std::map<std::string, edge::Alert> open_;  // by alert id
-  std::map<std::string, Device> devices_;    // by device id
+  // GET /api/alerts rendered once per change of the open alerts (every open screen polls it and
+  // the list changes far less often than it is asked for); alerts_gen_ counts the changes.
+  std::shared_ptr<const std::string> alerts_body_;
+  std::uint64_t alerts_gen_ = 0;
+  std::map<std::string, Device> devices_;  // by device id
   std::set<std::shared_ptr<StreamClient>> clients_;
   std::map<std::string, std::int64_t> events_by_kind_;
   std::int64_t sse_dropped_ = 0;
