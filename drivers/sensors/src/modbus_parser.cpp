@@ -146,6 +146,10 @@ std::vector<std::string> validate(const RegisterEntry& e) {
 }
 
 Decoded decode(const RegisterEntry& e, const std::vector<std::uint16_t>& words) {
+  return decode_view(e, std::span<const std::uint16_t>(words));
+}
+
+Decoded decode_view(const RegisterEntry& e, std::span<const std::uint16_t> words) {
   Decoded d;
   const std::uint16_t need = register_count(e.type);
   if (need == 0) {

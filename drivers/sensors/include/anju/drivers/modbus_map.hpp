@@ -64,6 +64,8 @@ struct Decoded {
 };
 // `words` are the registers read (functions 3/4) or the bits read, one per element, 0 or 1
 // (functions 1/2), in address order; their number must equal entry.count.
+// The words as a view into a larger read (the driver decodes each entry of a group in place).
+Decoded decode_view(const RegisterEntry& entry, std::span<const std::uint16_t> words);
 Decoded decode(const RegisterEntry& entry, const std::vector<std::uint16_t>& words);
 
 // Modbus exception codes 1..11 ("Illegal Data Address"); other codes: "unknown exception code N".
