@@ -588,6 +588,21 @@ void RuleEngine::restore_activity(const std::map<std::string, std::int64_t>& las
   }
 }
 
+Event RuleEngine::supervisor_event(const DeviceInfo& dev, EventKind kind, int severity,
+                                   std::int64_t now_ms) {
+  Event e;
+  e.id = uuid_v7(now_ms);
+  e.ts_ms = now_ms;
+  e.site = dev.site;
+  e.grid_code = dev.grid_code;
+  e.location = dev.location;
+  e.device = dev.ref;
+  e.kind = kind;
+  e.severity = severity;
+  e.source = "supervisor";
+  return e;
+}
+
 void RuleEngine::welfare_tick(std::int64_t now_ms, std::vector<Event>& synthesized) {
   for (const auto& spec : settings_.welfare) {
     auto& st = welfare_[spec.name];
@@ -601,19 +616,10 @@ void RuleEngine::welfare_tick(std::int64_t now_ms, std::vector<Event>& synthesiz
     }
     if (!dev) continue;  // none of its devices ever heard: not installed yet
     st.alarmed = true;
-    Event e;
-    e.id = uuid_v7(now_ms);
-    e.ts_ms = now_ms;
-    e.site = dev->site;
-    e.grid_code = dev->grid_code;
-    const bool home =
-        !spec.home.building.empty() || !spec.home.unit.empty() || !spec.home.room.empty();
-    e.location = home ? spec.home : dev->location;
-    e.device = dev->ref;
-    e.kind = EventKind::welfare_check;
+    Event e = supervisor_event(*dev, EventKind::welfare_check, spec.severity, now_ms);
+    if (!spec.home.building.empty() || !spec.home.unit.empty() || !spec.home.room.empty())
+      e.location = spec.home;
     e.active = true;
-    e.severity = spec.severity;
-    e.source = "supervisor";
     e.attrs = {
         {"rule", spec.name},
         {"quiet_s", (now_ms - st.last_activity_ms) / 1000},
@@ -660,17 +666,7 @@ void RuleEngine::on_tick_rules(std::int64_t now_ms, std::vector<Event>& synthesi
   for (const auto& [id, heard_ms] : returned_) {
     const auto it = devices_.find(id);
     if (it == devices_.end() || it->second.offline) continue;  // gone again before the tick
-    const DeviceInfo& dev = it->second;
-    Event e;
-    e.id = uuid_v7(now_ms);
-    e.ts_ms = now_ms;
-    e.site = dev.site;
-    e.grid_code = dev.grid_code;
-    e.location = dev.location;
-    e.device = dev.ref;
-    e.kind = EventKind::device_online;
-    e.severity = 4;
-    e.source = "supervisor";
+    Event e = supervisor_event(it->second, EventKind::device_online, 4, now_ms);
     e.attrs = {{"reason", "heard again"}, {"heard_ms", heard_ms}};
     synthesized.push_back(std::move(e));
   }
@@ -681,16 +677,7 @@ void RuleEngine::on_tick_rules(std::int64_t now_ms, std::vector<Event>& synthesi
     if (timeout <= 0 || dev.offline || now_ms - dev.last_seen_ms < timeout) continue;
     dev.offline = true;  // announce once; the synthesized event raises the alert
     dev.offline_synthesized = true;
-    Event e;
-    e.id = uuid_v7(now_ms);
-    e.ts_ms = now_ms;
-    e.site = dev.site;
-    e.grid_code = dev.grid_code;
-    e.location = dev.location;
-    e.device = dev.ref;
-    e.kind = EventKind::device_offline;
-    e.severity = 3;
-    e.source = "supervisor";
+    Event e = supervisor_event(dev, EventKind::device_offline, 3, now_ms);
     e.attrs = {{"reason", "no message for " + std::to_string((now_ms - dev.last_seen_ms) / 1000) +
                               " s (heartbeat timeout " + std::to_string(timeout / 1000) + " s)"}};
     synthesized.push_back(std::move(e));

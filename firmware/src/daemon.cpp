@@ -485,7 +485,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     spdlog::critical("the journal was corrupt ({}); kept as {} for inspection", report.reason,
                      report.moved_to);
 
-  edge::RuleEngine rules(rule_settings(config));
+  const edge::RuleSettings settings = rule_settings(config);
+  edge::RuleEngine rules(settings);
   rules.restore(edge::load_alerts(journal->db(), true), known_devices(journal->db()),
                 clock.wall_ms());
   if (!config.rules.welfare.empty()) {
@@ -579,7 +580,6 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     zo.report_unchanged = config.zigbee2mqtt.report_unchanged;
     // A device that checks in unchanged is heard at least three times per heartbeat timeout.
     std::int64_t refresh_ms = config.zigbee2mqtt.refresh_s * 1000LL;
-    const auto settings = rule_settings(config);
     std::int64_t shortest = settings.heartbeat_timeout_ms;
     if (auto it = settings.heartbeat_by_source.find("zigbee2mqtt");
         it != settings.heartbeat_by_source.end())

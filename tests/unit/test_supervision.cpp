@@ -74,6 +74,20 @@ RuleSettings hourly() {
   return s;
 }
 
+// One watched home and no heartbeat: the welfare tests are about activity, not silence.
+RuleSettings welfare(const std::string& name, std::vector<std::string> devices,
+                     std::int64_t quiet_ms, Location home = {}) {
+  RuleSettings s;
+  s.heartbeat_timeout_ms = 0;
+  WelfareSpec w;
+  w.name = name;
+  w.home = std::move(home);
+  w.devices = std::move(devices);
+  w.quiet_ms = quiet_ms;
+  s.welfare.push_back(std::move(w));
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("supervision: each driver's devices get its heartbeat, a device's own wins",
@@ -363,15 +377,9 @@ TEST_CASE("registry: counts per state in the summary, and the devices that chang
 }
 
 TEST_CASE("welfare: a quiet home raises once, its next activity clears it", "[rules][welfare]") {
-  RuleSettings s = hourly();
-  s.heartbeat_timeout_ms = 0;  // this test is about activity, not silence
-  WelfareSpec w;
-  w.name = "welfare_3_2_1201";
-  w.home = {"3", "2", "1201"};
-  w.devices = {"door_1201", "meter_1201_name"};  // an id and a name
-  w.quiet_ms = 24 * 60 * kMinute;
-  s.welfare.push_back(w);
-  Supervised t(s);
+  // The home's devices: an id and a name.
+  Supervised t(welfare("welfare_3_2_1201", {"door_1201", "meter_1201_name"}, 24 * 60 * kMinute,
+                       {"3", "2", "1201"}));
   auto meter = [&](double total) {
     Event e = heard(t.clock, "meter_1201", "chirpstack", EventKind::measurement);
     e.values = {{"volume", total, "m3"}, {"battery", 80, "%"}};
@@ -414,14 +422,7 @@ TEST_CASE("welfare: a quiet home raises once, its next activity clears it", "[ru
 }
 
 TEST_CASE("welfare: other devices, derived events and uninstalled homes", "[rules][welfare]") {
-  RuleSettings s = hourly();
-  s.heartbeat_timeout_ms = 0;
-  WelfareSpec w;
-  w.name = "welfare_home";
-  w.devices = {"door_9"};
-  w.quiet_ms = 60 * kMinute;
-  s.welfare.push_back(w);
-  Supervised t(s);
+  Supervised t(welfare("welfare_home", {"door_9"}, 60 * kMinute));
   t.advance(0);
   t.advance(2 * 60 * kMinute);
   CHECK(t.made.empty());  // door_9 never heard: the home is not installed yet
@@ -438,13 +439,7 @@ TEST_CASE("welfare: other devices, derived events and uninstalled homes", "[rule
 }
 
 TEST_CASE("welfare: a restart keeps the quiet time and the raised alert", "[rules][welfare]") {
-  RuleSettings s = hourly();
-  s.heartbeat_timeout_ms = 0;
-  WelfareSpec w;
-  w.name = "welfare_home";
-  w.devices = {"door_9_name"};
-  w.quiet_ms = 24 * 60 * kMinute;
-  s.welfare.push_back(w);
+  const RuleSettings s = welfare("welfare_home", {"door_9_name"}, 24 * 60 * kMinute);
   const std::int64_t t0 = 1'800'000'000'000;
 
   // The door was last used 20 h before the restart: 4 h after it, the check is due.

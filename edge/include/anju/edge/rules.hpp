@@ -209,6 +209,9 @@ class RuleEngine {
   void signal_rules(const Event& e, DeviceInfo& dev, std::vector<AlertChange>& out);
   void welfare_rules(const Event& e, std::vector<AlertChange>& out);
   void welfare_tick(std::int64_t now_ms, std::vector<Event>& synthesized);
+  // An event the supervisor says about a device (offline, online again, a quiet home).
+  static Event supervisor_event(const DeviceInfo& dev, EventKind kind, int severity,
+                                std::int64_t now_ms);
   bool is_activity(const Event& e);
   void clear_condition(const Key& key, const Event& cause, std::vector<AlertChange>& out);
   // Correlations for the changes out[from..]; appends the merges and correlated alerts.
