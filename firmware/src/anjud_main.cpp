@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "anju/drivers/camera/camera_service.hpp"
+#include "anju/edge/clock.hpp"
 #include "anju/firmware/config.hpp"
 #include "anju/firmware/daemon.hpp"
 
@@ -35,6 +37,20 @@ int main(int argc, char** argv) {
   if (check_only) {
     std::cout << "config OK: " << (config_path.empty() ? "<embedded demo config>" : config_path)
               << "\n";
+    // With cameras, the module that watches them must load too (it is made, not started).
+    if (!config.cameras.streams.empty()) {
+      anju::drivers::camera::CameraDriverOptions co;
+      co.streams = config.cameras.streams;
+      anju::edge::SystemClock clock;
+      auto loaded = anju::drivers::camera::load_camera_driver(
+          co, clock, [](std::vector<anju::edge::Event>) { return true; }, config.cameras.module);
+      if (!loaded.service) {
+        std::cerr << "anjud: " << config.cameras.streams.size()
+                  << " camera streams configured, but " << loaded.error << "\n";
+        return 1;
+      }
+      std::cout << "camera module OK: " << loaded.path << "\n";
+    }
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(config.log_level));

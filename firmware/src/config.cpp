@@ -2027,7 +2027,12 @@ Field<CamerasConfig> camera_streams_field() {
 }
 
 const Table<CamerasConfig>& cameras_table() {
-  static const Table<CamerasConfig> t{{camera_streams_field()}, {}};
+  static const Table<CamerasConfig> t{
+      {camera_streams_field(),
+       leaf("module", &CamerasConfig::module, text(),
+            "The camera module (OpenCV analytics), loaded only when there are streams. Empty: "
+            "<anjud's directory>/../lib/anju/anju-camera.so, /usr/lib/anju/ when installed.")},
+      {}};
   return t;
 }
 

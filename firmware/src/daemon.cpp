@@ -18,7 +18,7 @@
 
 #include "anju/bridge/city_bridge.hpp"
 #include "anju/bridge/uplink.hpp"
-#include "anju/drivers/camera/camera_driver.hpp"
+#include "anju/drivers/camera/camera_service.hpp"
 #include "anju/drivers/credentials.hpp"
 #include "anju/drivers/z2m_driver.hpp"
 #include "anju/edge/door_rules.hpp"
@@ -619,14 +619,26 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   if (config.modbus.enabled && !config.modbus.devices.empty())
     modbus = std::make_unique<drivers::ModbusDriver>(modbus_options(config), clock, sink);
 
-  // Cameras (issue 5): one capture thread per stream, analysed at its rate on the gateway.
-  std::unique_ptr<drivers::camera::CameraDriver> cameras;
+  // Cameras (issue 5): one capture thread per stream, analysed at its rate on the gateway. The
+  // driver is a module that brings OpenCV, loaded only here. A module that cannot be loaded stops
+  // the cameras, not the gateway: each stream is reported offline with the reason (an alert for
+  // property management and the city), and the smoke detectors go on working.
+  std::unique_ptr<drivers::camera::CameraService> cameras;
+  std::string camera_error;
   if (!config.cameras.streams.empty()) {
     drivers::camera::CameraDriverOptions co;
     co.site = config.site.id;
     co.grid_code = config.site.grid_code;
     co.streams = config.cameras.streams;
-    cameras = std::make_unique<drivers::camera::CameraDriver>(co, clock, sink);
+    auto loaded = drivers::camera::load_camera_driver(co, clock, sink, config.cameras.module);
+    cameras = std::move(loaded.service);
+    camera_error = std::move(loaded.error);
+    if (cameras)
+      spdlog::info("cameras: {} streams, driver from {}", config.cameras.streams.size(),
+                   loaded.path);
+    else
+      spdlog::error("cameras: {} streams configured but not watched: {}",
+                    config.cameras.streams.size(), camera_error);
   }
 
   // Access control (issue 4): OSDP readers decide locally from the credentials file, on their
@@ -825,6 +837,27 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
       j["osdp"] = buses;
       j["credentials"] = static_cast<std::int64_t>(credentials.size());
     }
+    if (!config.cameras.streams.empty()) {
+      json cams = json::array();
+      if (cameras) {
+        for (const auto& c : cameras->stats())
+          cams.push_back({{"id", c.id},
+                          {"online", c.online},
+                          {"frames_read", c.frames_read},
+                          {"frames_analysed", c.frames_analysed},
+                          {"events", c.events},
+                          {"connects", c.connects},
+                          {"failures", c.failures},
+                          {"last_error", c.last_error}});
+      } else {
+        for (const auto& st : config.cameras.streams)
+          cams.push_back({{"id", st.id},
+                          {"online", false},
+                          {"frames_read", 0},
+                          {"last_error", "camera module: " + camera_error}});
+      }
+      j["cameras"] = cams;
+    }
     if (modbus) {
       const auto ms = modbus->stats();
       json devices = json::array();
@@ -927,7 +960,15 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   if (uplink) uplink->start();
   if (modbus) modbus->start();
   for (auto& panel : osdp) panel->start();
-  if (cameras) cameras->start();
+  if (cameras) {
+    cameras->start();
+  } else if (!camera_error.empty()) {
+    std::vector<edge::Event> offline;
+    for (const auto& st : config.cameras.streams)
+      offline.push_back(drivers::camera::stream_status_event(st, edge::EventKind::device_offline,
+                                                             "camera module: " + camera_error));
+    pipeline.submit(std::move(offline));
+  }
   status.start();
   if (dashboard) dashboard->start();
   bus.start();

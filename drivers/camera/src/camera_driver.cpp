@@ -103,21 +103,6 @@ std::vector<CameraStreamStats> CameraDriver::stats() const {
   return out;
 }
 
-edge::Event CameraDriver::status_event(const Stream& s, edge::EventKind kind,
-                                       const std::string& reason) {
-  edge::Event e;
-  e.kind = kind;
-  e.severity = kind == edge::EventKind::device_offline ? 3 : 4;
-  e.device.id = s.cfg.id;
-  e.device.kind = "camera";
-  e.device.name = s.cfg.name;
-  e.location = s.cfg.location;
-  e.source = "camera";
-  e.attrs = {{"stream", s.cfg.id}, {"url", redact_url(s.cfg.url)}};
-  if (!reason.empty()) e.attrs["reason"] = reason;
-  return e;
-}
-
 void CameraDriver::emit(Stream& s, std::vector<edge::Event> events) {
   if (events.empty()) return;
   const std::int64_t now = clock_.wall_ms();
@@ -160,7 +145,7 @@ void CameraDriver::run(Stream& s) {
     }
     if (report) {
       spdlog::warn("camera {}: offline ({}): {}", s.cfg.id, shown, reason);
-      emit(s, {status_event(s, edge::EventKind::device_offline, reason)});
+      emit(s, {stream_status_event(s.cfg, edge::EventKind::device_offline, reason)});
     }
   };
 
@@ -216,7 +201,7 @@ void CameraDriver::run(Stream& s) {
         if (first) {
           first = false;
           backoff = options_.reconnect_min;
-          edge::Event e = status_event(s, edge::EventKind::device_online, "connected");
+          edge::Event e = stream_status_event(s.cfg, edge::EventKind::device_online, "connected");
           e.attrs["backend"] = cap.getBackendName();
           e.attrs["width"] = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
           e.attrs["height"] = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
@@ -259,7 +244,7 @@ void CameraDriver::run(Stream& s) {
             st = s.stats;
           }
           const double secs = std::max<double>(static_cast<double>(now - status_since), 1) / 1000;
-          edge::Event e = status_event(s, edge::EventKind::measurement, "");
+          edge::Event e = stream_status_event(s.cfg, edge::EventKind::measurement, "");
           e.values.push_back(
               {"fps_read", static_cast<double>(st.frames_read - read_at_status) / secs, "1/s"});
           e.values.push_back({"fps_analysed",

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "anju/drivers/camera/camera_config.hpp"
+#include "anju/drivers/camera/camera_service.hpp"
 
 namespace anju::drivers::camera {
 namespace {
@@ -326,6 +327,30 @@ std::string redact_url(std::string_view url) {
   out += "***";
   out += url.substr(host_start + at);
   return out;
+}
+
+edge::Event stream_status_event(const StreamConfig& stream, edge::EventKind kind,
+                                const std::string& reason) {
+  edge::Event e;
+  e.kind = kind;
+  e.severity = kind == edge::EventKind::device_offline ? 3 : 4;
+  e.device.id = stream.id;
+  e.device.kind = "camera";
+  e.device.name = stream.name;
+  e.location = stream.location;
+  e.source = "camera";
+  e.attrs = {{"stream", stream.id}, {"url", redact_url(stream.url)}};
+  if (!reason.empty()) e.attrs["reason"] = reason;
+  return e;
+}
+
+std::string camera_module_abi() {
+  return std::string("anju ") + ANJU_VERSION + "; options " +
+         std::to_string(sizeof(CameraDriverOptions)) + ", stream " +
+         std::to_string(sizeof(StreamConfig)) + ", zone " + std::to_string(sizeof(ZoneConfig)) +
+         ", event " + std::to_string(sizeof(edge::Event)) + ", stats " +
+         std::to_string(sizeof(CameraStreamStats)) + ", sink " +
+         std::to_string(sizeof(CameraService::Sink));
 }
 
 }  // namespace anju::drivers::camera

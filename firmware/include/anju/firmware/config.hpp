@@ -240,6 +240,7 @@ struct AccessConfig {
 // own parser (drivers/camera/camera_config.hpp); its errors are reported at the key they name.
 struct CamerasConfig {
   std::vector<drivers::camera::StreamConfig> streams;
+  std::string module;  // anju-camera.so; empty: <anjud's directory>/../lib/anju/anju-camera.so
 };
 
 struct SiteConfig {

@@ -14,6 +14,8 @@
 //
 // Local files are analysed in media time (the file's own timestamps, as fast as they decode):
 // replays and tests give the same events whatever the CPU. Live sources use the monotonic clock.
+// Built into the module anju-camera.so, which anjud loads through camera_service.hpp; tests and
+// benchmarks link the library anju_camera directly.
 // Thread: start() and stop() from one thread (the daemon's main thread); stats() and
 // reset_zone() from any thread. The sink is called on the stream threads (blocking under
 // back-pressure is fine: the stream's frames are not analysed meanwhile, never queued).
@@ -30,59 +32,29 @@
 #include <thread>
 #include <vector>
 
-#include "anju/drivers/camera/camera_config.hpp"
-#include "anju/edge/clock.hpp"
-#include "anju/edge/event.hpp"
+#include "anju/drivers/camera/camera_service.hpp"
 
 namespace anju::drivers::camera {
 
-struct CameraDriverOptions {
-  std::string site;
-  std::string grid_code;
-  std::vector<StreamConfig> streams;
-  std::chrono::milliseconds reconnect_min{1000};
-  std::chrono::milliseconds reconnect_max{60000};
-  std::chrono::milliseconds open_timeout{10000};  // FFmpeg sources
-  std::chrono::milliseconds read_timeout{5000};   // no frame for this long: offline
-  std::chrono::seconds status_interval{600};      // 0: no periodic status event
-  bool reopen_files = true;                       // a local file that ended is played again
-  // cv::setNumThreads() at start(): 0 = OpenCV runs each call on the calling stream thread (the
-  // streams are the parallelism); -1 = leave OpenCV's setting. Process-wide.
-  int opencv_threads = 0;
-};
-
-struct CameraStreamStats {
-  std::string id;
-  bool online = false;
-  std::int64_t frames_read = 0;
-  std::int64_t frames_analysed = 0;
-  std::int64_t events = 0;
-  std::int64_t connects = 0;  // successful opens
-  std::int64_t failures = 0;  // failed opens and lost streams
-  std::string last_error;
-};
-
-class CameraDriver {
+class CameraDriver final : public CameraService {
  public:
-  using Sink = std::function<bool(std::vector<edge::Event>)>;
   CameraDriver(CameraDriverOptions options, const edge::Clock& clock, Sink sink);
-  ~CameraDriver();
+  ~CameraDriver() override;
   CameraDriver(const CameraDriver&) = delete;
   CameraDriver& operator=(const CameraDriver&) = delete;
 
-  void start();
+  void start() override;
   // Stops and joins every stream thread. A thread blocked in a network read returns within
   // read_timeout (FFmpeg's own timeout), so stop() can take that long.
-  void stop();
+  void stop() override;
   // Re-arms a latched intrusion zone (done by the stream's thread before its next frame).
-  bool reset_zone(const std::string& stream_id, const std::string& zone_id);
-  std::vector<CameraStreamStats> stats() const;
+  bool reset_zone(const std::string& stream_id, const std::string& zone_id) override;
+  std::vector<CameraStreamStats> stats() const override;
 
  private:
   struct Stream;
   void run(Stream& s);
   void emit(Stream& s, std::vector<edge::Event> events);
-  edge::Event status_event(const Stream& s, edge::EventKind kind, const std::string& reason);
   bool wait_stop(std::chrono::milliseconds d);
 
   CameraDriverOptions options_;
