@@ -216,7 +216,8 @@ std::string RuleEngine::describe(const Alert& a) {
 
 void RuleEngine::condition(const Event& cause, const std::string& rule, EventKind kind,
                            int severity, bool present, std::optional<double> value,
-                           std::vector<AlertChange>& out, bool count_repeats) {
+                           std::vector<AlertChange>& out, bool count_repeats,
+                           std::optional<std::int64_t> tally) {
   const Key key{rule, cause.device.id};
   auto it = open_.find(key);
   const std::int64_t now = cause.ts_ms;
@@ -224,7 +225,7 @@ void RuleEngine::condition(const Event& cause, const std::string& rule, EventKin
     if (it == open_.end() && repeat_on_correlated(key, cause, out)) return;
     if (it == open_.end()) {
       Alert a = new_alert(rule, kind, severity, devices_[cause.device.id], now);
-      a.count = 1;
+      a.count = tally ? std::max<std::int64_t>(1, *tally) : 1;
       a.version = 1;
       a.last_seen_ms = a.updated_ms = now;
       a.value = value;
@@ -236,9 +237,14 @@ void RuleEngine::condition(const Event& cause, const std::string& rule, EventKin
     }
     Alert& a = it->second;
     const bool returned = a.condition_cleared;
-    if (!returned && !count_repeats) return;  // still present: nothing new to say
+    if (tally) {
+      if (!returned && *tally <= a.count) return;  // not more than it already says
+      a.count = std::max(a.count + (returned ? 1 : 0), *tally);
+    } else {
+      if (!returned && !count_repeats) return;  // still present: nothing new to say
+      ++a.count;
+    }
     a.condition_cleared = false;
-    ++a.count;
     ++a.version;
     a.last_seen_ms = a.updated_ms = now;
     if (value) a.value = value;
@@ -456,8 +462,13 @@ void RuleEngine::on_event_rules(const Event& e, std::vector<AlertChange>& out) {
   }
   if (derived_alert_kind(e.kind)) {
     const int sev = std::clamp(e.severity, 1, 4);
+    std::optional<std::int64_t> tally;
+    if (e.kind == EventKind::repeated_denial && e.attrs.is_object()) {
+      const auto c = e.attrs.find("count");
+      if (c != e.attrs.end() && c->is_number_integer()) tally = c->get<std::int64_t>();
+    }
     condition(e, std::string(to_string(e.kind)), e.kind, sev, e.active.value_or(true), std::nullopt,
-              out, /*count_repeats=*/!e.active.has_value());
+              out, /*count_repeats=*/!e.active.has_value(), tally);
   }
   if (e.kind == EventKind::battery) {
     if (const auto* m = e.value("battery")) {

@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "anju/edge/clock.hpp"
 #include "anju/edge/door_rules.hpp"
 #include "anju/edge/event.hpp"
+#include "anju/edge/rules.hpp"
 
 using namespace anju::edge;
 
@@ -280,6 +282,38 @@ TEST_CASE("Repeated denials: N in a window at one door or for one credential", "
     for (int i = 0; i < 10; ++i) append(all, rules.on_event(denied(kT0 + i * 80'000)));
     CHECK(all.empty());
   }
+}
+
+TEST_CASE("20 denials in a row at one reader are one alert with count 20", "[door_rules][rules]") {
+  ManualClock clock(kT0);
+  DoorRules door_rules({}, clock);  // 5 in 5 minutes
+  RuleEngine rules({});
+  std::vector<AlertChange> changes;
+  for (int i = 0; i < 20; ++i) {
+    // The same unknown card: each denial from the fifth on gives a door-scope and a
+    // credential-scope event, both counting the streak; the alert counts denials, not events.
+    for (auto e : door_rules.on_event(denied(kT0 + i * 1000, "card-x"))) {
+      e.id = "rd" + std::to_string(i);
+      rules.on_event(e, changes);
+    }
+  }
+  REQUIRE(!changes.empty());
+  CHECK(changes.front().type == AlertChangeType::raised);
+  CHECK(changes.front().alert.count == 5);
+  std::set<std::string> ids;
+  int raised = 0;
+  for (const auto& c : changes) {
+    ids.insert(c.alert.alert_id);
+    raised += c.type == AlertChangeType::raised ? 1 : 0;
+  }
+  CHECK(ids.size() == 1);
+  CHECK(raised == 1);
+  CHECK(changes.size() == 16);  // raised at 5, then one update per further denial
+  CHECK(changes.back().type == AlertChangeType::repeated);
+  CHECK(changes.back().alert.count == 20);
+  REQUIRE(rules.open_alerts().size() == 1);
+  CHECK(rules.open_alerts()[0].count == 20);
+  CHECK(rules.open_alerts()[0].rule == "repeated_denial");
 }
 
 TEST_CASE("Door rules ignore events that are not about doors, and check their settings",

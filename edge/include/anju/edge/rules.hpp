@@ -197,9 +197,12 @@ class RuleEngine {
   };
   using Key = std::pair<std::string, std::string>;  // (rule, device id)
 
+  // `tally`: the cause counts its own occurrences (a repeated_denial's attrs.count, the denials in
+  // the streak): the alert's count follows it instead of counting the causes, and a repeat that
+  // does not raise it says nothing new.
   void condition(const Event& cause, const std::string& rule, EventKind kind, int severity,
                  bool present, std::optional<double> value, std::vector<AlertChange>& out,
-                 bool count_repeats = true);
+                 bool count_repeats = true, std::optional<std::int64_t> tally = std::nullopt);
   void threshold(const ThresholdSpec& spec, const Event& e, double v,
                  std::vector<AlertChange>& out);
   void raise_threshold(const ThresholdSpec& spec, ThresholdState& st, const DeviceInfo& dev,
