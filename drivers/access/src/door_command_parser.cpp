@@ -1,0 +1,137 @@
+#include <nlohmann/json.hpp>
+
+#include "anju/drivers/door_command.hpp"
+
+namespace anju::drivers::access {
+namespace {
+
+// A door or group id as it appears in a topic level: printable, no MQTT wildcards or separators.
+bool topic_id(std::string_view s, std::size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#')
+      return false;
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(DoorAction a) {
+  switch (a) {
+    case DoorAction::open:
+      return "open";
+    case DoorAction::lockdown:
+      return "lockdown";
+    case DoorAction::release:
+      return "release";
+  }
+  return "unknown";
+}
+
+std::string audit_action(const DoorCommand& c) {
+  return c.action == DoorAction::open ? "door_open"
+                                      : "door_group_" + std::string(to_string(c.action));
+}
+
+DoorCommandParse parse_door_command(std::string_view scope, std::string_view target,
+                                    std::string_view payload, std::string_view via) {
+  DoorCommandParse r;
+  if (scope != "door" && scope != "door_group") {
+    r.error = "unknown command scope '" + std::string(scope.substr(0, 32)) +
+              "' (expected door or door_group)";
+    return r;
+  }
+  const bool door = scope == "door";
+  if (!topic_id(target, 64)) {
+    r.error = std::string("bad ") + (door ? "door" : "door group") + " id in the topic";
+    return r;
+  }
+  if (payload.size() > kMaxDoorCommandBytes) {
+    r.error = "command too large: " + std::to_string(payload.size()) + " bytes (max " +
+              std::to_string(kMaxDoorCommandBytes) + ")";
+    return r;
+  }
+  const auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (j.is_discarded()) {
+    r.error = "command is not valid JSON";
+    return r;
+  }
+  if (!j.is_object()) {
+    r.error = "command must be a JSON object";
+    return r;
+  }
+  DoorCommand c;
+  c.target = std::string(target);
+  c.via = std::string(via);
+  bool have_action = false;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = it.key();
+    const auto& v = it.value();
+    auto need_string = [&](std::string& out, std::size_t max) {
+      if (!v.is_string()) {
+        r.error = "field '" + key + "' must be a string";
+        return false;
+      }
+      out = v.get<std::string>();
+      if (out.size() > max) {
+        r.error = "field '" + key + "' is longer than " + std::to_string(max) + " bytes";
+        return false;
+      }
+      return true;
+    };
+    if (key == "action") {
+      std::string a;
+      if (!need_string(a, 32)) return r;
+      if (door && a == "open") {
+        c.action = DoorAction::open;
+      } else if (!door && a == "lockdown") {
+        c.action = DoorAction::lockdown;
+      } else if (!door && a == "release") {
+        c.action = DoorAction::release;
+      } else {
+        r.error = "unknown action '" + a + "' for a " + (door ? "door" : "door group") +
+                  (door ? " (expected open)" : " (expected lockdown or release)");
+        return r;
+      }
+      have_action = true;
+    } else if (key == "user") {
+      if (!need_string(c.user, 64)) return r;
+    } else if (key == "request_id") {
+      if (!need_string(c.request_id, 128)) return r;
+    } else if (key == "note") {
+      if (!need_string(c.note, 1000)) return r;
+    } else if (key == "reply_to") {
+      if (!need_string(c.reply_to, 256)) return r;
+      if (c.reply_to.empty() || c.reply_to.find_first_of("+#") != std::string::npos) {
+        r.error = "field 'reply_to' must be a topic name, not a filter";
+        return r;
+      }
+    } else if (key == "expires_ms") {
+      if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
+        r.error = "field 'expires_ms' must be a positive integer (ms since the epoch)";
+        return r;
+      }
+      c.expires_ms = v.get<std::int64_t>();
+    } else {
+      r.error = "unknown field '" + key.substr(0, 64) + "'";
+      return r;
+    }
+  }
+  if (!have_action) {
+    r.error = "missing field 'action'";
+  } else if (c.user.empty()) {
+    r.error = "missing field 'user' (who is doing this)";
+  } else if (!topic_id(c.user, 64)) {
+    r.error = "field 'user' has characters that are not allowed";
+  } else if (!topic_id(c.request_id, 128)) {
+    r.error = c.request_id.empty() ? "missing field 'request_id'"
+                                   : "field 'request_id' has characters that are not allowed";
+  } else if (c.action == DoorAction::open && c.expires_ms == 0) {
+    r.error = "missing field 'expires_ms' (a remote open must say until when it may be done)";
+  } else {
+    r.command = std::move(c);
+  }
+  return r;
+}
+
+}  // namespace anju::drivers::access
