@@ -512,6 +512,18 @@ void CredentialBook::set_locked_down(const std::string& door_group, bool locked)
     locked_.erase(door_group);
 }
 
+bool CredentialBook::has_door_group(const std::string& door_group) const {
+  std::lock_guard lock(mu_);
+  return list_->door_groups.count(door_group) > 0;
+}
+
+std::set<std::string> CredentialBook::locked_down() const {
+  std::lock_guard lock(mu_);
+  std::set<std::string> out = locked_;
+  out.insert(list_->locked_down.begin(), list_->locked_down.end());
+  return out;
+}
+
 AccessDecision CredentialBook::decide(std::string_view credential_hash, std::string_view door,
                                       std::int64_t wall_ms) const {
   std::shared_ptr<const CredentialList> list;

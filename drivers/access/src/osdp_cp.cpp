@@ -363,6 +363,18 @@ bool OsdpControlPanel::feedback(std::uint8_t address, bool granted) {
   return false;
 }
 
+int OsdpControlPanel::open_door(const std::string& door) {
+  std::vector<std::uint8_t> addresses;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& pd : pds_)
+      if (pd->cfg.controls_lock && pd->cfg.endpoint.door == door)
+        addresses.push_back(pd->cfg.address);
+  }
+  for (auto a : addresses) feedback(a, true);
+  return static_cast<int>(addresses.size());
+}
+
 OsdpStats OsdpControlPanel::stats() const {
   std::lock_guard lock(mu_);
   return stats_;

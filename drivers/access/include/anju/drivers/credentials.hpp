@@ -118,6 +118,10 @@ class CredentialBook {
       : list_(std::make_shared<const CredentialList>(std::move(list))) {}
   void replace(CredentialList list);
   void set_locked_down(const std::string& door_group, bool locked);
+  // True when the list in use defines the group.
+  bool has_door_group(const std::string& door_group) const;
+  // The groups locked down now: by the list and by set_locked_down().
+  std::set<std::string> locked_down() const;
   AccessDecision decide(std::string_view credential_hash, std::string_view door,
                         std::int64_t wall_ms) const;
   Decider decider() const {

@@ -117,6 +117,9 @@ class OsdpControlPanel {
   // Queues granted/denied feedback for the reader at `address` (LED, buzzer, and the lock pulse
   // on a grant when the reader controls the lock). False for an unknown address.
   bool feedback(std::uint8_t address, bool granted);
+  // An operator's remote open: pulses the lock of every reader at `door` that controls it, with
+  // the granted LED and beep. Returns how many readers were asked (0: none controls that door).
+  int open_door(const std::string& door);
 
   OsdpStats stats() const;
   std::vector<OsdpReaderStatus> readers() const;
