@@ -20,6 +20,7 @@
 #include "anju/bridge/uplink.hpp"
 #include "anju/drivers/camera/camera_service.hpp"
 #include "anju/drivers/credentials.hpp"
+#include "anju/drivers/door_command.hpp"
 #include "anju/drivers/z2m_driver.hpp"
 #include "anju/edge/door_rules.hpp"
 #include "anju/edge/journal.hpp"
@@ -30,6 +31,7 @@
 #include "anju/firmware/city_commands.hpp"
 #include "anju/firmware/control.hpp"
 #include "anju/firmware/dashboard.hpp"
+#include "anju/firmware/door_commands.hpp"
 #include "anju/firmware/service_notify.hpp"
 #include "anju/firmware/test_event.hpp"
 
@@ -732,6 +734,49 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
         });
   });
 
+  // Door commands (issue 4): anju/<site>/cmd/door/<door> (open) and cmd/door_group/<group>
+  // (lockdown, release), answered like alert commands; each one audited (door_commands.hpp).
+  std::unique_ptr<DoorCommands> door_cmds;
+  if (!osdp.empty()) {
+    door_cmds = std::make_unique<DoorCommands>(
+        config.site.id, config.site.grid_code, clock, credentials,
+        [&osdp](const std::string& door) {
+          int n = 0;
+          for (auto& panel : osdp) n += panel->open_door(door);
+          return n;
+        },
+        [&pipeline](edge::Event e) { return pipeline.submit(std::move(e)); },
+        (fs::path(config.data_dir) / "door_lockdowns.json").string());
+    for (const auto& g : door_cmds->restore())
+      spdlog::warn("access: door group {} is locked down (by a command before this start)", g);
+    const std::string door_prefix = "anju/" + config.site.id + "/cmd/";
+    auto on_door_command = [&bus, &door_cmds, door_prefix](const edge::LocalBus::Message& m) {
+      const std::string rest = m.topic.substr(door_prefix.size());
+      const auto slash = rest.find('/');
+      auto parsed = drivers::access::parse_door_command(
+          rest.substr(0, slash), slash == std::string::npos ? "" : rest.substr(slash + 1),
+          m.payload, "local_mqtt");
+      std::string reply = m.response_topic;
+      if (parsed.command && reply.empty()) reply = parsed.command->reply_to;
+      json answer;
+      if (!parsed.command) {
+        spdlog::warn("door command on {} refused: {}", m.topic, parsed.error);
+        std::string level = rest.substr(0, 128);
+        for (char& ch : level)
+          if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e)
+            ch = '?';
+        door_cmds->refused(level, parsed.error);
+        answer = {{"ok", false}, {"error", parsed.error}};
+      } else {
+        answer = door_cmds->handle(*parsed.command);
+      }
+      if (!reply.empty() && reply.find_first_of("+#") == std::string::npos)
+        bus.publish(reply, answer.dump(), 1, false, m.correlation_data);
+    };
+    bus.subscribe(door_prefix + "door/+", on_door_command);
+    bus.subscribe(door_prefix + "door_group/+", on_door_command);
+  }
+
   // After every (re)connect the local bus gets the open alerts again (retained), so a restarted
   // broker or a new dashboard sees the same state.
   std::mutex alerts_mu;
@@ -836,6 +881,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
       }
       j["osdp"] = buses;
       j["credentials"] = static_cast<std::int64_t>(credentials.size());
+      j["locked_down"] = credentials.locked_down();
     }
     if (!config.cameras.streams.empty()) {
       json cams = json::array();
