@@ -75,6 +75,39 @@ std::int64_t journal_passages(const Anjud& gw, const std::string& kind, const st
           "' AND json_extract(anju_event_json(body), '$.attrs.door')='gate-north'");
 }
 
+// The access section: the key and credentials in `secrets`, one OSDP bus on the pty with reader 1
+// at gate-north, which controls its lock (output 0, 2 s pulse).
+void add_access_config(const Anjud& gw, const TempDir& secrets, const std::string& pty) {
+  write_file(
+      gw.config_path(), read_file(gw.config_path()) +
+                            "\naccess:\n  site_key_file: " + (secrets / "site.key").string() +
+                            "\n  credentials_file: " + (secrets / "credentials.json").string() + R"(
+  osdp:
+    - name: north
+      device: )" + pty + R"(
+      baud: 115200
+      reply_timeout_ms: 100
+      poll_interval_ms: 10
+      readers:
+        - address: 1
+          id: reader-north-in
+          door: gate-north
+          room: north gate
+          controls_lock: true
+          lock_output: 0
+          lock_pulse_ms: 2000
+)");
+}
+
+bool reader_online(const Anjud& gw) {
+  return wait_until(
+      [&] {
+        auto st = gw.status();
+        return st && st->contains("osdp") && (*st)["osdp"][0]["readers"][0].value("online", false);
+      },
+      20s);
+}
+
 }  // namespace
 
 TEST_CASE("OSDP readers configured in anju.yaml decide locally and report to the city",
@@ -99,36 +132,14 @@ TEST_CASE("OSDP readers configured in anju.yaml decide locally and report to the
   cfg.uplink_uri = city.uri();
   cfg.event_kinds = {"passage_granted", "passage_denied", "device_offline", "device_online"};
   Anjud gw(cfg);
-  write_file(gw.config_path(), read_file(gw.config_path()) + "\naccess:\n  site_key_file: " +
-                                   (secrets / "site.key").string() + "\n  credentials_file: " +
-                                   (secrets / "credentials.json").string() + R"(
-  osdp:
-    - name: north
-      device: )" + pty.name + R"(
-      baud: 115200
-      reply_timeout_ms: 100
-      poll_interval_ms: 10
-      readers:
-        - address: 1
-          id: reader-north-in
-          door: gate-north
-          room: north gate
-          controls_lock: true
-          lock_output: 0
-          lock_pulse_ms: 2000
-)");
+  add_access_config(gw, secrets, pty.name);
   gw.start();
   auto diag = [&] {
     std::string s = "anjud log:\n" + tail(gw.log(), 5000);
     if (auto st = gw.status()) s += "\nstatus: " + st->dump();
     return s;
   };
-  const bool online = wait_until(
-      [&] {
-        auto st = gw.status();
-        return st && st->contains("osdp") && (*st)["osdp"][0]["readers"][0].value("online", false);
-      },
-      20s);
+  const bool online = reader_online(gw);
   INFO(diag());
   REQUIRE(online);
   CHECK((*gw.status())["credentials"] == 1);
@@ -217,4 +228,205 @@ TEST_CASE("anjud refuses to start with a site key anyone can read", "[e2e][acces
   INFO(gw.log());
   CHECK(gw.term() != 0);  // already ended: its exit status
   CHECK_THAT(gw.log(), Catch::Contains("site_key_file") && Catch::Contains("0644"));
+}
+
+namespace {
+
+// A reply on the collector's topics to the command with `request_id`, or null.
+json reply_to(const Collector& replies, const std::string& request_id,
+              std::chrono::milliseconds timeout = 15s) {
+  json found;
+  replies.wait_for(
+      [&](const auto& ms) {
+        for (const auto& m : ms) {
+          auto j = json::parse(m.payload, nullptr, false);
+          if (j.is_object() && j.value("request_id", "") == request_id) {
+            found = j;
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return found;
+}
+
+// Audit events in the journal for `action` with outcome `ok`.
+std::int64_t journal_audits(const Anjud& gw, const std::string& action, bool ok) {
+  return sql_i64(gw.db_path(),
+                 "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), "
+                 "'$.kind')='audit' AND json_extract(anju_event_json(body), '$.attrs.action')='" +
+                     action +
+                     "' AND json_extract(anju_event_json(body), '$.attrs.ok')=" + (ok ? "1" : "0"));
+}
+
+// The card number as a number of its own (not a piece of a longer token such as a timestamp).
+bool mentions_number(const std::string& text, const std::string& number) {
+  for (auto at = text.find(number); at != std::string::npos; at = text.find(number, at + 1)) {
+    const bool left = at == 0 || !std::isalnum(static_cast<unsigned char>(text[at - 1]));
+    const auto end = at + number.size();
+    const bool right = end == text.size() || !std::isalnum(static_cast<unsigned char>(text[end]));
+    if (left && right) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("property management locks down a door group and opens a door, 20 denials are one alert",
+          "[e2e][access]") {
+  Mosquitto local, city;
+  local.start();
+  city.start();
+  Collector city_col(city.uri(), "anju/v1/" + kSite + "/#");
+  Collector local_col(local.uri(), "#");
+  Collector replies(local.uri(), "pm/replies/#");
+  Pty pty;
+  PdSim sim(pty.master, {sim_pd(1)});
+  TempDir secrets("anju-it-doors");
+  write_file(secrets / "site.key", std::string(kKeyHex) + "\n");
+  ::chmod((secrets / "site.key").c_str(), 0600);
+  const std::string resident = card_hash(12, 62417);
+  write_file(secrets / "credentials.json", credentials_json({resident}));
+  GatewayConfig cfg;
+  cfg.local_uri = local.uri();
+  cfg.uplink_uri = city.uri();
+  cfg.event_kinds = {"passage_granted", "passage_denied"};
+  Anjud gw(cfg);
+  add_access_config(gw, secrets, pty.name);
+  gw.start();
+  auto diag = [&] {
+    std::string s = "anjud log:\n" + tail(gw.log(), 5000);
+    if (auto st = gw.status()) s += "\nstatus: " + st->dump();
+    return s;
+  };
+  REQUIRE(reader_online(gw));
+  auto present = [&](std::uint32_t facility, std::uint32_t number) {
+    sim.with(1, [&](SimPd& p) { p.cards.push_back(raw_reply(h10301(facility, number))); });
+    REQUIRE(sim.wait(
+        1, [](SimPd& p) { return p.cards.empty(); }, 10s));
+  };
+  auto command = [&](const std::string& scope, const std::string& payload) {
+    publish(local.uri(), "anju/" + kSite + "/cmd/" + scope, payload);
+  };
+
+  // 20 reads of an unknown card in a row: one repeated_denial alert at the city, whose count
+  // reaches 20 (GB 50396 raises it at the fifth; each further denial updates the same alert).
+  for (int i = 0; i < 20; ++i) present(99, 63917);
+  const bool counted = city_col.wait_for(
+      [&](const auto& ms) {
+        return count_city(ms, kCityAlert, "repeated_denial",
+                          [](const json& a) { return a.value("count", 0) == 20; }) >= 1;
+      },
+      20s);
+  INFO(diag());
+  REQUIRE(counted);
+  std::set<std::string> alert_ids;
+  int raised = 0;
+  for (const auto& m : city_col.messages()) {
+    if (!anju::contract::under(m.topic, kCityAlert)) continue;
+    auto j = json::parse(m.payload, nullptr, false);
+    if (!j.is_object() || j["alert"].value("rule", "") != "repeated_denial") continue;
+    alert_ids.insert(j["alert"].value("alert_id", ""));
+    raised += j.value("change", "") == "raised" ? 1 : 0;
+  }
+  CHECK(alert_ids.size() == 1);
+  CHECK(raised == 1);
+
+  // Lock-down of the gates: the resident's card is refused with that reason.
+  command(
+      "door_group/gates",
+      R"({"action":"lockdown","user":"manager","request_id":"ld-1","reply_to":"pm/replies/1"})");
+  auto r = reply_to(replies, "ld-1");
+  REQUIRE(r.is_object());
+  CHECK(r["ok"] == true);
+  CHECK(r["locked_down"] == true);
+  CHECK((*gw.status())["locked_down"] == json::array({"gates"}));
+  present(12, 62417);
+  auto locked_denials = [&] {
+    return sql_i64(gw.db_path(),
+                   "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), "
+                   "'$.kind')='passage_denied' AND json_extract(anju_event_json(body), "
+                   "'$.attrs.reason')='locked_down'");
+  };
+  CHECK(wait_until([&] { return locked_denials() == 1; }, 10s));
+  CHECK(journal_passages(gw, "passage_granted", resident) == 0);
+
+  // A restart keeps the lock-down.
+  REQUIRE(gw.term() == 0);
+  gw.start();
+  REQUIRE(reader_online(gw));
+  CHECK((*gw.status())["locked_down"] == json::array({"gates"}));
+  present(12, 62417);
+  CHECK(wait_until([&] { return locked_denials() == 2; }, 10s));
+
+  // Released: the card opens the gate again. A group that does not exist is refused by name.
+  command("door_group/gates",
+          R"({"action":"release","user":"manager","request_id":"rl-1","reply_to":"pm/replies/1"})");
+  r = reply_to(replies, "rl-1");
+  REQUIRE(r.is_object());
+  CHECK(r["ok"] == true);
+  CHECK((*gw.status())["locked_down"] == json::array());
+  present(12, 62417);
+  CHECK(wait_until([&] { return journal_passages(gw, "passage_granted", resident) == 1; }, 10s));
+  command(
+      "door_group/garages",
+      R"({"action":"lockdown","user":"manager","request_id":"ld-2","reply_to":"pm/replies/1"})");
+  r = reply_to(replies, "ld-2");
+  REQUIRE(r.is_object());
+  CHECK(r["ok"] == false);
+  CHECK(r["error"] == "unknown door group 'garages' (not in the credentials file)");
+
+  // A remote open pulses the gate's lock once; its retry is answered, not done again; a late one
+  // is refused.
+  const std::size_t pulses_before = [&] {
+    std::size_t n = 0;
+    sim.with(1, [&](SimPd& p) { n = p.outputs.size(); });
+    return n;
+  }();
+  const std::string until = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(1))
+          .count());
+  const std::string open = R"({"action":"open","user":"guard-1","request_id":"op-1",)"
+                           R"("note":"parcel delivery","reply_to":"pm/replies/2","expires_ms":)" +
+                           until + "}";
+  command("door/gate-north", open);
+  r = reply_to(replies, "op-1");
+  REQUIRE(r.is_object());
+  CHECK(r["ok"] == true);
+  CHECK(r["readers"] == 1);
+  CHECK(sim.wait(
+      1, [&](SimPd& p) { return p.outputs.size() == pulses_before + 1; }, 10s));
+  command("door/gate-north", open);
+  command("door/gate-north",
+          R"({"action":"open","user":"guard-1","request_id":"op-2","reply_to":"pm/replies/2",)"
+          R"("expires_ms":1000})");
+  r = reply_to(replies, "op-2");
+  REQUIRE(r.is_object());
+  CHECK(r["ok"] == false);
+  CHECK(r["error"].get<std::string>().starts_with("expired"));
+  int op1_answers = 0;
+  for (const auto& m : replies.messages())
+    if (m.payload.find("\"op-1\"") != std::string::npos) ++op1_answers;
+  CHECK(op1_answers == 2);  // the retry was answered too
+  CHECK(wait_until([&] { return journal_audits(gw, "door_open", false) == 1; }, 10s));
+  CHECK(journal_audits(gw, "door_open", true) == 1);
+  CHECK(journal_audits(gw, "door_group_lockdown", true) == 1);
+  CHECK(journal_audits(gw, "door_group_lockdown", false) == 1);
+  CHECK(journal_audits(gw, "door_group_release", true) == 1);
+  CHECK(gw.term() == 0);
+
+  // The card numbers (above the ephemeral port range, so that no port looks like them) are in
+  // no MQTT message, local or at the city, and in no log line.
+  for (const auto* col : {&city_col, &local_col})
+    for (const auto& m : col->messages()) {
+      INFO(m.topic << " " << m.payload);
+      CHECK_FALSE(mentions_number(m.payload, "63917"));
+      CHECK_FALSE(mentions_number(m.payload, "62417"));
+    }
+  const std::string log = gw.log();
+  CHECK_FALSE(mentions_number(log, "63917"));
+  CHECK_FALSE(mentions_number(log, "62417"));
+  anju::contract::check_city_contract(city_col.messages());
 }
