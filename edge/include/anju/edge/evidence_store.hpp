@@ -1,0 +1,47 @@
+// The evidence on the gateway's disk (drivers/camera/evidence.hpp writes it): one directory per
+// alert-raising event, named by the event's id. anjud keeps it within a byte budget and a
+// retention period:
+//   - evidence named by an open alert (one of its event ids) is never deleted, by age or budget;
+//   - the rest goes when older than the retention period, and, oldest first, while the total is
+//     over the budget.
+// Ids are checked before any path is made of them (evidence_id_ok): nothing outside the
+// directory is ever read or deleted.
+// Thread: plain functions; prune while the camera driver writes is safe (a directory being
+// written is young and, at worst, deleted whole; the writer then logs a failed write).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace anju::edge {
+
+struct EvidenceItem {
+  std::string id;
+  std::int64_t bytes = 0;
+  std::int64_t mtime_ms = 0;  // the newest file's modification time
+};
+
+// A well-formed evidence id (an event id: hex digits and dashes, 1..64): safe as a path name.
+bool evidence_id_ok(std::string_view id);
+
+// The evidence directories under `dir`, oldest first. A missing directory is empty.
+std::vector<EvidenceItem> scan_evidence(const std::filesystem::path& dir);
+
+struct EvidencePrune {
+  std::int64_t deleted = 0;
+  std::int64_t bytes_deleted = 0;
+  std::int64_t kept = 0;
+  std::int64_t bytes_kept = 0;
+  std::int64_t protected_over_budget = 0;  // bytes over the budget held by open alerts
+};
+
+// budget_bytes <= 0: no budget; max_age_ms <= 0: no age limit.
+EvidencePrune prune_evidence(const std::filesystem::path& dir, std::int64_t budget_bytes,
+                             std::int64_t max_age_ms, std::int64_t now_ms,
+                             const std::set<std::string>& keep);
+
+}  // namespace anju::edge

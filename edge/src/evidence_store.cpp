@@ -1,0 +1,79 @@
+#include "anju/edge/evidence_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <system_error>
+
+namespace anju::edge {
+namespace fs = std::filesystem;
+
+bool evidence_id_ok(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '-'))
+      return false;
+  return true;
+}
+
+namespace {
+
+std::int64_t to_ms(fs::file_time_type t) {
+  const auto sys = std::chrono::file_clock::to_sys(t);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(sys.time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::vector<EvidenceItem> scan_evidence(const fs::path& dir) {
+  std::vector<EvidenceItem> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!evidence_id_ok(name) || !it->is_directory(ec)) continue;
+    EvidenceItem item;
+    item.id = name;
+    item.mtime_ms = to_ms(it->last_write_time(ec));
+    std::error_code ec2;
+    for (fs::recursive_directory_iterator f(it->path(), ec2), fend; !ec2 && f != fend;
+         f.increment(ec2)) {
+      if (!f->is_regular_file(ec2)) continue;
+      item.bytes += static_cast<std::int64_t>(f->file_size(ec2));
+      item.mtime_ms = std::max(item.mtime_ms, to_ms(f->last_write_time(ec2)));
+    }
+    out.push_back(std::move(item));
+  }
+  std::sort(out.begin(), out.end(), [](const EvidenceItem& a, const EvidenceItem& b) {
+    return a.mtime_ms != b.mtime_ms ? a.mtime_ms < b.mtime_ms : a.id < b.id;
+  });
+  return out;
+}
+
+EvidencePrune prune_evidence(const fs::path& dir, std::int64_t budget_bytes,
+                             std::int64_t max_age_ms, std::int64_t now_ms,
+                             const std::set<std::string>& keep) {
+  EvidencePrune r;
+  auto items = scan_evidence(dir);
+  std::int64_t total = 0;
+  for (const auto& i : items) total += i.bytes;
+  for (const auto& i : items) {  // oldest first
+    const bool protected_ = keep.count(i.id) > 0;
+    const bool too_old = max_age_ms > 0 && now_ms - i.mtime_ms > max_age_ms;
+    const bool over = budget_bytes > 0 && total > budget_bytes;
+    if (!protected_ && (too_old || over)) {
+      std::error_code ec;
+      fs::remove_all(dir / i.id, ec);
+      if (!ec) {
+        ++r.deleted;
+        r.bytes_deleted += i.bytes;
+        total -= i.bytes;
+        continue;
+      }
+    }
+    ++r.kept;
+    r.bytes_kept += i.bytes;
+  }
+  if (budget_bytes > 0 && total > budget_bytes) r.protected_over_budget = total - budget_bytes;
+  return r;
+}
+
+}  // namespace anju::edge
