@@ -3,13 +3,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
 #include "anju/drivers/camera/analytics.hpp"
+#include "anju/drivers/camera/evidence.hpp"
 #include "anju/edge/uuid.hpp"
 
 namespace anju::drivers::camera {
@@ -103,8 +106,7 @@ std::vector<CameraStreamStats> CameraDriver::stats() const {
   return out;
 }
 
-void CameraDriver::emit(Stream& s, std::vector<edge::Event> events) {
-  if (events.empty()) return;
+void CameraDriver::stamp(std::vector<edge::Event>& events) {
   const std::int64_t now = clock_.wall_ms();
   for (auto& e : events) {
     e.id = edge::uuid_v7(now);
@@ -115,6 +117,11 @@ void CameraDriver::emit(Stream& s, std::vector<edge::Event> events) {
     e.site = options_.site;
     e.grid_code = options_.grid_code;
   }
+}
+
+void CameraDriver::emit(Stream& s, std::vector<edge::Event> events, bool stamped) {
+  if (events.empty()) return;
+  if (!stamped) stamp(events);
   {
     std::lock_guard lk(s.mu);
     s.stats.events += static_cast<std::int64_t>(events.size());
@@ -149,6 +156,12 @@ void CameraDriver::run(Stream& s) {
     }
   };
 
+  // Evidence outlives a reconnect (a clip in progress is finished when the stream comes back or
+  // the driver stops).
+  std::unique_ptr<EvidenceRecorder> evidence;
+  if (!options_.evidence.dir.empty())
+    evidence = std::make_unique<EvidenceRecorder>(options_.evidence, s.cfg.id);
+
   while (!stopping_) {
     cv::VideoCapture cap;
     bool opened = false;
@@ -170,7 +183,7 @@ void CameraDriver::run(Stream& s) {
     } else {
       std::optional<StreamAnalyzer> analyzer;
       analyzer.emplace(s.cfg);
-      cv::Mat frame;
+      cv::Mat frame, small;
       bool first = true;
       double next_analysis = -1;
       std::int64_t status_due = clock_.mono_ms() + options_.status_interval.count() * 1000;
@@ -229,12 +242,29 @@ void CameraDriver::run(Stream& s) {
           next_analysis = (next_analysis < 0 || t - next_analysis > period_ms)
                               ? t + period_ms
                               : next_analysis + period_ms;
-          auto events = analyzer->process(frame, static_cast<std::int64_t>(t));
+          // The analysis size: the analyser and the evidence see the same frame.
+          if (frame.cols != s.cfg.width || frame.rows != s.cfg.height)
+            cv::resize(frame, small, {s.cfg.width, s.cfg.height}, 0, 0, cv::INTER_AREA);
+          else
+            small = frame;
+          const auto t_ms = static_cast<std::int64_t>(t);
+          auto events = analyzer->process(small, t_ms);
           {
             std::lock_guard lk(s.mu);
             ++s.stats.frames_analysed;
           }
-          emit(s, std::move(events));
+          if (evidence) {
+            auto jpeg = std::make_shared<std::vector<unsigned char>>();
+            cv::imencode(".jpg", small, *jpeg,
+                         {cv::IMWRITE_JPEG_QUALITY, options_.evidence.jpeg_quality});
+            evidence->frame(t_ms, std::move(jpeg));
+            stamp(events);
+            for (auto& e : events)
+              if (wants_evidence(e)) evidence->trigger(e, t_ms);
+            emit(s, std::move(events), true);
+          } else {
+            emit(s, std::move(events));
+          }
         }
         if (options_.status_interval.count() > 0 && clock_.mono_ms() >= status_due) {
           const std::int64_t now = clock_.mono_ms();

@@ -54,7 +54,8 @@ class CameraDriver final : public CameraService {
  private:
   struct Stream;
   void run(Stream& s);
-  void emit(Stream& s, std::vector<edge::Event> events);
+  void stamp(std::vector<edge::Event>& events);
+  void emit(Stream& s, std::vector<edge::Event> events, bool stamped = false);
   bool wait_stop(std::chrono::milliseconds d);
 
   CameraDriverOptions options_;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "anju/drivers/camera/camera_config.hpp"
+#include "anju/drivers/camera/evidence.hpp"
 #include "anju/edge/clock.hpp"
 #include "anju/edge/event.hpp"
 
@@ -36,6 +37,8 @@ struct CameraDriverOptions {
   // cv::setNumThreads() at start(): 0 = OpenCV runs each call on the calling stream thread (the
   // streams are the parallelism); -1 = leave OpenCV's setting. Process-wide.
   int opencv_threads = 0;
+  // Snapshots and clips of the alert-raising events (evidence.hpp); evidence.dir empty: none.
+  EvidenceOptions evidence;
 };
 
 struct CameraStreamStats {
