@@ -2026,9 +2026,43 @@ Field<CamerasConfig> camera_streams_field() {
   return f;
 }
 
+const Table<EvidenceConfig>& evidence_table() {
+  static const Table<EvidenceConfig> t{
+      {
+          leaf("enabled", &EvidenceConfig::enabled, boolean(),
+               "Keep a snapshot and a clip of every camera alert on this gateway's disk."),
+          leaf("pre_s", &EvidenceConfig::pre_s, number(0),
+               "Seconds of frames before the trigger in the clip (kept in memory as JPEG)."),
+          leaf("post_s", &EvidenceConfig::post_s, number(0),
+               "Seconds of frames after the trigger in the clip."),
+          leaf("jpeg_quality", &EvidenceConfig::jpeg_quality, integer(10, 100),
+               "JPEG quality of the evidence frames, 10..100."),
+          leaf("min_interval_s", &EvidenceConfig::min_interval_s, number(0),
+               "A trigger within this many seconds of a stream's last clip shares that clip "
+               "(bounds what a busy camera writes)."),
+          leaf("budget_mb", &EvidenceConfig::budget_mb, integer(1, 1'000'000),
+               "Evidence on disk at most, MB: beyond it the oldest goes first, except what an "
+               "open alert refers to."),
+          leaf("retention_days", &EvidenceConfig::retention_days, integer(1, 3650),
+               "Evidence older than this is deleted, except what an open alert refers to."),
+      },
+      [](Ctx& ctx, const Path& p, EvidenceConfig& e) {
+        // The seconds before are held in memory per stream: keep that bounded.
+        if (e.pre_s > 60)
+          ctx.error(ctx.mark_of(join_key(p, "pre_s")), join_key(p, "pre_s"),
+                    "at most 60 seconds (the frames before a trigger are kept in memory)");
+        if (e.post_s > 60)
+          ctx.error(ctx.mark_of(join_key(p, "post_s")), join_key(p, "post_s"),
+                    "at most 60 seconds");
+      }};
+  return t;
+}
+
 const Table<CamerasConfig>& cameras_table() {
   static const Table<CamerasConfig> t{
       {camera_streams_field(),
+       section("evidence", &CamerasConfig::evidence, evidence_table(),
+               "Snapshots and clips of camera alerts (docs/CAMERA.md, \"Evidence\")."),
        leaf("module", &CamerasConfig::module, text(),
             "The camera module (OpenCV analytics), loaded only when there are streams. Empty: "
             "<anjud's directory>/../lib/anju/anju-camera.so, /usr/lib/anju/ when installed.")},

@@ -23,6 +23,7 @@
 #include "anju/drivers/door_command.hpp"
 #include "anju/drivers/z2m_driver.hpp"
 #include "anju/edge/door_rules.hpp"
+#include "anju/edge/evidence_store.hpp"
 #include "anju/edge/journal.hpp"
 #include "anju/edge/lifecycle.hpp"
 #include "anju/edge/mqtt.hpp"
@@ -627,11 +628,24 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   // property management and the city), and the smoke detectors go on working.
   std::unique_ptr<drivers::camera::CameraService> cameras;
   std::string camera_error;
+  const fs::path evidence_dir = fs::path(config.data_dir) / "evidence";
   if (!config.cameras.streams.empty()) {
     drivers::camera::CameraDriverOptions co;
     co.site = config.site.id;
     co.grid_code = config.site.grid_code;
     co.streams = config.cameras.streams;
+    if (config.cameras.evidence.enabled) {
+      co.evidence.dir = evidence_dir.string();
+      co.evidence.pre_s = config.cameras.evidence.pre_s;
+      co.evidence.post_s = config.cameras.evidence.post_s;
+      co.evidence.jpeg_quality = config.cameras.evidence.jpeg_quality;
+      co.evidence.min_interval_s = config.cameras.evidence.min_interval_s;
+      std::error_code ec;
+      fs::create_directories(evidence_dir, ec);
+      if (ec)
+        spdlog::error("cameras: cannot make the evidence directory {}: {}", evidence_dir.string(),
+                      ec.message());
+    }
     auto loaded = drivers::camera::load_camera_driver(co, clock, sink, config.cameras.module);
     cameras = std::move(loaded.service);
     camera_error = std::move(loaded.error);
@@ -786,6 +800,9 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
       local_alerts.publish(a);
   });
 
+  std::mutex evidence_mu;  // evidence_stats: the last prune, for the status socket
+  edge::EvidencePrune evidence_stats;
+  std::int64_t evidence_deleted = 0;  // since start
   auto status_json = [&]() {
     const auto ps = pipeline.stats();
     json j;
@@ -903,6 +920,12 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                           {"last_error", "camera module: " + camera_error}});
       }
       j["cameras"] = cams;
+      std::lock_guard lk(evidence_mu);
+      j["evidence"] = {{"enabled", config.cameras.evidence.enabled},
+                       {"items", evidence_stats.kept},
+                       {"bytes", evidence_stats.bytes_kept},
+                       {"budget_bytes", std::int64_t{config.cameras.evidence.budget_mb} << 20},
+                       {"deleted", evidence_deleted}};
     }
     if (modbus) {
       const auto ms = modbus->stats();
@@ -1022,6 +1045,34 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                config.data_dir, config.local_broker.uri,
                config.uplink.enabled ? config.uplink.broker.uri : "disabled");
 
+  // Camera evidence within its budget and retention, once a minute (and once at start); what an
+  // open alert refers to is kept (edge/evidence_store.hpp).
+  const bool evidence_on = !config.cameras.streams.empty() && config.cameras.evidence.enabled;
+  auto next_prune = std::chrono::steady_clock::now();
+  auto prune_evidence_due = [&] {
+    return evidence_on && std::chrono::steady_clock::now() >= next_prune;
+  };
+  auto prune_evidence_now = [&] {
+    next_prune = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::set<std::string> keep;
+    for (const auto& a : edge::load_alerts(edge::open_reader(jo.path), true))
+      keep.insert(a.event_ids.begin(), a.event_ids.end());
+    const auto r = edge::prune_evidence(
+        evidence_dir, std::int64_t{config.cameras.evidence.budget_mb} * 1024 * 1024,
+        std::int64_t{config.cameras.evidence.retention_days} * 86'400'000, clock.wall_ms(), keep);
+    {
+      std::lock_guard lk(evidence_mu);
+      evidence_deleted += r.deleted;
+      evidence_stats = r;
+    }
+    if (r.deleted > 0)
+      spdlog::info("evidence: {} deleted ({} bytes), {} kept ({} bytes)", r.deleted,
+                   r.bytes_deleted, r.kept, r.bytes_kept);
+    if (r.protected_over_budget > 0)
+      spdlog::warn("evidence: {} bytes over the budget, all of it referred to by open alerts",
+                   r.protected_over_budget);
+  };
+
   // systemd: ready now; the watchdog is petted only while the pipeline thread goes round its
   // loop (at least once a second), so a stuck stage gets anjud restarted (WatchdogSec).
   ServiceNotifier systemd;
@@ -1077,6 +1128,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
         stuck_logged = true;
       }
     }
+    if (prune_evidence_due()) prune_evidence_now();
     timespec ts{0, 200'000'000};
     const int sig = sigtimedwait(&sigs, nullptr, &ts);
     if (stop_flag && stop_flag->load()) break;

@@ -238,8 +238,21 @@ struct AccessConfig {
 
 // Cameras (issue 5): streams analysed on the gateway. The section is read by the camera driver's
 // own parser (drivers/camera/camera_config.hpp); its errors are reported at the key they name.
+// Snapshots and clips of camera alerts, kept on the gateway (drivers/camera/evidence.hpp) in
+// <data_dir>/evidence, within a budget and a retention period (edge/evidence_store.hpp).
+struct EvidenceConfig {
+  bool enabled = true;
+  double pre_s = 10;
+  double post_s = 5;
+  int jpeg_quality = 80;
+  double min_interval_s = 60;
+  int budget_mb = 1024;
+  int retention_days = 30;
+};
+
 struct CamerasConfig {
   std::vector<drivers::camera::StreamConfig> streams;
+  EvidenceConfig evidence;
   std::string module;  // anju-camera.so; empty: <anjud's directory>/../lib/anju/anju-camera.so
 };
 
