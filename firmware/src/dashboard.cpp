@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "anju/edge/evidence_store.hpp"
 #include "anju/edge/journal.hpp"
 #include "anju/edge/lifecycle.hpp"
 #include "anju/edge/sqlite.hpp"
@@ -87,6 +88,7 @@ DashboardOptions dashboard_options(const Config& c) {
   o.site = c.site.id;
   o.grid_code = c.site.grid_code;
   o.db_path = c.data_dir + "/anju.db";
+  o.evidence_dir = c.data_dir + "/evidence";
   for (const auto& [id, d] : c.zigbee2mqtt.devices)
     o.configured_devices[id] = {d.building, d.unit, d.room};
   for (const auto& [id, d] : c.generic_mqtt.devices)
@@ -378,6 +380,8 @@ void Dashboard::routes() {
   s.Get("/api/session", bind(&Dashboard::on_session));
   s.Get("/api/alerts", bind(&Dashboard::on_alerts));
   s.Get(R"(/api/alerts/([0-9A-Za-z-]{1,64}))", bind(&Dashboard::on_alert));
+  s.Get(R"(/api/evidence/([0-9A-Fa-f-]{1,64})/(snapshot\.jpg|evidence\.json|frames/[0-9]{6}\.jpg))",
+        bind(&Dashboard::on_evidence));
   s.Post(R"(/api/alerts/([0-9A-Za-z-]{1,64})/([a-z_-]{1,32}))", bind(&Dashboard::on_action));
   s.Get("/api/events", bind(&Dashboard::on_events));
   s.Get("/api/devices", bind(&Dashboard::on_devices));
@@ -492,6 +496,23 @@ void Dashboard::on_alerts(const httplib::Request& req, httplib::Response& res) {
   res.status = 200;
   res.set_header("Cache-Control", "no-store");
   res.set_content(*body, "application/json");
+}
+
+// Camera evidence: images of people, so a login is needed and each look at an alert's evidence
+// (its index or its snapshot; not every frame of the clip) is an audit event.
+void Dashboard::on_evidence(const httplib::Request& req, httplib::Response& res) {
+  auto s = require(req, res, false);
+  if (!s) return;
+  const std::string id = req.matches[1];
+  const std::string file = req.matches[2];
+  if (!edge::evidence_id_ok(id)) return refuse(res, 404, "no evidence " + id);
+  std::ifstream in(options_.evidence_dir + "/" + id + "/" + file, std::ios::binary);
+  if (!in) return refuse(res, 404, "no evidence " + id + "/" + file);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!file.starts_with("frames/"))
+    audit("evidence_view", s->user, req.remote_addr, true, "", "evidence " + id + "/" + file);
+  res.set_header("Cache-Control", "private, no-store");
+  res.set_content(std::move(data), file.ends_with(".json") ? "application/json" : "image/jpeg");
 }
 
 void Dashboard::on_alert(const httplib::Request& req, httplib::Response& res) {

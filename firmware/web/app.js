@@ -15,6 +15,7 @@ const I18N = {
     sev: '级', count: '次', since: '发生于', state: '状态',
     raised: '待确认', acknowledged: '已确认', handled: '已处置', closed: '已关闭', suspended: '已挂起',
     suppressed: '维护中（未上报）', cleared: '已恢复正常', timeline: '处置记录', events: '相关事件',
+    evidence: '现场图像', play_clip: '播放片段',
     by: '操作人', via: '来源', time: '时间', seq: '序号', battery: '电量', last_seen: '最后上报',
     online_state: '在线', offline_state: '离线', unknown: '未知', never: '从未上报',
     no_building: '未分配楼栋', uplink: '城市平台', connected: '已连接', disconnected: '已断开',
@@ -35,6 +36,7 @@ const I18N = {
     since: 'since', state: 'State', raised: 'Raised', acknowledged: 'Acknowledged',
     handled: 'Handled', closed: 'Closed', suspended: 'Suspended',
     suppressed: 'Maintenance (not reported)', cleared: 'condition cleared', timeline: 'Timeline',
+    evidence: 'Camera evidence', play_clip: 'Play clip',
     events: 'Events', by: 'By', via: 'Via', time: 'Time', seq: 'Seq', battery: 'Battery',
     last_seen: 'Last seen', online_state: 'online', offline_state: 'offline', unknown: 'unknown',
     never: 'never reported', no_building: 'No building', uplink: 'City platform',
@@ -289,8 +291,36 @@ async function showDetail(id) {
                            `${s.by} (${s.via})${s.note ? ' · ' + s.note : ''}`));
   }
   box.append(el('h3', {}, t('timeline')), tl);
+  const evidence = [...new Set((r.data.events || []).map((e) => e.attrs && e.attrs.evidence).filter(Boolean))];
+  if (evidence.length) {
+    const shots = el('div', { class: 'evidence' });
+    for (const id of evidence.slice(0, 4)) shots.append(evidenceView(id));
+    box.append(el('h3', {}, t('evidence')), shots);
+  }
   box.append(el('h3', {}, t('events')), eventsTable(r.data.events || []));
   show('detail');
+}
+
+// A camera alert's snapshot; "play" shows its clip (the frames before and after) in place.
+function evidenceView(id) {
+  const base = `/api/evidence/${encodeURIComponent(id)}/`;
+  const img = el('img', { src: base + 'snapshot.jpg', alt: t('evidence'), class: 'snapshot' });
+  const play = el('button', { type: 'button' }, t('play_clip'));
+  play.addEventListener('click', async () => {
+    const r = await api('GET', base + 'evidence.json');
+    if (r.status !== 200 || !r.data.frames || !r.data.frames.length) return;
+    const frames = r.data.frames;
+    let i = 0;
+    play.disabled = true;
+    const next = () => {
+      img.src = base + frames[i].file;
+      i += 1;
+      if (i < frames.length) setTimeout(next, Math.max(40, frames[i].offset_ms - frames[i - 1].offset_ms));
+      else setTimeout(() => { img.src = base + 'snapshot.jpg'; play.disabled = false; }, 1000);
+    };
+    next();
+  });
+  return el('figure', {}, img, el('figcaption', {}, play));
 }
 
 function eventsTable(events) {

@@ -60,6 +60,7 @@ struct DashboardOptions {
   std::int64_t lockout_ms = 300'000;
   std::string site, grid_code;
   std::string db_path;                       // the journal, read with a read-only connection
+  std::string evidence_dir;                  // camera evidence (edge/evidence_store.hpp)
   std::int64_t keepalive_ms = 15'000;        // SSE comment this often when nothing happens
   std::size_t client_queue = 1000;           // SSE frames queued per client before it is dropped
   std::int64_t command_timeout_ms = 10'000;  // wait for the pipeline's answer to an action
@@ -123,6 +124,7 @@ class Dashboard final : public edge::PipelineHook {
   void on_session(const httplib::Request& req, httplib::Response& res);
   void on_alerts(const httplib::Request& req, httplib::Response& res);
   void on_alert(const httplib::Request& req, httplib::Response& res);
+  void on_evidence(const httplib::Request& req, httplib::Response& res);
   void on_action(const httplib::Request& req, httplib::Response& res);
   void on_events(const httplib::Request& req, httplib::Response& res);
   void on_devices(const httplib::Request& req, httplib::Response& res);
