@@ -3,9 +3,12 @@
 // with the camera's place, and the camera's online state reaches the city too. No video leaves.
 // The driver is the module anju-camera.so: the first case loads it from the build tree the way
 // an installed anjud does; the second gives anjud a module it cannot load.
+#include <httplib.h>
 #include <catch2/catch.hpp>
 
 #include <string>
+
+#include <opencv2/imgcodecs.hpp>
 
 #include "city_contract.hpp"
 #include "harness.hpp"
@@ -27,7 +30,9 @@ TEST_CASE("a camera in anju.yaml raises an intrusion alert at the city", "[e2e][
   cfg.local_uri = local.uri();
   cfg.uplink_uri = city.uri();
   cfg.event_kinds = {"device_online", "device_offline"};
+  cfg.dashboard_port = pick_free_port();
   Anjud gw(cfg);
+  REQUIRE(add_dashboard_user(gw, "li", "viewer", "viewer-password-1") == 0);
   write_file(gw.config_path(), read_file(gw.config_path()) + R"(
 cameras:
   streams:
@@ -96,6 +101,65 @@ cameras:
   CHECK(cam["online"] == true);
   CHECK(cam["frames_read"].get<std::int64_t>() > 0);
   CHECK(cam["frames_analysed"].get<std::int64_t>() > 0);
+  // Evidence: the event that raised the alert names its snapshot and clip, which stay on the
+  // gateway (<data_dir>/evidence/<event id>/) and are shown to a logged-in user only.
+  const auto evidence_ids = sql_strings(
+      gw.db_path(),
+      "SELECT json_extract(anju_event_json(body), '$.attrs.evidence') FROM events WHERE "
+      "json_extract(anju_event_json(body), '$.kind')='intrusion' AND "
+      "json_extract(anju_event_json(body), '$.attrs.evidence') IS NOT NULL ORDER BY seq");
+  REQUIRE(!evidence_ids.empty());
+  const std::string ev = evidence_ids.front();
+  const auto ev_dir = gw.data_dir() / "evidence" / ev;
+  const cv::Mat snap = cv::imread((ev_dir / "snapshot.jpg").string());
+  REQUIRE(!snap.empty());
+  CHECK(snap.cols == 384);
+  CHECK(snap.rows == 288);
+  json index;
+  const bool complete = wait_until(
+      [&] {
+        index = json::parse(read_file(ev_dir / "evidence.json"), nullptr, false);
+        return index.is_object() && index.value("complete", false);
+      },
+      30s);
+  REQUIRE(complete);
+  CHECK(index["stream"] == "walkway-cam");
+  REQUIRE(index["frames"].is_array());
+  // The seconds before the trigger (10 s by default, less when the alert came sooner) and the
+  // 5 s after it, every frame a JPEG of the analysis size.
+  CHECK(index["frames"].front()["offset_ms"].get<std::int64_t>() < 0);
+  CHECK(index["frames"].back()["offset_ms"].get<std::int64_t>() >= 5000);
+  const cv::Mat last =
+      cv::imread((ev_dir / index["frames"].back()["file"].get<std::string>()).string());
+  CHECK(last.cols == 384);
+  httplib::Client web("127.0.0.1", cfg.dashboard_port);
+  auto anon = web.Get(("/api/evidence/" + ev + "/snapshot.jpg").c_str());
+  REQUIRE(anon);
+  CHECK(anon->status == 401);
+  auto lr =
+      web.Post("/api/login", R"({"user":"li","password":"viewer-password-1"})", "application/json");
+  REQUIRE(lr);
+  REQUIRE(lr->status == 200);
+  const std::string cookie =
+      lr->get_header_value("Set-Cookie").substr(0, lr->get_header_value("Set-Cookie").find(';'));
+  auto img = web.Get(("/api/evidence/" + ev + "/snapshot.jpg").c_str(), {{"Cookie", cookie}});
+  REQUIRE(img);
+  CHECK(img->status == 200);
+  CHECK(img->get_header_value("Content-Type") == "image/jpeg");
+  CHECK(img->body == read_file(ev_dir / "snapshot.jpg"));
+  auto bad = web.Get("/api/evidence/..%2F..%2Fanju.db/snapshot.jpg", {{"Cookie", cookie}});
+  REQUIRE(bad);
+  CHECK(bad->status == 404);
+  CHECK(wait_until(
+      [&] {
+        return sql_i64(gw.db_path(),
+                       "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), "
+                       "'$.attrs.action')='evidence_view'") == 1;
+      },
+      10s));
+  const auto st2 = gw.status();
+  REQUIRE(st2);
+  CHECK((*st2)["evidence"]["enabled"] == true);
   // Nothing the city got is an image: every message is a small JSON document.
   for (const auto& m : city_col.messages()) CHECK(m.payload.size() < 16 * 1024);
   CHECK(gw.term() == 0);
