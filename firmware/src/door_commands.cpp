@@ -98,7 +98,14 @@ void DoorCommands::audit(const DoorCommand& c, bool ok, const std::string& reaso
 void DoorCommands::refused(const std::string& topic_level, const std::string& error) {
   // Built whole rather than assigned field by field: GCC 12 at -O3 warns falsely (-Wrestrict,
   // PR 105329) on the short string assignments once they are inlined here.
-  const DoorCommand c{.target = topic_level, .user = std::string(1, '?'), .via = "local_mqtt"};
+  const DoorCommand c{.action = DoorAction::open,
+                      .target = topic_level,
+                      .user = std::string(1, '?'),
+                      .request_id = {},
+                      .note = {},
+                      .reply_to = {},
+                      .expires_ms = 0,
+                      .via = "local_mqtt"};
   audit(c, false, error, json::object());
 }
 
