@@ -31,6 +31,7 @@ json to_json(const cam::StreamConfig& s) {
             {"height", s.height},
             {"fps", s.fps},
             {"tamper", s.tamper},
+            {"covers", s.covers},
             {"zones", json::array()}};
   for (const auto& z : s.zones) {
     json pts = json::array();

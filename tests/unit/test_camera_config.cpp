@@ -17,6 +17,7 @@ json good() {
   return json::parse(R"({"streams": [
     {"id": "gate-north", "name": "North gate", "url": "rtsp://admin:secret@10.0.0.5/stream1",
      "building": "3", "room": "north gate", "width": 480, "height": 270, "fps": 4,
+     "covers": ["gate-north", "smoke_3_2_hall"],
      "zones": [
        {"id": "fence", "detector": "intrusion", "polygon": [[0.1,0.2],[0.9,0.2],[0.9,0.8]],
         "min_area": 0.003, "severity": 1, "latch": true},
@@ -51,6 +52,7 @@ TEST_CASE("camera config: a full example parses with its defaults") {
   CHECK(s.height == 270);
   CHECK(s.fps == 4);
   CHECK(s.tamper);
+  CHECK(s.covers == std::vector<std::string>{"gate-north", "smoke_3_2_hall"});
   REQUIRE(s.zones.size() == 4);
   CHECK(s.zones[0].detector == Detector::intrusion);
   CHECK(s.zones[0].latch);
@@ -75,6 +77,7 @@ TEST_CASE("camera config: a full example parses with its defaults") {
   CHECK(l.height == 360);
   CHECK(l.fps == 5);
   CHECK_FALSE(l.tamper);
+  CHECK(l.covers.empty());
   CHECK(l.zones.empty());
 }
 
@@ -93,6 +96,9 @@ TEST_CASE("camera config: errors name the field") {
       {"/streams/0/width", 10, "streams[0].width: must be within 32..1920"},
       {"/streams/0/width", 640.5, "streams[0].width: must be an integer"},
       {"/streams/0/tamper", 1, "streams[0].tamper: must be true or false"},
+      {"/streams/0/covers", "gate-north", "streams[0].covers: must be a list of door or device"},
+      {"/streams/0/covers/1", "", "streams[0].covers[1]: must be a door or device id"},
+      {"/streams/0/covers/0", 7, "streams[0].covers[0]: must be a door or device id"},
       {"/streams/0/zones/0/detector", "fire", "streams[0].zones[0].detector: must be intrusion"},
       {"/streams/0/zones/0/polygon/2", json::array({0.9, 1.5}),
        "streams[0].zones[0].polygon[2]: y must be within 0..1"},

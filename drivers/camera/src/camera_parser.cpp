@@ -16,6 +16,7 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxStreams = 256;
 constexpr std::size_t kMaxZones = 32;
+constexpr std::size_t kMaxCovers = 32;
 constexpr std::size_t kMaxPolygonPoints = 64;
 constexpr std::size_t kMaxIdBytes = 64;
 constexpr std::size_t kMaxUrlBytes = 2048;
@@ -206,7 +207,7 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!s.is_object()) return c.fail("", "must be an object");
   if (!check_keys(s,
                   {"id", "name", "url", "building", "unit", "room", "width", "height", "fps",
-                   "tamper", "zones"},
+                   "tamper", "zones", "covers"},
                   c))
     return false;
   if (!get_string(s, "id", out.id, c, true, kMaxIdBytes)) return false;
@@ -223,6 +224,21 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!get_int(s, "height", out.height, 32, 1080, c)) return false;
   if (!get_number(s, "fps", out.fps, 0.5, 30, c)) return false;
   if (!get_bool(s, "tamper", out.tamper, c)) return false;
+  if (auto covers = s.find("covers"); covers != s.end()) {
+    if (!covers->is_array()) return c.fail("covers", "must be a list of door or device ids");
+    if (covers->size() > kMaxCovers)
+      return c.fail("covers", "more than " + std::to_string(kMaxCovers) + " entries");
+    for (std::size_t i = 0; i < covers->size(); ++i) {
+      const auto& v = (*covers)[i];
+      const std::string at = "covers[" + std::to_string(i) + "]";
+      if (!v.is_string() || v.get_ref<const std::string&>().empty() ||
+          v.get_ref<const std::string&>().size() > kMaxIdBytes ||
+          !printable(v.get_ref<const std::string&>()))
+        return c.fail(at, "must be a door or device id (1 to " + std::to_string(kMaxIdBytes) +
+                              " printable characters)");
+      out.covers.push_back(v.get<std::string>());
+    }
+  }
   if (auto zones = s.find("zones"); zones != s.end()) {
     if (!zones->is_array()) return c.fail("zones", "must be an array");
     if (zones->size() > kMaxZones)
@@ -345,8 +361,8 @@ edge::Event stream_status_event(const StreamConfig& stream, edge::EventKind kind
 }
 
 std::string camera_module_abi() {
-  return std::string("anju ") + ANJU_VERSION + "; options " +
-         std::to_string(sizeof(CameraDriverOptions)) + ", stream " +
+  return std::string("anju ") + ANJU_VERSION + "; interface " + std::to_string(kCameraInterface) +
+         "; options " + std::to_string(sizeof(CameraDriverOptions)) + ", stream " +
          std::to_string(sizeof(StreamConfig)) + ", zone " + std::to_string(sizeof(ZoneConfig)) +
          ", event " + std::to_string(sizeof(edge::Event)) + ", stats " +
          std::to_string(sizeof(CameraStreamStats)) + ", sink " +

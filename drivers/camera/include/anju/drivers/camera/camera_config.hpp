@@ -72,6 +72,9 @@ struct StreamConfig {
   double fps = 5;
   bool tamper = true;
   std::vector<ZoneConfig> zones;
+  // Doors (attrs.door) or devices (id or name) whose alerts this camera watches: when one of them
+  // raises an alert, this stream's snapshot and clip become its evidence.
+  std::vector<std::string> covers;
   bool operator==(const StreamConfig&) const = default;
 };
 
