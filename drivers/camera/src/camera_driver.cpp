@@ -13,6 +13,7 @@
 
 #include "anju/drivers/camera/analytics.hpp"
 #include "anju/drivers/camera/evidence.hpp"
+#include "anju/edge/evidence_store.hpp"
 #include "anju/edge/uuid.hpp"
 
 namespace anju::drivers::camera {
@@ -23,6 +24,7 @@ struct CameraDriver::Stream {
   mutable std::mutex mu;  // stats, pending resets
   CameraStreamStats stats;
   std::vector<std::string> pending_resets;
+  std::vector<edge::Event> pending_evidence;  // other sources' alerts to capture
   bool offline_reported = false;
   bool sink_refused = false;
 };
@@ -104,6 +106,17 @@ std::vector<CameraStreamStats> CameraDriver::stats() const {
     out.push_back(s->stats);
   }
   return out;
+}
+
+bool CameraDriver::capture_evidence(const std::string& stream_id, const edge::Event& cause) {
+  if (options_.evidence.dir.empty() || !edge::evidence_id_ok(cause.id)) return false;
+  for (auto& s : streams_) {
+    if (s->cfg.id != stream_id) continue;
+    std::lock_guard lk(s->mu);
+    if (s->pending_evidence.size() < 16) s->pending_evidence.push_back(cause);
+    return true;
+  }
+  return false;
 }
 
 void CameraDriver::stamp(std::vector<edge::Event>& events) {
@@ -261,6 +274,15 @@ void CameraDriver::run(Stream& s) {
             stamp(events);
             for (auto& e : events)
               if (wants_evidence(e)) evidence->trigger(e, t_ms);
+            std::vector<edge::Event> asked;
+            {
+              std::lock_guard lk(s.mu);
+              asked.swap(s.pending_evidence);
+            }
+            for (auto& cause : asked)
+              if (evidence->trigger(cause, t_ms, /*force=*/true))
+                spdlog::info("camera {}: evidence {} for {} at {}", s.cfg.id, cause.id,
+                             edge::to_string(cause.kind), cause.device.id);
             emit(s, std::move(events), true);
           } else {
             emit(s, std::move(events));

@@ -96,12 +96,12 @@ void EvidenceRecorder::frame(std::int64_t t_ms, Jpeg jpeg) {
   }
 }
 
-bool EvidenceRecorder::trigger(edge::Event& e, std::int64_t t_ms) {
+bool EvidenceRecorder::trigger(edge::Event& e, std::int64_t t_ms, bool force) {
   if (options_.dir.empty() || ring_.empty() || e.id.empty()) return false;
   for (const auto& c : clips_)
     if (c.id == e.id) return true;  // already recording for this event
   const auto interval_ms = static_cast<std::int64_t>(options_.min_interval_s * 1000);
-  if (!last_id_.empty() && t_ms >= last_t_ && t_ms - last_t_ < interval_ms) {
+  if (!force && !last_id_.empty() && t_ms >= last_t_ && t_ms - last_t_ < interval_ms) {
     e.attrs["evidence"] = last_id_;  // the same scene: its clip
     return true;
   }

@@ -50,6 +50,7 @@ class CameraDriver final : public CameraService {
   // Re-arms a latched intrusion zone (done by the stream's thread before its next frame).
   bool reset_zone(const std::string& stream_id, const std::string& zone_id) override;
   std::vector<CameraStreamStats> stats() const override;
+  bool capture_evidence(const std::string& stream_id, const edge::Event& cause) override;
 
  private:
   struct Stream;

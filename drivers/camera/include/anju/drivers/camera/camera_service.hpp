@@ -62,6 +62,10 @@ class CameraService {
   // Re-arms a latched intrusion zone (done by the stream's thread before its next frame).
   virtual bool reset_zone(const std::string& stream_id, const std::string& zone_id) = 0;
   virtual std::vector<CameraStreamStats> stats() const = 0;
+  // Evidence for an alert another source raised where this stream looks (its `covers`): the
+  // stream writes a snapshot and clip named by `cause`'s id on its next analysed frame. Does not
+  // block (it queues). False for an unknown stream or when evidence is off.
+  virtual bool capture_evidence(const std::string& stream_id, const edge::Event& cause) = 0;
 };
 
 // The stream's device_online / device_offline / measurement event, as the driver reports it
@@ -80,8 +84,11 @@ struct CameraLoad {
 CameraLoad load_camera_driver(CameraDriverOptions options, const edge::Clock& clock,
                               CameraService::Sink sink, const std::string& module_path = {});
 
-// What both sides of the module boundary must agree on: Anju's version and the sizes of the types
-// that cross it. The module answers with its own (anju_camera_module_abi); a mismatch is refused.
+// What both sides of the module boundary must agree on: Anju's version, the revision of the
+// CameraService interface (kCameraInterface: raise it when a virtual function changes) and the
+// sizes of the types that cross it. The module answers with its own (anju_camera_module_abi); a
+// mismatch is refused.
+inline constexpr int kCameraInterface = 2;
 std::string camera_module_abi();
 
 // The default module path for this executable.

@@ -54,7 +54,9 @@ class EvidenceRecorder {
   // `e` (stamped: its id is the evidence id) was raised on the frame of time t_ms, the newest
   // given to frame(). Writes the snapshot and the frames before; sets e.attrs.evidence. False
   // (and the event unchanged) when it cannot write: the event goes on without evidence.
-  bool trigger(edge::Event& e, std::int64_t t_ms);
+  // `force`: a clip of its own even within min_interval_s (another source's alert, which finds
+  // its evidence by its own event id).
+  bool trigger(edge::Event& e, std::int64_t t_ms, bool force = false);
   std::size_t open_clips() const { return clips_.size(); }
   std::int64_t failures() const { return failures_; }
 
