@@ -285,6 +285,55 @@ edge::MqttEndpoint endpoint(const BrokerConfig& b) {
 
 namespace {
 
+// Cameras that watch other sources' doors and devices (cameras.streams[].covers): when one of
+// those raises an alert, the camera's snapshot and clip become its evidence, named by the event
+// that raised it (which the open alert lists, so the evidence is kept while it is open).
+class CameraCoverHook final : public edge::PipelineHook {
+ public:
+  CameraCoverHook(drivers::camera::CameraService& cameras,
+                  const std::vector<drivers::camera::StreamConfig>& streams)
+      : cameras_(cameras) {
+    for (const auto& st : streams) {
+      own_.insert(st.id);
+      for (const auto& c : st.covers) covers_[c].push_back(st.id);
+    }
+  }
+  bool empty() const { return covers_.empty(); }
+
+  void after_commit(const std::vector<edge::Event>& events,
+                    const std::vector<edge::AlertChange>& changes) override {
+    for (const auto& ch : changes) {
+      if (ch.type != edge::AlertChangeType::raised || ch.alert.event_ids.empty()) continue;
+      if (own_.count(ch.alert.device.id)) continue;  // a camera's own alert has its evidence
+      const std::string& cause_id = ch.alert.event_ids.front();
+      edge::Event cause;
+      for (const auto& e : events)
+        if (e.id == cause_id) cause = e;
+      if (cause.id.empty()) {  // raised by a tick: what the alert says is enough
+        cause.id = cause_id;
+        cause.kind = ch.alert.kind;
+        cause.device = ch.alert.device;
+        cause.ts_ms = ch.alert.first_seen_ms;
+      }
+      std::set<std::string> streams;
+      auto add = [&](const std::string& key) {
+        if (key.empty()) return;
+        if (auto it = covers_.find(key); it != covers_.end())
+          streams.insert(it->second.begin(), it->second.end());
+      };
+      add(ch.alert.device.id);
+      add(ch.alert.device.name);
+      if (cause.attrs.is_object()) add(cause.attrs.value("door", ""));
+      for (const auto& st : streams) cameras_.capture_evidence(st, cause);
+    }
+  }
+
+ private:
+  drivers::camera::CameraService& cameras_;
+  std::set<std::string> own_;
+  std::map<std::string, std::vector<std::string>> covers_;
+};
+
 // The registry as stored, for the rules' supervision after a restart.
 std::vector<edge::KnownDevice> known_devices(edge::Db& db) {
   std::vector<edge::KnownDevice> out;
@@ -1010,6 +1059,15 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     }
   };
   ControlServer status(status_socket_path(config.data_dir), control);
+
+  std::unique_ptr<CameraCoverHook> camera_covers;
+  if (cameras && config.cameras.evidence.enabled) {
+    camera_covers = std::make_unique<CameraCoverHook>(*cameras, config.cameras.streams);
+    if (camera_covers->empty())
+      camera_covers.reset();
+    else
+      pipeline.add_hook(camera_covers.get());
+  }
 
   // The dashboard: a hook like the others (its own alert snapshot, live streams), seeded with the
   // open alerts before the pipeline starts.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "anju/edge/evidence_store.hpp"
 #include "anju/edge/journal.hpp"
@@ -553,7 +554,20 @@ void Dashboard::on_alert(const httplib::Request& req, httplib::Response& res) {
   add(q);
   json list = json::array();
   for (auto& [seq, e] : events) list.push_back(std::move(e));
-  reply(res, 200, {{"alert", aj}, {"events", list}});
+  // Its camera evidence: what its events name (a camera's own alerts), and what a camera that
+  // covers its door or device recorded under the id of an event that caused it.
+  std::set<std::string> evidence;
+  for (const auto& e : list)
+    if (e.contains("attrs") && e["attrs"].is_object() && e["attrs"].contains("evidence") &&
+        e["attrs"]["evidence"].is_string())
+      evidence.insert(e["attrs"]["evidence"].get<std::string>());
+  for (const auto& eid : alert->event_ids) {
+    std::error_code ec;
+    if (edge::evidence_id_ok(eid) &&
+        std::filesystem::exists(options_.evidence_dir + "/" + eid + "/snapshot.jpg", ec))
+      evidence.insert(eid);
+  }
+  reply(res, 200, {{"alert", aj}, {"events", list}, {"evidence", evidence}});
 }
 
 void Dashboard::on_action(const httplib::Request& req, httplib::Response& res) {

@@ -291,7 +291,7 @@ async function showDetail(id) {
                            `${s.by} (${s.via})${s.note ? ' · ' + s.note : ''}`));
   }
   box.append(el('h3', {}, t('timeline')), tl);
-  const evidence = [...new Set((r.data.events || []).map((e) => e.attrs && e.attrs.evidence).filter(Boolean))];
+  const evidence = r.data.evidence || [];
   if (evidence.length) {
     const shots = el('div', { class: 'evidence' });
     for (const id of evidence.slice(0, 4)) shots.append(evidenceView(id));
