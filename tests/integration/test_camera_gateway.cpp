@@ -44,6 +44,7 @@ cameras:
       width: 384
       height: 288
       fps: 10
+      covers: [smoke_3_2_hall]
       zones:
         - id: walkway
           detector: intrusion
@@ -160,6 +161,41 @@ cameras:
   const auto st2 = gw.status();
   REQUIRE(st2);
   CHECK((*st2)["evidence"]["enabled"] == true);
+
+  // The camera covers the hall's smoke detector: the smoke alarm's alert gets the camera's
+  // snapshot and clip, named by the smoke event, listed with the alert on the dashboard.
+  Publisher z2m(local.uri());
+  z2m.publish("zigbee2mqtt/bridge/devices", demo_devices_json(), 1, true);
+  REQUIRE(gw.wait_devices(5, 20s));
+  z2m.publish("zigbee2mqtt/smoke_3_2_hall", R"({"smoke":true})", 1, false);
+  std::string smoke_alert;
+  REQUIRE(city_col.wait_for(
+      [&](const auto& ms) {
+        for (const auto& m : ms) {
+          auto j = json::parse(m.payload, nullptr, false);
+          if (j.is_object() && j.value("change", "") == "raised" &&
+              j["alert"].value("rule", "") == "smoke") {
+            smoke_alert = j["alert"].value("alert_id", "");
+            return true;
+          }
+        }
+        return false;
+      },
+      30s));
+  const auto smoke_events = sql_strings(
+      gw.db_path(),
+      "SELECT json_extract(anju_event_json(body), '$.id') FROM events WHERE "
+      "json_extract(anju_event_json(body), '$.kind')='smoke' ORDER BY seq LIMIT 1");
+  REQUIRE(smoke_events.size() == 1);
+  CHECK(wait_until(
+      [&] { return fs::exists(gw.data_dir() / "evidence" / smoke_events[0] / "snapshot.jpg"); },
+      20s));
+  auto detail = web.Get(("/api/alerts/" + smoke_alert).c_str(), {{"Cookie", cookie}});
+  REQUIRE(detail);
+  REQUIRE(detail->status == 200);
+  const json dj = json::parse(detail->body, nullptr, false);
+  REQUIRE(dj.is_object());
+  CHECK(dj["evidence"] == json::array({smoke_events[0]}));
   // Nothing the city got is an image: every message is a small JSON document.
   for (const auto& m : city_col.messages()) CHECK(m.payload.size() < 16 * 1024);
   CHECK(gw.term() == 0);
