@@ -961,6 +961,34 @@ int main(int argc, char** argv) {
                   << " messages, " << z["events"] << " events, " << z["parse_errors"]
                   << " parse errors, " << z["unknown_device"] << " from unknown devices\n";
       }
+      if (j.contains("cameras") && j["cameras"].is_array()) {
+        int online = 0;
+        std::string offline;
+        for (const auto& c : j["cameras"]) {
+          if (c.value("online", false)) {
+            ++online;
+          } else {
+            offline += (offline.empty() ? "" : ", ") + c.value("id", std::string("?"));
+            if (!c.value("last_error", std::string()).empty())
+              offline += " (" + c.value("last_error", std::string()) + ")";
+          }
+        }
+        std::cout << "  cameras        " << online << " of " << j["cameras"].size() << " online"
+                  << (offline.empty() ? "" : "; offline: " + offline) << "\n";
+      }
+      if (j.contains("evidence") && j["evidence"].value("enabled", false)) {
+        const auto& e = j["evidence"];
+        std::cout << "  evidence       " << e.value("items", 0) << " clips, "
+                  << e.value("bytes", std::int64_t{0}) / (1024 * 1024) << " of "
+                  << e.value("budget_bytes", std::int64_t{0}) / (1024 * 1024) << " MB, "
+                  << e.value("deleted", 0) << " deleted since start\n";
+      }
+      if (j.contains("locked_down") && j["locked_down"].is_array() && !j["locked_down"].empty()) {
+        std::string groups;
+        for (const auto& g : j["locked_down"])
+          groups += (groups.empty() ? "" : ", ") + g.get<std::string>();
+        std::cout << "  LOCKED DOWN    " << groups << "\n";
+      }
       return 0;
     }
     if (*test) return test_event(data_dir, test_target, test_kind, test_timeout_s, as_json);

@@ -342,6 +342,10 @@ TEST_CASE("property management locks down a door group and opens a door, 20 deni
   CHECK(r["ok"] == true);
   CHECK(r["locked_down"] == true);
   CHECK((*gw.status())["locked_down"] == json::array({"gates"}));
+  std::string status_out;
+  REQUIRE(run_shell(std::string(ANJU_PATH) + " --data-dir " + gw.data_dir().string() + " status",
+                    &status_out) == 0);
+  CHECK(status_out.find("LOCKED DOWN    gates") != std::string::npos);
   present(12, 62417);
   auto locked_denials = [&] {
     return sql_i64(gw.db_path(),

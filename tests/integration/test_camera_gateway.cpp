@@ -161,6 +161,11 @@ cameras:
   const auto st2 = gw.status();
   REQUIRE(st2);
   CHECK((*st2)["evidence"]["enabled"] == true);
+  std::string status_out;
+  REQUIRE(run_shell(std::string(ANJU_PATH) + " --data-dir " + gw.data_dir().string() + " status",
+                    &status_out) == 0);
+  CHECK(status_out.find("cameras        1 of 1 online") != std::string::npos);
+  CHECK(status_out.find("  evidence       ") != std::string::npos);
 
   // The camera covers the hall's smoke detector: the smoke alarm's alert gets the camera's
   // snapshot and clip, named by the smoke event, listed with the alert on the dashboard.
@@ -182,10 +187,10 @@ cameras:
         return false;
       },
       30s));
-  const auto smoke_events = sql_strings(
-      gw.db_path(),
-      "SELECT json_extract(anju_event_json(body), '$.id') FROM events WHERE "
-      "json_extract(anju_event_json(body), '$.kind')='smoke' ORDER BY seq LIMIT 1");
+  const auto smoke_events =
+      sql_strings(gw.db_path(),
+                  "SELECT json_extract(anju_event_json(body), '$.id') FROM events WHERE "
+                  "json_extract(anju_event_json(body), '$.kind')='smoke' ORDER BY seq LIMIT 1");
   REQUIRE(smoke_events.size() == 1);
   CHECK(wait_until(
       [&] { return fs::exists(gw.data_dir() / "evidence" / smoke_events[0] / "snapshot.jpg"); },
