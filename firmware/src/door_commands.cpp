@@ -64,8 +64,19 @@ bool DoorCommands::save(std::string& error) const {
             ::fsync(fd) == 0;
   if (fd >= 0) ok = (::close(fd) == 0) && ok;
   ok = ok && std::rename(tmp.c_str(), state_path_.c_str()) == 0;
-  if (!ok) error = "cannot write " + state_path_ + ": " + std::strerror(errno);
-  return ok;
+  if (!ok) {
+    error = "cannot write " + state_path_ + ": " + std::strerror(errno);
+    return false;
+  }
+  // The rename is durable once the directory is: a lock-down must survive a power cut.
+  const auto slash = state_path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : state_path_.substr(0, slash);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
 }
 
 void DoorCommands::audit(const DoorCommand& c, bool ok, const std::string& reason, json extra) {
