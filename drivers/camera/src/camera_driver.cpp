@@ -279,8 +279,15 @@ void CameraDriver::run(Stream& s) {
               std::lock_guard lk(s.mu);
               asked.swap(s.pending_evidence);
             }
+            // A request the ring no longer covers (the stream was down, or slow) would show a
+            // later moment as the alert's: dropped, with a log line.
+            const std::int64_t covered_ms =
+                clock_.wall_ms() - static_cast<std::int64_t>(options_.evidence.pre_s * 1000);
             for (auto& cause : asked)
-              if (evidence->trigger(cause, t_ms, /*force=*/true))
+              if (cause.ts_ms < covered_ms)
+                spdlog::warn("camera {}: no evidence for {}: its moment is no longer in the ring",
+                             s.cfg.id, cause.id);
+              else if (evidence->trigger(cause, t_ms, /*force=*/true))
                 spdlog::info("camera {}: evidence {} for {} at {}", s.cfg.id, cause.id,
                              edge::to_string(cause.kind), cause.device.id);
             emit(s, std::move(events), true);
