@@ -47,6 +47,7 @@ json to_json(const cam::StreamConfig& s) {
     }
     if (z.detector == cam::Detector::loitering) jz["dwell_s"] = z.dwell_s;
     if (z.detector == cam::Detector::intrusion) jz["latch"] = z.latch;
+    if (!z.door.empty()) jz["door"] = z.door;
     j["zones"].push_back(jz);
   }
   return j;

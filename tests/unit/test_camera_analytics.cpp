@@ -199,10 +199,28 @@ TEST_CASE("camera analytics: line crossings are counted by direction") {
   CHECK(counts[1].value("in")->value == 1);
   CHECK(counts[1].value("out")->value == 1);
   CHECK(counts[1].severity == 4);
+  CHECK(counts[1].value("passages") == nullptr);  // the line is not drawn across a door
   auto* lc = dynamic_cast<LineCounter*>(a.detector("door"));
   REQUIRE(lc != nullptr);
   CHECK(lc->count_in() == 1);
   CHECK(lc->count_out() == 1);
+}
+
+TEST_CASE("camera analytics: a line across a door reports each entry as a passage there") {
+  ZoneConfig z = zone("door", Detector::line_count, {{0.5, 0.05}, {0.5, 0.95}});
+  z.door = "gate-north";
+  StreamAnalyzer a(stream({z}));
+  const auto es = run(a, 100, [](int i, cv::Mat& f) {
+    if (i < 30) square(f, {40.0 + 8 * i, 60}, 12);                      // out: not a passage
+    if (i >= 40 && i < 70) square(f, {280.0 - 8 * (i - 40), 120}, 12);  // in: one passage
+  });
+  const auto counts = of_kind(es, EventKind::people_count);
+  REQUIRE(counts.size() == 2);
+  CHECK(counts[0].value("passages") == nullptr);
+  CHECK_FALSE(counts[0].attrs.contains("door"));
+  REQUIRE(counts[1].value("passages") != nullptr);
+  CHECK(counts[1].value("passages")->value == 1);
+  CHECK(counts[1].attrs["door"] == "gate-north");
 }
 
 namespace {

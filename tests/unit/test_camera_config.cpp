@@ -23,7 +23,8 @@ json good() {
         "min_area": 0.003, "severity": 1, "latch": true},
        {"id": "bench", "detector": "loitering", "polygon": [[0,0],[0.5,0],[0.5,0.5],[0,0.5]],
         "dwell_s": 45},
-       {"id": "door", "detector": "line_count", "polygon": [[0.5,0.1],[0.5,0.9]]},
+       {"id": "door", "detector": "line_count", "polygon": [[0.5,0.1],[0.5,0.9]],
+        "door": "gate-north"},
        {"id": "facade", "detector": "thrown_object", "polygon": [[0,0],[1,0],[1,1],[0,1]],
         "max_area": 0.01, "floors": 18}
      ]},
@@ -99,6 +100,8 @@ TEST_CASE("camera config: errors name the field") {
       {"/streams/0/covers", "gate-north", "streams[0].covers: must be a list of door or device"},
       {"/streams/0/covers/1", "", "streams[0].covers[1]: must be a door or device id"},
       {"/streams/0/covers/0", 7, "streams[0].covers[0]: must be a door or device id"},
+      {"/streams/0/zones/0/door", "gate-north",
+       "streams[0].zones[0].door: only a line_count zone counts passages at a door"},
       {"/streams/0/zones/0/detector", "fire", "streams[0].zones[0].detector: must be intrusion"},
       {"/streams/0/zones/0/polygon/2", json::array({0.9, 1.5}),
        "streams[0].zones[0].polygon[2]: y must be within 0..1"},

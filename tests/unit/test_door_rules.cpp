@@ -284,6 +284,30 @@ TEST_CASE("Repeated denials: N in a window at one door or for one credential", "
   }
 }
 
+TEST_CASE("Tailgating from a camera's counting line across the door", "[door_rules]") {
+  ManualClock clock(kT0);
+  DoorRules rules({}, clock);
+  // What the camera's line_count zone with `door: gate` reports for each entry.
+  auto entry = [](std::int64_t ts, double in_total) {
+    Event e = ev(EventKind::people_count, ts, "gate");
+    e.device = {"gate-cam", "camera", "", ""};
+    e.location = {"3", "", "gate camera"};
+    e.values = {{"in", in_total, ""}, {"out", 0, ""}, {"passages", 1, "count"}};
+    e.attrs["direction"] = "in";
+    return e;
+  };
+  rules.on_event(granted(kT0));
+  rules.on_event(opened(kT0 + 1000));
+  CHECK(rules.on_event(entry(kT0 + 2000, 1)).empty());    // the resident
+  const auto out = rules.on_event(entry(kT0 + 2600, 2));  // someone right behind
+  const auto tailgating = of(out, EventKind::tailgating);
+  REQUIRE(tailgating.size() == 1);
+  const auto& t = tailgating[0];
+  CHECK(t.attrs.at("passages") == 2);
+  CHECK(t.attrs.at("authorised") == 1);
+  CHECK(t.attrs.at("door") == "gate");
+}
+
 TEST_CASE("20 denials in a row at one reader are one alert with count 20", "[door_rules][rules]") {
   ManualClock clock(kT0);
   DoorRules door_rules({}, clock);  // 5 in 5 minutes

@@ -323,6 +323,10 @@ void LineCounter::process(const FrameView& f, std::vector<Event>& out) {
       e.values.push_back({"in", static_cast<double>(in_), ""});
       e.values.push_back({"out", static_cast<double>(out_), ""});
       e.attrs["direction"] = in ? "in" : "out";
+      if (in && !zone_.door.empty()) {  // one passage through the door, for its tailgating rule
+        e.values.push_back({"passages", 1, "count"});
+        e.attrs["door"] = zone_.door;
+      }
       e.attrs["track"] = t.id;
       e.attrs["position"] = point_json(t.path.back().p, size);
       out.push_back(std::move(e));

@@ -138,7 +138,7 @@ bool parse_zone(const json& z, ZoneConfig& out, const Ctx& c) {
   if (!z.is_object()) return c.fail("", "must be an object");
   if (!check_keys(z,
                   {"id", "detector", "polygon", "min_area", "max_area", "dwell_s", "floors",
-                   "severity", "latch"},
+                   "severity", "latch", "door"},
                   c))
     return false;
   if (!get_string(z, "id", out.id, c, true, kMaxIdBytes)) return false;
@@ -200,6 +200,9 @@ bool parse_zone(const json& z, ZoneConfig& out, const Ctx& c) {
   if (!get_bool(z, "latch", out.latch, c)) return false;
   if (out.latch && out.detector != Detector::intrusion)
     return c.fail("latch", "only intrusion zones latch");
+  if (!get_string(z, "door", out.door, c, false, kMaxIdBytes)) return false;
+  if (!out.door.empty() && out.detector != Detector::line_count)
+    return c.fail("door", "only a line_count zone counts passages at a door");
   return true;
 }
 

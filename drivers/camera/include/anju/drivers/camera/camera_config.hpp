@@ -57,6 +57,9 @@ struct ZoneConfig {
   double max_area = 0.02;       // thrown_object: a larger blob is not a thrown object
   double dwell_s = 0;           // loitering
   int floors = 0;               // thrown_object: floors between the zone's top and bottom edge
+  // line_count: the door this line is drawn across. Each "in" crossing then also reports one
+  // passage at that door (value "passages", attrs.door), which the door rules' tailgating uses.
+  std::string door;
   int severity = 2;
   bool latch = false;
   bool operator==(const ZoneConfig&) const = default;
