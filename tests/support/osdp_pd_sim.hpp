@@ -51,9 +51,11 @@ inline wiegand::Bits h10301(std::uint32_t facility, std::uint32_t card) {
 
 // osdp_RAW data for a Wiegand frame: reader 0, format 1, bit count, bits MSB first.
 inline Bytes raw_reply(const wiegand::Bits& bits) {
-  Bytes d{0, 1, static_cast<std::uint8_t>(bits.size() & 0xFF),
-          static_cast<std::uint8_t>(bits.size() >> 8)};
-  d.resize(4 + (bits.size() + 7) / 8, 0);
+  // Sized once (GCC 12 at -O3 warns falsely, -Warray-bounds, on growing an initialised vector).
+  Bytes d(4 + (bits.size() + 7) / 8, 0);
+  d[1] = 1;
+  d[2] = static_cast<std::uint8_t>(bits.size() & 0xFF);
+  d[3] = static_cast<std::uint8_t>(bits.size() >> 8);
   for (std::size_t i = 0; i < bits.size(); ++i)
     if (bits[i]) d[4 + i / 8] |= static_cast<std::uint8_t>(0x80 >> (i % 8));
   return d;
@@ -79,6 +81,8 @@ struct SimPd {
   // what happened
   std::vector<Seen> seen;
   std::vector<Bytes> leds, buzzers, outputs;
+  // when (steady clock) each card was sent in a poll's reply and each LED command arrived
+  std::vector<std::chrono::steady_clock::time_point> card_sent_at, led_at;
   int handshakes = 0;
   int established = 0;
   int ignored = 0;  // commands not answered while silent
@@ -246,6 +250,7 @@ class PdSim {
         if (!p.cards.empty()) {
           Bytes card = p.cards.front();
           p.cards.pop_front();
+          p.card_sent_at.push_back(std::chrono::steady_clock::now());
           return encode(p, f, osdp::reply::raw, card, secured);
         }
         if (!p.replies.empty()) {
@@ -256,6 +261,7 @@ class PdSim {
         return encode(p, f, osdp::reply::ack, {}, secured);
       case osdp::cmd::led:
         p.leds.push_back(data);
+        p.led_at.push_back(std::chrono::steady_clock::now());
         return encode(p, f, osdp::reply::ack, {}, secured);
       case osdp::cmd::buz:
         p.buzzers.push_back(data);
