@@ -4,6 +4,9 @@
 #include <chrono>
 #include <system_error>
 
+#include "anju/edge/journal.hpp"
+#include "anju/edge/sqlite.hpp"
+
 namespace anju::edge {
 namespace fs = std::filesystem;
 
@@ -23,6 +26,21 @@ std::int64_t to_ms(fs::file_time_type t) {
 }
 
 }  // namespace
+
+std::set<std::string> evidence_in_use(const Db& db) {
+  std::set<std::string> keep;
+  for (const auto& a : load_alerts(db, true)) {
+    keep.insert(a.event_ids.begin(), a.event_ids.end());
+    if (a.device.kind != "camera") continue;
+    auto q = db.prepare(
+        "SELECT DISTINCT json_extract(anju_event_json(body), '$.attrs.evidence') FROM events "
+        "WHERE ts_ms BETWEEN ?1 AND ?2 AND device_id = ?3");
+    q.bind(1, a.first_seen_ms - 1000).bind(2, a.updated_ms + 1000).bind(3, a.device.id);
+    while (q.step())
+      if (!q.is_null(0)) keep.insert(q.str(0));
+  }
+  return keep;
+}
 
 std::vector<EvidenceItem> scan_evidence(const fs::path& dir) {
   std::vector<EvidenceItem> out;

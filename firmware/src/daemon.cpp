@@ -1112,9 +1112,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   };
   auto prune_evidence_now = [&] {
     next_prune = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    std::set<std::string> keep;
-    for (const auto& a : edge::load_alerts(edge::open_reader(jo.path), true))
-      keep.insert(a.event_ids.begin(), a.event_ids.end());
+    const auto keep = edge::evidence_in_use(edge::open_reader(jo.path));
     const auto r = edge::prune_evidence(
         evidence_dir, std::int64_t{config.cameras.evidence.budget_mb} * 1024 * 1024,
         std::int64_t{config.cameras.evidence.retention_days} * 86'400'000, clock.wall_ms(), keep);

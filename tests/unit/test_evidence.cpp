@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "anju/drivers/camera/evidence.hpp"
+#include "anju/edge/alert.hpp"
 #include "anju/edge/evidence_store.hpp"
+#include "anju/edge/journal.hpp"
 #include "anju/edge/uuid.hpp"
 
 namespace fs = std::filesystem;
@@ -192,4 +194,67 @@ TEST_CASE("evidence store: only event ids are evidence names", "[evidence]") {
   CHECK_FALSE(anju::edge::evidence_id_ok("../etc"));
   CHECK_FALSE(anju::edge::evidence_id_ok("a/b"));
   CHECK_FALSE(anju::edge::evidence_id_ok(std::string(65, 'a')));
+}
+
+TEST_CASE("evidence store: what open alerts refer to, from the journal", "[evidence]") {
+  TempDir tmp;
+  anju::edge::JournalOptions o;
+  o.path = (tmp.path / "anju.db").string();
+  o.synchronous_full = false;
+  auto j = anju::edge::Journal::open(o, nullptr);
+  REQUIRE(j);
+  const std::int64_t t0 = 1'764'500'000'000;
+  auto camera_event = [&](const std::string& id, std::int64_t ts, const std::string& evidence) {
+    Event e = intrusion(id);
+    e.ts_ms = ts;
+    e.site = "site-a";
+    e.device = {"gate-cam", "camera", "", ""};
+    e.source = "camera";
+    e.attrs["evidence"] = evidence;
+    return e;
+  };
+  // A camera's intrusion alert raised by e1 (its own clip) and repeated by e2, whose clip is
+  // e1's (shared); a smoke alert whose covering camera recorded under the smoke event's id; and
+  // a closed alert, whose evidence may go.
+  const std::string e1 = "0190a000-0000-7000-8000-0000000000e1";
+  const std::string e2 = "0190a000-0000-7000-8000-0000000000e2";
+  const std::string smoke = "0190a000-0000-7000-8000-0000000000f1";
+  const std::string old = "0190a000-0000-7000-8000-0000000000f2";
+  j->begin();
+  Event a1 = camera_event(e1, t0, e1);
+  Event a2 = camera_event(e2, t0 + 20'000, e1);
+  Event unrelated = camera_event("0190a000-0000-7000-8000-0000000000e3", t0 + 600'000, "x-later");
+  j->append(a1);
+  j->append(a2);
+  j->append(unrelated);
+  anju::edge::Alert cam;
+  cam.alert_id = "alert-cam";
+  cam.rule = "intrusion";
+  cam.kind = EventKind::intrusion;
+  cam.device = {"gate-cam", "camera", "", ""};
+  cam.first_seen_ms = t0;
+  cam.updated_ms = t0 + 20'000;
+  cam.event_ids = {e1, e2};
+  j->put_alert(cam);
+  anju::edge::Alert sm;
+  sm.alert_id = "alert-smoke";
+  sm.rule = "smoke";
+  sm.kind = EventKind::smoke;
+  sm.device = {"smoke-1", "smoke_detector", "", ""};
+  sm.first_seen_ms = t0;
+  sm.updated_ms = t0;
+  sm.event_ids = {smoke};
+  j->put_alert(sm);
+  anju::edge::Alert closed = sm;
+  closed.alert_id = "alert-old";
+  closed.state = "closed";
+  closed.event_ids = {old};
+  j->put_alert(closed);
+  j->commit();
+  const auto keep = anju::edge::evidence_in_use(anju::edge::open_reader(o.path));
+  CHECK(keep.count(e1) == 1);
+  CHECK(keep.count(e2) == 1);
+  CHECK(keep.count(smoke) == 1);
+  CHECK(keep.count(old) == 0);
+  CHECK(keep.count("x-later") == 0);  // after the alert's time: not its evidence
 }

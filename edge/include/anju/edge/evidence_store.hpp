@@ -39,6 +39,14 @@ struct EvidencePrune {
   std::int64_t protected_over_budget = 0;  // bytes over the budget held by open alerts
 };
 
+class Db;
+
+// What the pruner must keep, from the journal: every event id of an open alert (a camera that
+// covers a door records its clip under the id of the event that raised the alert) and, for a
+// camera's own alerts, every clip their events name (a trigger soon after another shares the
+// earlier clip, so an alert's evidence may carry another event's id).
+std::set<std::string> evidence_in_use(const Db& db);
+
 // budget_bytes <= 0: no budget; max_age_ms <= 0: no age limit.
 EvidencePrune prune_evidence(const std::filesystem::path& dir, std::int64_t budget_bytes,
                              std::int64_t max_age_ms, std::int64_t now_ms,
