@@ -554,14 +554,15 @@ void Dashboard::on_alert(const httplib::Request& req, httplib::Response& res) {
   add(q);
   json list = json::array();
   for (auto& [seq, e] : events) list.push_back(std::move(e));
-  // Its camera evidence: what its events name (a camera's own alerts), and what a camera that
-  // covers its door or device recorded under the id of an event that caused it.
-  std::set<std::string> evidence;
+  // Its camera evidence still on disk: what its events name (a camera's own alerts), and what a
+  // camera that covers its door or device recorded under the id of an event that caused it.
+  std::set<std::string> candidates(alert->event_ids.begin(), alert->event_ids.end());
   for (const auto& e : list)
     if (e.contains("attrs") && e["attrs"].is_object() && e["attrs"].contains("evidence") &&
         e["attrs"]["evidence"].is_string())
-      evidence.insert(e["attrs"]["evidence"].get<std::string>());
-  for (const auto& eid : alert->event_ids) {
+      candidates.insert(e["attrs"]["evidence"].get<std::string>());
+  std::set<std::string> evidence;
+  for (const auto& eid : candidates) {
     std::error_code ec;
     if (edge::evidence_id_ok(eid) &&
         std::filesystem::exists(options_.evidence_dir + "/" + eid + "/snapshot.jpg", ec))
