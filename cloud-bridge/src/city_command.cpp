@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "anju/edge/lifecycle.hpp"
+
 namespace anju::bridge {
 
 namespace {
@@ -132,20 +134,9 @@ bool needs_authorization(CityCommandName name) {
 CityCommandParse parse_city_command(std::string_view name, std::string_view payload,
                                     std::int64_t now_ms) {
   CityCommandParse r;
-  if (payload.size() > kMaxCityCommandBytes) {
-    r.error = "command too large: " + std::to_string(payload.size()) + " bytes (max " +
-              std::to_string(kMaxCityCommandBytes) + ")";
-    return r;
-  }
-  const auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (j.is_discarded()) {
-    r.error = "command is not valid JSON";
-    return r;
-  }
-  if (!j.is_object()) {
-    r.error = "command must be a JSON object";
-    return r;
-  }
+  const auto parsed = edge::parse_command_object(payload, kMaxCityCommandBytes, r.error);
+  if (!parsed) return r;
+  const auto& j = *parsed;
   // What is needed to answer a refusal, read first and leniently.
   if (auto it = j.find("request_id"); it != j.end() && it->is_string() && it->size() <= 128)
     r.request_id = it->get<std::string>();

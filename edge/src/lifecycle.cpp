@@ -29,7 +29,6 @@ std::optional<AlertAction> alert_action_from_string(std::string_view s) {
   return std::nullopt;
 }
 
-namespace {
 bool printable_id(std::string_view s, std::size_t max) {
   if (s.empty() || s.size() > max) return false;
   for (char c : s)
@@ -37,29 +36,36 @@ bool printable_id(std::string_view s, std::size_t max) {
       return false;
   return true;
 }
-}  // namespace
+
+std::optional<nlohmann::json> parse_command_object(std::string_view payload, std::size_t max_bytes,
+                                                   std::string& error) {
+  if (payload.size() > max_bytes) {
+    error = "command too large: " + std::to_string(payload.size()) + " bytes (max " +
+            std::to_string(max_bytes) + ")";
+    return std::nullopt;
+  }
+  auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (j.is_discarded()) {
+    error = "command is not valid JSON";
+    return std::nullopt;
+  }
+  if (!j.is_object()) {
+    error = "command must be a JSON object";
+    return std::nullopt;
+  }
+  return j;
+}
 
 CommandParse parse_alert_command(std::string_view alert_id, std::string_view payload,
                                  std::string_view via) {
   CommandParse r;
-  if (payload.size() > kMaxCommandBytes) {
-    r.error = "command too large: " + std::to_string(payload.size()) + " bytes (max " +
-              std::to_string(kMaxCommandBytes) + ")";
-    return r;
-  }
-  if (!printable_id(alert_id, 64)) {
+  if (payload.size() <= kMaxCommandBytes && !printable_id(alert_id, 64)) {
     r.error = "bad alert id in the topic";
     return r;
   }
-  const auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (j.is_discarded()) {
-    r.error = "command is not valid JSON";
-    return r;
-  }
-  if (!j.is_object()) {
-    r.error = "command must be a JSON object";
-    return r;
-  }
+  const auto parsed = parse_command_object(payload, kMaxCommandBytes, r.error);
+  if (!parsed) return r;
+  const auto& j = *parsed;
   AlertCommand c;
   c.alert_id = std::string(alert_id);
   c.via = std::string(via);
@@ -190,15 +196,9 @@ std::optional<MaintenanceWindow> maintenance_from_json(const nlohmann::json& j) 
 
 MaintenanceParse parse_maintenance_command(std::string_view payload, std::string_view via) {
   MaintenanceParse r;
-  if (payload.size() > kMaxCommandBytes) {
-    r.error = "command too large: " + std::to_string(payload.size()) + " bytes";
-    return r;
-  }
-  const auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    r.error = j.is_discarded() ? "command is not valid JSON" : "command must be a JSON object";
-    return r;
-  }
+  const auto parsed = parse_command_object(payload, kMaxCommandBytes, r.error);
+  if (!parsed) return r;
+  const auto& j = *parsed;
   MaintenanceCommand c;
   c.via = std::string(via);
   std::string action;

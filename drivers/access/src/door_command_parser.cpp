@@ -1,21 +1,9 @@
 #include <nlohmann/json.hpp>
 
 #include "anju/drivers/door_command.hpp"
+#include "anju/edge/lifecycle.hpp"
 
 namespace anju::drivers::access {
-namespace {
-
-// A door or group id as it appears in a topic level: printable, no MQTT wildcards or separators.
-bool topic_id(std::string_view s, std::size_t max) {
-  if (s.empty() || s.size() > max) return false;
-  for (char c : s)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '/' || c == '+' || c == '#')
-      return false;
-  return true;
-}
-
-}  // namespace
-
 std::string_view to_string(DoorAction a) {
   switch (a) {
     case DoorAction::open:
@@ -42,24 +30,13 @@ DoorCommandParse parse_door_command(std::string_view scope, std::string_view tar
     return r;
   }
   const bool door = scope == "door";
-  if (!topic_id(target, 64)) {
+  if (!edge::printable_id(target, 64)) {
     r.error = std::string("bad ") + (door ? "door" : "door group") + " id in the topic";
     return r;
   }
-  if (payload.size() > kMaxDoorCommandBytes) {
-    r.error = "command too large: " + std::to_string(payload.size()) + " bytes (max " +
-              std::to_string(kMaxDoorCommandBytes) + ")";
-    return r;
-  }
-  const auto j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (j.is_discarded()) {
-    r.error = "command is not valid JSON";
-    return r;
-  }
-  if (!j.is_object()) {
-    r.error = "command must be a JSON object";
-    return r;
-  }
+  const auto parsed = edge::parse_command_object(payload, kMaxDoorCommandBytes, r.error);
+  if (!parsed) return r;
+  const auto& j = *parsed;
   DoorCommand c;
   c.target = std::string(target);
   c.via = std::string(via);
@@ -121,9 +98,9 @@ DoorCommandParse parse_door_command(std::string_view scope, std::string_view tar
     r.error = "missing field 'action'";
   } else if (c.user.empty()) {
     r.error = "missing field 'user' (who is doing this)";
-  } else if (!topic_id(c.user, 64)) {
+  } else if (!edge::printable_id(c.user, 64)) {
     r.error = "field 'user' has characters that are not allowed";
-  } else if (!topic_id(c.request_id, 128)) {
+  } else if (!edge::printable_id(c.request_id, 128)) {
     r.error = c.request_id.empty() ? "missing field 'request_id'"
                                    : "field 'request_id' has characters that are not allowed";
   } else if (c.action == DoorAction::open && c.expires_ms == 0) {

@@ -31,6 +31,15 @@ struct AlertCommand {
 };
 
 inline constexpr std::size_t kMaxCommandBytes = 8 * 1024;
+
+// What every command parser on the local bus and from the city does first (pure): the payload is
+// at most `max_bytes` and a JSON object. On failure, `error` says which ("command too large: N
+// bytes (max M)", "command is not valid JSON", "command must be a JSON object").
+std::optional<nlohmann::json> parse_command_object(std::string_view payload, std::size_t max_bytes,
+                                                   std::string& error);
+// An id that goes into topics, logs and file names: 1..max bytes, no control characters and no
+// MQTT separators or wildcards (/ + #).
+bool printable_id(std::string_view s, std::size_t max);
 inline constexpr std::size_t kMaxNoteChars = 1000;
 
 struct CommandParse {
