@@ -6,6 +6,9 @@
 
 #include <fstream>
 
+#include "anju/edge/event.hpp"
+#include "anju/edge/uuid.hpp"
+
 namespace anju::edge {
 
 std::int64_t SystemClock::wall_ms() const {
@@ -49,6 +52,17 @@ const std::string& boot_id() {
     return s.empty() ? std::string("unknown") : s;
   }();
   return id;
+}
+
+Event gateway_event(EventKind kind, const Clock& clock) {
+  Event e;
+  e.ts_ms = clock.wall_ms();
+  e.id = uuid_v7(e.ts_ms);
+  e.mono_ns = clock.mono_ns();
+  e.boot_id = boot_id();
+  e.clock_synced = clock.synced();
+  e.kind = kind;
+  return e;
 }
 
 }  // namespace anju::edge

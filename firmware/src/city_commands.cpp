@@ -4,8 +4,8 @@
 
 #include "anju/bridge/city_bridge.hpp"
 #include "anju/bridge/city_command.hpp"
+#include "anju/edge/event.hpp"
 #include "anju/edge/journal.hpp"
-#include "anju/edge/uuid.hpp"
 
 namespace anju::firmware {
 
@@ -36,15 +36,8 @@ void CityCommands::answer(const std::string& topic, const std::string& corr,
 // city's user), what, its request id and the outcome.
 void CityCommands::audit(const std::string& command, const std::string& request_id,
                          const std::string& user, bool ok, const std::string& error) {
-  edge::Event e;
-  const std::int64_t now = clock_.wall_ms();
-  e.id = edge::uuid_v7(now);
-  e.ts_ms = now;
-  e.mono_ns = clock_.mono_ns();
-  e.boot_id = edge::boot_id();
-  e.clock_synced = clock_.synced();
+  edge::Event e = edge::gateway_event(edge::EventKind::audit, clock_);
   e.site = ctx_.site;
-  e.kind = edge::EventKind::audit;
   e.severity = 4;
   e.source = "city";
   e.attrs = {{"via", "city"}, {"action", command}, {"user", user}, {"ok", ok}};

@@ -333,16 +333,9 @@ std::optional<Session> Dashboard::require(const httplib::Request& req, httplib::
 
 void Dashboard::audit(const std::string& action, const std::string& user, const std::string& ip,
                       bool ok, const std::string& alert_id, const std::string& reason) {
-  edge::Event e;
-  const std::int64_t now = clock_.wall_ms();
-  e.id = edge::uuid_v7(now);
-  e.ts_ms = now;
-  e.mono_ns = clock_.mono_ns();
-  e.boot_id = edge::boot_id();
-  e.clock_synced = clock_.synced();
+  edge::Event e = edge::gateway_event(edge::EventKind::audit, clock_);
   e.site = options_.site;
   e.grid_code = options_.grid_code;
-  e.kind = edge::EventKind::audit;
   e.severity = 4;
   e.source = "dashboard";
   e.attrs = {{"user", user}, {"action", action}, {"ip", ip}, {"ok", ok}};

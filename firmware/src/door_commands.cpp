@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "anju/edge/uuid.hpp"
+#include "anju/edge/event.hpp"
 
 namespace anju::firmware {
 
@@ -80,16 +80,9 @@ bool DoorCommands::save(std::string& error) const {
 }
 
 void DoorCommands::audit(const DoorCommand& c, bool ok, const std::string& reason, json extra) {
-  edge::Event e;
-  const std::int64_t now = clock_.wall_ms();
-  e.id = edge::uuid_v7(now);
-  e.ts_ms = now;
-  e.mono_ns = clock_.mono_ns();
-  e.boot_id = edge::boot_id();
-  e.clock_synced = clock_.synced();
+  edge::Event e = edge::gateway_event(edge::EventKind::audit, clock_);
   e.site = site_;
   e.grid_code = grid_code_;
-  e.kind = edge::EventKind::audit;
   e.severity = 4;
   e.source = "door_command";
   e.attrs = {{"via", c.via},

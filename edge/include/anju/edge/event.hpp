@@ -146,4 +146,9 @@ DecodeResult decode_binary(std::string_view bytes);
 // A stored event in either form: JSON (journals written before the binary form) or binary.
 DecodeResult decode_stored(std::string_view bytes);
 
+class Clock;
+// An event the gateway makes itself (an audit, a transition), stamped now: a fresh UUIDv7, the
+// clock's wall and monotonic times and sync state, the boot id. The caller fills the rest.
+Event gateway_event(EventKind kind, const Clock& clock);
+
 }  // namespace anju::edge
