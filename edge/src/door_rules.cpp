@@ -27,6 +27,16 @@ bool is_door_kind(EventKind k) {
   }
 }
 
+// An operator's remote open that anjud carried out: the audit of a door command
+// (firmware/door_commands.cpp) with action door_open and ok true. It authorises one opening.
+bool is_remote_open(const Event& e) {
+  if (e.kind != EventKind::audit) return false;
+  const auto action = e.attrs.find("action");
+  const auto ok = e.attrs.find("ok");
+  return action != e.attrs.end() && *action == "door_open" && ok != e.attrs.end() && *ok == true &&
+         e.attrs.contains("door");
+}
+
 }  // namespace
 
 std::string validate(const DoorRuleSettings& s) {
@@ -158,7 +168,8 @@ void DoorRules::denial(const Event& e, const std::string& key, Door& d, std::vec
 std::vector<Event> DoorRules::on_event(const Event& e) {
   std::vector<Event> out;
   const Measurement* passages = e.value("passages");
-  if (!is_door_kind(e.kind) && !passages) return out;
+  const bool remote_open = is_remote_open(e);
+  if (!is_door_kind(e.kind) && !passages && !remote_open) return out;
   const std::string key = door_key(e);
   if (key.empty()) return out;
   Door& d = doors_[key];
@@ -168,8 +179,14 @@ std::vector<Event> DoorRules::on_event(const Event& e) {
   if (e.kind == EventKind::door_open) {
     d.origin = {e.site, e.grid_code, e.location, e.device};
     d.have_contact_origin = true;
-  } else if (!d.have_contact_origin) {
+  } else if (!d.have_contact_origin && !remote_open) {
     d.origin = {e.site, e.grid_code, e.location, e.device};
+  }
+  if (remote_open) {  // counted like a grant, without ending a credential's streak
+    if (d.cycle_closed) end_cycle(d);
+    d.grants.push_back(t);
+    if (d.open) ++d.cycle_authorised;
+    return out;
   }
 
   switch (e.kind) {

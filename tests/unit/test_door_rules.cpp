@@ -128,6 +128,27 @@ TEST_CASE("Door forced: a recent grant or exit request covers one opening", "[do
     rules.on_event(granted(kT0, "c1", "garage"));
     CHECK(of(rules.on_event(opened(kT0 + 1000)), EventKind::door_forced).size() == 1);
   }
+  SECTION("an operator's remote open covers one opening, a refused one does not") {
+    Event audit;
+    audit.id = "a";
+    audit.kind = EventKind::audit;
+    audit.ts_ms = kT0;
+    audit.source = "door_command";
+    audit.attrs = {{"action", "door_open"}, {"door", "gate"}, {"ok", false}, {"user", "wang"}};
+    CHECK(rules.on_event(audit).empty());
+    CHECK(of(rules.on_event(opened(kT0 + 1000)), EventKind::door_forced).size() == 1);
+    rules.on_event(closed(kT0 + 2000));
+    audit.attrs["ok"] = true;
+    audit.ts_ms = kT0 + 3000;
+    CHECK(rules.on_event(audit).empty());
+    CHECK(rules.on_event(opened(kT0 + 5000)).empty());
+    CHECK(rules.on_event(closed(kT0 + 6000)).empty());
+    const auto forced = of(rules.on_event(opened(kT0 + 7000)), EventKind::door_forced);
+    REQUIRE(forced.size() == 1);
+    // The alert names the contact, not the gateway that audited the command.
+    CHECK(forced[0].device.id == "contact-gate");
+    CHECK(forced[0].location.room == "gate");
+  }
   SECTION("two grants, two openings") {
     rules.on_event(granted(kT0));
     rules.on_event(granted(kT0 + 500, "c2"));

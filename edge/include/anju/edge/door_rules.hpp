@@ -3,8 +3,9 @@
 //
 // - door_forced (severity 2): the contact opens (door_open, active = true) with no grant
 //   (passage_granted) and no request to exit (exit_request) at that door in the
-//   `forced_window_ms` before it. Each grant or exit request covers one opening. Cleared
-//   (active = false) when the door closes.
+//   `forced_window_ms` before it. Each grant or exit request covers one opening, and so does an
+//   operator's remote open that anjud carried out (the audit event of the door command: action
+//   door_open, ok true, attrs.door). Cleared (active = false) when the door closes.
 // - door_held_open (severity 3): open longer than `held_open_ms`; cleared when the door closes.
 //   Checked at every event and every tick, so a close reported late still counts.
 // - tailgating (severity 3): in one door cycle (from the previous close to this close, plus
