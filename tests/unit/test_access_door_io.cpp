@@ -231,6 +231,41 @@ TEST_CASE("Door I/O driver: its thread turns edges into events for the sink", "[
   driver.stop();
 }
 
+TEST_CASE("Door I/O driver: an operator's remote open pulses the lock of its own door only",
+          "[access][door_io]") {
+  anju::edge::ManualClock clock;
+  auto owned = std::make_unique<SimulatedGpio>(
+      std::vector<std::string>{"d0", "d1", "contact", "exit", "tamper"},
+      std::vector<std::string>{"lock"});
+  SimulatedGpio& g = *owned;
+  DoorIoDriver driver(config(), clock, std::move(owned), {});
+  driver.start();
+  CHECK(driver.door() == "b3-u1");
+  CHECK(driver.open_door("b3-u2") == 0);
+  CHECK(g.writes().empty());
+  g.set_now_ns(5'000 * kMs);
+  REQUIRE(driver.open_door("b3-u1") == 1);
+  REQUIRE(g.wait_output("lock", true, 5000));
+  // Released when the pulse (3 s of the driver's clock) is over.
+  g.set_now_ns(8'001 * kMs);
+  REQUIRE(g.wait_output("lock", false, 5000));
+  driver.stop();
+  const auto st = driver.status();
+  CHECK(st.remote_opens == 1);
+  CHECK(st.open == false);
+  CHECK_FALSE(st.lock_active);
+  CHECK(g.writes() == std::vector<std::pair<std::string, bool>>{{"lock", true}, {"lock", false}});
+
+  auto no_lock = config();
+  no_lock.lock.clear();
+  DoorIoDriver without(
+      no_lock, clock,
+      std::make_unique<SimulatedGpio>(std::vector<std::string>{"d0", "d1", "contact"},
+                                      std::vector<std::string>{}),
+      {});
+  CHECK(without.open_door("b3-u1") == 0);  // nothing to open it with
+}
+
 TEST_CASE("Door I/O config errors name the field", "[access][door_io]") {
   auto c = config();
   c.debounce_ms = -1;

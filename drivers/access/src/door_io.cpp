@@ -75,12 +75,23 @@ std::optional<bool> SimulatedGpio::get(const std::string& input) {
 }
 
 bool SimulatedGpio::set(const std::string& output, bool active) {
-  std::lock_guard lock(mu_);
-  auto it = outputs_.find(output);
-  if (it == outputs_.end()) return false;
-  it->second = active;
-  writes_.emplace_back(output, active);
+  {
+    std::lock_guard lock(mu_);
+    auto it = outputs_.find(output);
+    if (it == outputs_.end()) return false;
+    it->second = active;
+    writes_.emplace_back(output, active);
+  }
+  cv_.notify_all();
   return true;
+}
+
+bool SimulatedGpio::wait_output(const std::string& name, bool active, std::int64_t timeout_ms) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    auto it = outputs_.find(name);
+    return it != outputs_.end() && it->second == active;
+  });
 }
 
 std::int64_t SimulatedGpio::now_ns() const {
@@ -201,6 +212,12 @@ void DoorController::pulse_lock(std::int64_t now_ns) {
   lock_until_ns_ = std::max<std::int64_t>(now_ns + cfg_.lock_pulse_ms * 1'000'000, 1);
 }
 
+std::optional<bool> DoorController::contact_open() const {
+  for (const auto& in : inputs_)
+    if (in.name == cfg_.contact) return in.level;
+  return std::nullopt;
+}
+
 std::vector<edge::Event> DoorController::on_edge(const LineEdge& e) {
   std::vector<edge::Event> out;
   // Whatever was due before this edge happens first.
@@ -263,8 +280,12 @@ std::int64_t DoorController::next_deadline_ns() const {
 DoorIoDriver::DoorIoDriver(DoorIoConfig cfg, const edge::Clock& clock,
                            std::unique_ptr<GpioLines> gpio, EventSink sink, Decider decider)
     : gpio_(std::move(gpio)),
+      door_(cfg.door.door),
+      has_lock_(!cfg.lock.empty()),
       controller_(std::move(cfg), clock, *gpio_, std::move(decider)),
-      sink_(std::move(sink)) {}
+      sink_(std::move(sink)) {
+  status_.door = door_;
+}
 
 DoorIoDriver::~DoorIoDriver() {
   stop();
@@ -291,8 +312,37 @@ void DoorIoDriver::stop() {
   if (dispatcher_.joinable()) dispatcher_.join();
 }
 
+int DoorIoDriver::open_door(const std::string& door) {
+  if (door != door_ || !has_lock_) return 0;
+  ++open_requests_;
+  gpio_->interrupt();
+  return 1;
+}
+
+DoorIoStatus DoorIoDriver::status() const {
+  std::lock_guard lock(status_mu_);
+  return status_;
+}
+
+void DoorIoDriver::count(const std::vector<edge::Event>& evs) {
+  std::lock_guard lock(status_mu_);
+  for (const auto& e : evs) {
+    if (e.kind == edge::EventKind::card_read) ++status_.card_reads;
+    if (e.kind == edge::EventKind::passage_granted) ++status_.granted;
+    if (e.kind == edge::EventKind::passage_denied) ++status_.denied;
+    if (e.kind == edge::EventKind::reader_fault) ++status_.bad_frames;
+  }
+  status_.open = controller_.contact_open();
+  status_.lock_active = controller_.lock_active();
+}
+
 void DoorIoDriver::run() {
   while (!stopping_) {
+    for (int n = open_requests_.exchange(0); n > 0; --n) {
+      controller_.pulse_lock(gpio_->now_ns());
+      std::lock_guard lock(status_mu_);
+      ++status_.remote_opens;
+    }
     std::vector<edge::Event> evs = controller_.on_time(gpio_->now_ns());
     const std::int64_t now = gpio_->now_ns();
     const std::int64_t next = controller_.next_deadline_ns();
@@ -302,6 +352,7 @@ void DoorIoDriver::run() {
     for (const auto& e : gpio_->wait_edges(timeout_ms))
       for (auto& ev : controller_.on_edge(e)) evs.push_back(std::move(ev));
     for (auto& ev : controller_.on_time(gpio_->now_ns())) evs.push_back(std::move(ev));
+    count(evs);
     if (evs.empty()) continue;
     {
       std::lock_guard lock(mu_);

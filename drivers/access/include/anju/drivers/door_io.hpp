@@ -72,6 +72,8 @@ class SimulatedGpio final : public GpioLines {
                     const std::string& d1 = "d1");
   std::optional<bool> output(const std::string& name) const;
   std::vector<std::pair<std::string, bool>> writes() const;  // every set(), in order
+  // Waits (real time, up to `timeout_ms`) until the output is driven to `active`.
+  bool wait_output(const std::string& name, bool active, std::int64_t timeout_ms);
 
   std::vector<LineEdge> wait_edges(std::int64_t timeout_ms) override;
   std::optional<bool> get(const std::string& input) override;
@@ -136,6 +138,8 @@ class DoorController {
   // Pulses the lock (a grant; or an operator's remote open, which the caller audits).
   void pulse_lock(std::int64_t now_ns);
   bool lock_active() const { return lock_until_ns_ != 0; }
+  // The contact's debounced level; nullopt when no contact is wired.
+  std::optional<bool> contact_open() const;
 
  private:
   struct Input {
@@ -160,6 +164,14 @@ class DoorController {
   std::int64_t last_pulse_ns_ = 0;
 };
 
+// What `anju status` shows of a door on GPIO lines.
+struct DoorIoStatus {
+  std::string door;
+  std::optional<bool> open;  // the contact's debounced level; nullopt: no contact wired
+  bool lock_active = false;  // the lock output is driven open now
+  std::uint64_t card_reads = 0, granted = 0, denied = 0, bad_frames = 0, remote_opens = 0;
+};
+
 class DoorIoDriver {
  public:
   DoorIoDriver(DoorIoConfig cfg, const edge::Clock& clock, std::unique_ptr<GpioLines> gpio,
@@ -170,12 +182,24 @@ class DoorIoDriver {
   void start();
   void stop();  // delivers what is queued, then joins
 
+  const std::string& door() const { return door_; }
+  // An operator's remote open: pulses the lock on the driver's thread. Returns 1 when this
+  // driver drives the lock of `door`, else 0 (the caller audits the command).
+  int open_door(const std::string& door);
+  DoorIoStatus status() const;
+
  private:
   void run();
   void dispatch();
+  void count(const std::vector<edge::Event>& evs);
 
   std::unique_ptr<GpioLines> gpio_;
+  const std::string door_;
+  const bool has_lock_;
   DoorController controller_;
+  std::atomic<int> open_requests_{0};
+  mutable std::mutex status_mu_;
+  DoorIoStatus status_;
   EventSink sink_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
