@@ -767,6 +767,10 @@ std::string check_id(const std::string& s) {
   return {};
 }
 
+std::string check_id_or_empty(const std::string& s) {
+  return s.empty() ? std::string() : check_id(s);
+}
+
 Check<std::string> digits(std::size_t n, bool allow_empty) {
   return [n, allow_empty](const std::string& s) -> std::string {
     if (s.empty() && allow_empty) return {};
@@ -1954,6 +1958,102 @@ const Table<OsdpBusEntry>& osdp_bus_table() {
   return t;
 }
 
+// The wired lines of a GPIO door, by their config key, in a fixed order.
+std::vector<std::pair<std::string, int>> gpio_door_lines(const GpioDoorEntry& d) {
+  std::vector<std::pair<std::string, int>> out;
+  const std::pair<const char*, const std::optional<int>*> all[] = {
+      {"d0", &d.d0},           {"d1", &d.d1},
+      {"contact", &d.contact}, {"exit_button", &d.exit_button},
+      {"tamper", &d.tamper},   {"lock", &d.lock}};
+  for (const auto& [key, v] : all)
+    if (*v) out.emplace_back(key, **v);
+  return out;
+}
+
+const Table<GpioDoorEntry>& gpio_door_table() {
+  static const Table<GpioDoorEntry> t{
+      {
+          leaf("door", &GpioDoorEntry::door, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Door id: what the credentials' door groups name, and the door rules' key.", true),
+          leaf("id", &GpioDoorEntry::id, text("[A-Za-z0-9_-]{1,64}", check_id),
+               "Device id of the door's contact, exit button, tamper input and lock in events "
+               "(unique).",
+               true),
+          leaf("name", &GpioDoorEntry::name, text(), "Display name; empty: the id."),
+          leaf("building", &GpioDoorEntry::building, text(), "Building of the door."),
+          leaf("unit", &GpioDoorEntry::unit, text(), "Unit (entrance) of the door."),
+          leaf("room", &GpioDoorEntry::room, text(), "The door's name."),
+          leaf("chip", &GpioDoorEntry::chip, text("", check_non_empty),
+               "GPIO chip of the lines: gpiochip0, /dev/gpiochip0 or the chip's label.", true),
+          leaf("reader_id", &GpioDoorEntry::reader_id,
+               text("[A-Za-z0-9_-]{0,64}", check_id_or_empty),
+               "Device id of the Wiegand reader in events (unique). Required with d0/d1."),
+          leaf("d0", &GpioDoorEntry::d0, optional(integer(0, 1023)),
+               "Line offset of the Wiegand reader's DATA0."),
+          leaf("d1", &GpioDoorEntry::d1, optional(integer(0, 1023)),
+               "Line offset of the Wiegand reader's DATA1."),
+          leaf("contact", &GpioDoorEntry::contact, optional(integer(0, 1023)),
+               "Line offset of the door contact (active = open)."),
+          leaf("exit_button", &GpioDoorEntry::exit_button, optional(integer(0, 1023)),
+               "Line offset of the exit button (request to exit)."),
+          leaf("tamper", &GpioDoorEntry::tamper, optional(integer(0, 1023)),
+               "Line offset of the tamper input."),
+          leaf("lock", &GpioDoorEntry::lock, optional(integer(0, 1023)),
+               "Line offset of the lock relay output (active = unlocked)."),
+          leaf("active_low", &GpioDoorEntry::active_low,
+               strings(text("contact, exit_button, tamper or lock",
+                            one_of({"contact", "exit_button", "tamper", "lock"}))),
+               "The lines that are active when low."),
+          leaf("pull_up", &GpioDoorEntry::pull_up,
+               strings(text("d0, d1, contact, exit_button or tamper",
+                            one_of({"d0", "d1", "contact", "exit_button", "tamper"}))),
+               "The inputs that need the chip's pull-up bias."),
+          leaf("wiegand_inverted", &GpioDoorEntry::wiegand_inverted, boolean(),
+               "D0/D1 are active-high (behind an inverting stage); Wiegand is active-low."),
+          leaf("debounce_ms", &GpioDoorEntry::debounce_ms, integer(0, 10'000),
+               "An input must stay at a new level this long to count, milliseconds."),
+          leaf("lock_pulse_ms", &GpioDoorEntry::lock_pulse_ms, integer(100, 600'000),
+               "How long a grant or a remote open opens the lock, milliseconds."),
+      },
+      [](Ctx& ctx, const Path& p, GpioDoorEntry& d) {
+        const auto lines = gpio_door_lines(d);
+        if (lines.empty() && ctx.ok(p))
+          ctx.error(ctx.mark_of(p), p,
+                    "no line is wired: give at least one of d0/d1, contact, exit_button, tamper, "
+                    "lock");
+        if (d.d0.has_value() != d.d1.has_value()) {
+          const Path key = join_key(p, d.d0 ? "d1" : "d0");
+          if (ctx.ok(key)) ctx.error(ctx.mark_of(p), key, "a Wiegand reader needs both d0 and d1");
+        }
+        if (d.d0 && d.reader_id.empty() && ctx.ok(join_key(p, "reader_id")))
+          ctx.error(ctx.mark_of(join_key(p, "d0")), join_key(p, "reader_id"),
+                    "required with d0/d1 (the Wiegand reader's device id)");
+        std::map<int, std::string> used;
+        for (const auto& [key, offset] : lines) {
+          auto [it, fresh] = used.emplace(offset, key);
+          if (fresh) continue;
+          const Path k = join_key(p, key);
+          ctx.error(ctx.mark_of(k), k,
+                    "line " + std::to_string(offset) + " is also " + join_key(p, it->second));
+        }
+        auto wired = [&](const std::string& key) {
+          for (const auto& l : lines)
+            if (l.first == key) return true;
+          return false;
+        };
+        for (const char* list : {"active_low", "pull_up"}) {
+          const auto& names = std::string(list) == "active_low" ? d.active_low : d.pull_up;
+          for (std::size_t i = 0; i < names.size(); ++i)
+            if (!wired(names[i])) {
+              const Path k = index_key(join_key(p, list), i);
+              ctx.error(ctx.mark_of(join_key(p, list)), k,
+                        quote(names[i]) + " is not wired (no " + join_key(p, names[i]) + ")");
+            }
+        }
+      }};
+  return t;
+}
+
 const Table<AccessConfig>& access_table() {
   static const Table<AccessConfig> t{
       {
@@ -1979,11 +2079,53 @@ const Table<AccessConfig>& access_table() {
                                           it->second + ")");
                           }
                       }),
+          record_list("gpio_doors", &AccessConfig::gpio_doors, gpio_door_table(),
+                      "Doors wired to the gateway's GPIO lines (libgpiod): a Wiegand reader, the "
+                      "contact, the exit button, a tamper input and the lock relay.",
+                      [](Ctx& ctx, const Path& p, const std::vector<GpioDoorEntry>& doors) {
+                        check_unique(ctx, p, doors, &GpioDoorEntry::door, "door");
+                        // A line on a chip belongs to one door.
+                        std::map<std::pair<std::string, int>, std::string> lines;
+                        for (std::size_t i = 0; i < doors.size(); ++i)
+                          for (const auto& [key, offset] : gpio_door_lines(doors[i])) {
+                            const Path k = join_key(index_key(p, i), key);
+                            auto [it, fresh] = lines.emplace(std::pair(doors[i].chip, offset), k);
+                            if (fresh || it->second.rfind(index_key(p, i) + ".", 0) == 0)
+                              continue;  // the same door's lines are checked by the door
+                            ctx.error(ctx.mark_of(k), k,
+                                      quote(doors[i].chip) + " line " + std::to_string(offset) +
+                                          " is also " + it->second);
+                          }
+                      }),
       },
       [](Ctx& ctx, const Path& p, AccessConfig& a) {
-        if (!a.osdp.empty() && a.site_key_file.empty() && ctx.ok(join_key(p, "site_key_file")))
-          ctx.error(ctx.mark_of(join_key(p, "osdp")), join_key(p, "site_key_file"),
+        bool wiegand = false;
+        for (const auto& d : a.gpio_doors) wiegand = wiegand || d.d0.has_value();
+        if ((!a.osdp.empty() || wiegand) && a.site_key_file.empty() &&
+            ctx.ok(join_key(p, "site_key_file")))
+          ctx.error(ctx.mark_of(join_key(p, a.osdp.empty() ? "gpio_doors" : "osdp")),
+                    join_key(p, "site_key_file"),
                     "required when there are readers (it keys the card pseudonyms)");
+        // Every device id (OSDP readers, GPIO doors and their Wiegand readers) names one device.
+        std::map<std::string, std::string> ids;
+        auto claim = [&](const std::string& id, const Path& key) {
+          if (id.empty()) return;
+          auto [it, fresh] = ids.emplace(id, key);
+          if (!fresh)
+            ctx.error(ctx.mark_of(key), key,
+                      quote(id) + " is used twice (also " + it->second + ")");
+        };
+        for (std::size_t i = 0; i < a.osdp.size(); ++i)
+          for (std::size_t j = 0; j < a.osdp[i].readers.size(); ++j)
+            ids.emplace(
+                a.osdp[i].readers[j].id,
+                join_key(index_key(join_key(index_key(join_key(p, "osdp"), i), "readers"), j),
+                         "id"));
+        for (std::size_t i = 0; i < a.gpio_doors.size(); ++i) {
+          const Path where = index_key(join_key(p, "gpio_doors"), i);
+          claim(a.gpio_doors[i].id, join_key(where, "id"));
+          claim(a.gpio_doors[i].reader_id, join_key(where, "reader_id"));
+        }
       }};
   return t;
 }

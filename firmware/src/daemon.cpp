@@ -206,6 +206,46 @@ drivers::access::OsdpBusConfig osdp_bus_config(const Config& c, const OsdpBusEnt
   return o;
 }
 
+GpioDoorSetup gpio_door_setup(const Config& c, const GpioDoorEntry& d,
+                              const drivers::access::PseudonymKey& site_key) {
+  GpioDoorSetup g;
+  g.chip = d.chip;
+  auto& io = g.io;
+  io.site = {c.site.id, c.site.grid_code};
+  io.pseudonym_key = site_key;
+  io.door.device = {d.id, "door_controller", d.name.empty() ? d.id : d.name, ""};
+  io.door.location = {d.building, d.unit, d.room};
+  io.door.door = d.door;
+  io.reader.device = {d.reader_id, "card_reader", d.reader_id, ""};
+  io.reader.location = io.door.location;
+  io.reader.door = d.door;
+  io.debounce_ms = d.debounce_ms;
+  io.lock_pulse_ms = d.lock_pulse_ms;
+  auto listed = [](const std::vector<std::string>& names, const char* key) {
+    return std::find(names.begin(), names.end(), key) != names.end();
+  };
+  auto input = [&](const std::optional<int>& offset, const char* key, std::string& name,
+                   bool active_low) {
+    name.clear();
+    if (!offset) return;
+    name = key;
+    g.inputs.push_back({key, static_cast<unsigned>(*offset), active_low, listed(d.pull_up, key)});
+  };
+  // Wiegand idles high and pulls a line low for a bit: active-low unless an inverting stage.
+  input(d.d0, "d0", io.d0, !d.wiegand_inverted);
+  input(d.d1, "d1", io.d1, !d.wiegand_inverted);
+  input(d.contact, "contact", io.contact, listed(d.active_low, "contact"));
+  input(d.exit_button, "exit_button", io.exit_button, listed(d.active_low, "exit_button"));
+  input(d.tamper, "tamper", io.tamper, listed(d.active_low, "tamper"));
+  io.lock.clear();
+  if (d.lock) {
+    io.lock = "lock";
+    g.outputs.push_back(
+        {"lock", static_cast<unsigned>(*d.lock), listed(d.active_low, "lock"), false});
+  }
+  return g;
+}
+
 edge::RuleSettings rule_settings(const Config& c) {
   edge::RuleSettings s;
   s.battery_low_percent = c.rules.battery_low_percent;
@@ -712,9 +752,18 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   // deny every resident at the gate.
   drivers::access::CredentialBook credentials;
   std::vector<std::unique_ptr<drivers::access::OsdpControlPanel>> osdp;
-  if (!config.access.osdp.empty()) {
-    const auto key = drivers::access::load_site_key(config.access.site_key_file);
-    if (!key.key) throw std::runtime_error("access.site_key_file: " + key.error);
+  // Doors on GPIO lines: a chip that cannot be opened leaves that door unwatched, reported
+  // (device_offline and anju status) rather than stopping the compound's other doors.
+  std::vector<std::unique_ptr<drivers::access::DoorIoDriver>> gpio_doors;
+  std::vector<std::string> gpio_errors(config.access.gpio_doors.size());
+  const bool access_control = !config.access.osdp.empty() || !config.access.gpio_doors.empty();
+  if (access_control) {
+    drivers::access::PseudonymKey site_key{};
+    if (!config.access.site_key_file.empty()) {
+      const auto key = drivers::access::load_site_key(config.access.site_key_file);
+      if (!key.key) throw std::runtime_error("access.site_key_file: " + key.error);
+      site_key = *key.key;
+    }
     if (!config.access.credentials_file.empty()) {
       auto list = drivers::access::load_credentials(config.access.credentials_file);
       if (!list.list) {
@@ -730,9 +779,28 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     }
     for (const auto& osdp_bus : config.access.osdp)
       osdp.push_back(std::make_unique<drivers::access::OsdpControlPanel>(
-          osdp_bus_config(config, osdp_bus, *key.key), clock,
+          osdp_bus_config(config, osdp_bus, site_key), clock,
           [&pipeline](std::vector<edge::Event> ev) { pipeline.submit(std::move(ev)); },
           credentials.decider()));
+    const GpioOpener open_gpio = extras && extras->open_gpio
+                                     ? extras->open_gpio
+                                     : GpioOpener(drivers::access::open_libgpiod);
+    for (std::size_t i = 0; i < config.access.gpio_doors.size(); ++i) {
+      const auto& d = config.access.gpio_doors[i];
+      auto setup = gpio_door_setup(config, d, site_key);
+      try {
+        gpio_doors.push_back(std::make_unique<drivers::access::DoorIoDriver>(
+            setup.io, clock, open_gpio(setup.chip, setup.inputs, setup.outputs),
+            [&pipeline](std::vector<edge::Event> ev) { pipeline.submit(std::move(ev)); },
+            credentials.decider()));
+        spdlog::info("access: door {} on {} ({} inputs{})", d.door, d.chip, setup.inputs.size(),
+                     setup.outputs.empty() ? "" : ", a lock");
+      } catch (const std::exception& e) {
+        gpio_errors[i] = e.what();
+        gpio_doors.push_back(nullptr);
+        spdlog::error("access: door {} is not watched: {}", d.door, gpio_errors[i]);
+      }
+    }
   }
 
   // Life-cycle commands from property management on the local bus:
@@ -800,12 +868,14 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   // Door commands (issue 4): anju/<site>/cmd/door/<door> (open) and cmd/door_group/<group>
   // (lockdown, release), answered like alert commands; each one audited (door_commands.hpp).
   std::unique_ptr<DoorCommands> door_cmds;
-  if (!osdp.empty()) {
+  if (access_control) {
     door_cmds = std::make_unique<DoorCommands>(
         config.site.id, config.site.grid_code, clock, credentials,
-        [&osdp](const std::string& door) {
+        [&osdp, &gpio_doors](const std::string& door) {
           int n = 0;
           for (auto& panel : osdp) n += panel->open_door(door);
+          for (auto& g : gpio_doors)
+            if (g) n += g->open_door(door);
           return n;
         },
         [&pipeline](edge::Event e) { return pipeline.submit(std::move(e)); },
@@ -946,6 +1016,32 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                          {"readers", readers}});
       }
       j["osdp"] = buses;
+    }
+    if (!gpio_doors.empty()) {
+      json doors = json::array();
+      for (std::size_t i = 0; i < gpio_doors.size(); ++i) {
+        const auto& d = config.access.gpio_doors[i];
+        json o{{"door", d.door},
+               {"id", d.id},
+               {"chip", d.chip},
+               {"watched", gpio_doors[i] != nullptr}};
+        if (!gpio_doors[i]) {
+          o["last_error"] = gpio_errors[i];
+        } else {
+          const auto st = gpio_doors[i]->status();
+          o["open"] = st.open ? json(*st.open) : json(nullptr);
+          o["lock_active"] = st.lock_active;
+          o["card_reads"] = st.card_reads;
+          o["granted"] = st.granted;
+          o["denied"] = st.denied;
+          o["bad_frames"] = st.bad_frames;
+          o["remote_opens"] = st.remote_opens;
+        }
+        doors.push_back(std::move(o));
+      }
+      j["gpio_doors"] = doors;
+    }
+    if (access_control) {
       j["credentials"] = static_cast<std::int64_t>(credentials.size());
       j["locked_down"] = credentials.locked_down();
     }
@@ -1087,6 +1183,23 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   if (uplink) uplink->start();
   if (modbus) modbus->start();
   for (auto& panel : osdp) panel->start();
+  for (auto& g : gpio_doors)
+    if (g) g->start();
+  {
+    std::vector<edge::Event> unwatched;
+    for (std::size_t i = 0; i < gpio_doors.size(); ++i) {
+      if (gpio_doors[i]) continue;
+      const auto setup = gpio_door_setup(config, config.access.gpio_doors[i], {});
+      edge::Event e;
+      e.kind = edge::EventKind::device_offline;
+      e.severity = 3;
+      e.source = "gpio";
+      e.attrs["reason"] = "gpio: " + gpio_errors[i];
+      drivers::access::stamp(e, clock, setup.io.site, setup.io.door);
+      unwatched.push_back(std::move(e));
+    }
+    if (!unwatched.empty()) pipeline.submit(std::move(unwatched));
+  }
   if (cameras) {
     cameras->start();
   } else if (!camera_error.empty()) {
@@ -1191,7 +1304,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     if (sig == SIGHUP) {
       // The credentials file is read again (a new resident's card, a lost one revoked); a file
       // with errors is refused and the list in use stays. Other settings need a restart.
-      if (!config.access.credentials_file.empty() && !osdp.empty()) {
+      if (!config.access.credentials_file.empty() && access_control) {
         auto list = drivers::access::load_credentials(config.access.credentials_file);
         if (list.list) {
           credentials.replace(std::move(*list.list));
@@ -1220,6 +1333,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   bus.stop();                        // no more input
   if (modbus) modbus->stop();
   for (auto& panel : osdp) panel->stop();
+  for (auto& g : gpio_doors)
+    if (g) g->stop();
   if (cameras) cameras->stop();
   pipeline.stop();  // commit what is queued
   if (uplink) uplink->stop(std::chrono::milliseconds(3000));

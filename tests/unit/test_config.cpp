@@ -887,3 +887,116 @@ rules:
   CHECK(find_error(bad, "rules.welfare[1].quiet_h"));
   CHECK(find_error(bad, "rules.welfare[2].name")->message == "missing required key");
 }
+
+TEST_CASE("config: doors on GPIO lines, and the lines anjud requests for them",
+          "[config][access]") {
+  const std::string good = kBase + R"(uplink: {enabled: false}
+access:
+  site_key_file: /etc/anju/site.key
+  gpio_doors:
+    - door: b3-u1
+      id: b3-u1-door
+      chip: gpiochip0
+      reader_id: b3-u1-reader
+      room: main door
+      d0: 17
+      d1: 18
+      contact: 22
+      lock: 25
+      active_low: [lock]
+      pull_up: [d0, d1]
+      lock_pulse_ms: 5000
+    - door: garage
+      id: garage-door
+      chip: gpiochip1
+      contact: 17
+)";
+  auto r = parse(good);
+  INFO(all_errors(r));
+  REQUIRE(r.config);
+  REQUIRE(r.config->access.gpio_doors.size() == 2);
+  const auto setup = anju::firmware::gpio_door_setup(*r.config, r.config->access.gpio_doors[0], {});
+  CHECK(setup.chip == "gpiochip0");
+  CHECK(setup.io.door.door == "b3-u1");
+  CHECK(setup.io.door.device.id == "b3-u1-door");
+  CHECK(setup.io.reader.device.id == "b3-u1-reader");
+  CHECK(setup.io.door.location.room == "main door");
+  CHECK(setup.io.d0 == "d0");
+  CHECK(setup.io.contact == "contact");
+  CHECK(setup.io.exit_button.empty());  // not wired
+  CHECK(setup.io.lock == "lock");
+  CHECK(setup.io.lock_pulse_ms == 5000);
+  REQUIRE(setup.inputs.size() == 3);
+  CHECK(setup.inputs[0].name == "d0");
+  CHECK(setup.inputs[0].offset == 17);
+  CHECK(setup.inputs[0].active_low);  // Wiegand pulls a line low for a bit
+  CHECK(setup.inputs[0].pull_up);
+  CHECK(setup.inputs[2].name == "contact");
+  CHECK_FALSE(setup.inputs[2].active_low);
+  REQUIRE(setup.outputs.size() == 1);
+  CHECK(setup.outputs[0].offset == 25);
+  CHECK(setup.outputs[0].active_low);
+  CHECK(anju::drivers::access::validate(setup.io).empty());
+  const auto garage =
+      anju::firmware::gpio_door_setup(*r.config, r.config->access.gpio_doors[1], {});
+  CHECK(garage.io.d0.empty());
+  CHECK(garage.outputs.empty());
+  CHECK(anju::drivers::access::validate(garage.io).empty());
+
+  const auto bad = parse(kBase + R"(uplink: {enabled: false}
+access:
+  osdp:
+    - name: bus
+      device: /dev/ttyUSB0
+      readers: [{address: 1, id: r1, door: gate}]
+  site_key_file: /k
+  gpio_doors:
+    - door: d1
+      id: r1
+      chip: gpiochip0
+      d0: 3
+      contact: 3
+      active_low: [tamper]
+    - door: d1
+      id: d1-door
+      chip: gpiochip0
+      contact: 4
+      exit_button: 4
+    - door: d2
+      id: d2-door
+      chip: gpiochip0
+    - door: d3
+      id: d3-door
+      chip: gpiochip0
+      tamper: 3
+)");
+  INFO(all_errors(bad));
+  CHECK_FALSE(bad.config);
+  auto msg = [&](const std::string& key) {
+    const auto* e = find_error(bad, key);
+    return e ? e->message : std::string("(no error at " + key + ")");
+  };
+  CHECK(msg("access.gpio_doors[0].d1") == "a Wiegand reader needs both d0 and d1");
+  CHECK_THAT(msg("access.gpio_doors[0].reader_id"), Catch::Contains("required with d0/d1"));
+  CHECK(msg("access.gpio_doors[0].contact") == "line 3 is also access.gpio_doors[0].d0");
+  CHECK_THAT(msg("access.gpio_doors[0].active_low[0]"), Catch::Contains("'tamper' is not wired"));
+  CHECK_THAT(msg("access.gpio_doors[0].id"),
+             Catch::Contains("'r1' is used twice (also access.osdp[0].readers[0].id)"));
+  CHECK_THAT(msg("access.gpio_doors[1].door"), Catch::Contains("'d1' is used twice"));
+  CHECK(msg("access.gpio_doors[1].exit_button") == "line 4 is also access.gpio_doors[1].contact");
+  CHECK_THAT(msg("access.gpio_doors[2]"), Catch::Contains("no line is wired"));
+  CHECK(msg("access.gpio_doors[3].tamper") == "'gpiochip0' line 3 is also access.gpio_doors[0].d0");
+
+  const auto no_key = parse(kBase + R"(uplink: {enabled: false}
+access:
+  gpio_doors: [{door: d1, id: d1-door, chip: gpiochip0, d0: 1, d1: 2, reader_id: w1}]
+)");
+  CHECK_THAT(find_error(no_key, "access.site_key_file")->message,
+             Catch::Contains("required when there are readers"));
+  // A door without a reader needs no pseudonym key.
+  CHECK(parse(kBase + R"(uplink: {enabled: false}
+access:
+  gpio_doors: [{door: d1, id: d1-door, chip: gpiochip0, contact: 1}]
+)")
+            .config);
+}

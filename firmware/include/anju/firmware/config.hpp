@@ -230,10 +230,28 @@ struct OsdpBusEntry {
   int poll_interval_ms = 50;
   std::vector<OsdpReaderEntry> readers;
 };
+// A door wired to the gateway's GPIO lines (libgpiod): a Wiegand reader (D0/D1), the door
+// contact, the exit button, a tamper input and the lock relay; any of them may be absent.
+struct GpioDoorEntry {
+  std::string door;  // door id used by decisions and door rules (unique)
+  std::string id;    // device id of the door's inputs and lock in events (unique)
+  std::string name;  // display name; empty: the id
+  std::string building, unit, room;
+  std::string chip;       // gpiochip0, /dev/gpiochip0 or the chip's label
+  std::string reader_id;  // device id of the Wiegand reader; required with d0/d1
+  std::optional<int> d0, d1, contact, exit_button, tamper, lock;  // line offsets on the chip
+  std::vector<std::string> active_low;  // of contact, exit_button, tamper, lock
+  std::vector<std::string> pull_up;     // of the inputs
+  bool wiegand_inverted = false;        // D0/D1 active-high (behind an inverting stage)
+  int debounce_ms = 50;
+  int lock_pulse_ms = 3000;
+};
+
 struct AccessConfig {
   std::string site_key_file;     // HMAC-SHA-256 key of the card pseudonyms: 64 hex, mode 0600
   std::string credentials_file;  // JSON list of credentials; empty: reads are recorded, denied
   std::vector<OsdpBusEntry> osdp;
+  std::vector<GpioDoorEntry> gpio_doors;
 };
 
 // Cameras (issue 5): streams analysed on the gateway. The section is read by the camera driver's

@@ -6,11 +6,14 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "anju/drivers/chirpstack_driver.hpp"
+#include "anju/drivers/door_io.hpp"
 #include "anju/drivers/generic_mqtt_driver.hpp"
 #include "anju/drivers/modbus_driver.hpp"
 #include "anju/drivers/osdp_cp.hpp"
@@ -40,6 +43,19 @@ drivers::ModbusOptions modbus_options(const Config& config);
 // std::runtime_error naming the file when one cannot be used.
 drivers::access::OsdpBusConfig osdp_bus_config(const Config& config, const OsdpBusEntry& bus,
                                                const drivers::access::PseudonymKey& site_key);
+// A door on GPIO lines: the driver's config and the lines to request, named by their config keys
+// (d0, d1, contact, exit_button, tamper as inputs; lock as the output).
+struct GpioDoorSetup {
+  drivers::access::DoorIoConfig io;
+  std::string chip;
+  std::vector<drivers::access::GpioLineSpec> inputs, outputs;
+};
+GpioDoorSetup gpio_door_setup(const Config& config, const GpioDoorEntry& door,
+                              const drivers::access::PseudonymKey& site_key);
+// Opens a door's GPIO lines (libgpiod in anjud; a simulation in tests).
+using GpioOpener = std::function<std::unique_ptr<drivers::access::GpioLines>(
+    const std::string& chip, const std::vector<drivers::access::GpioLineSpec>& inputs,
+    const std::vector<drivers::access::GpioLineSpec>& outputs)>;
 // A Secure Channel key file: 32 hex digits (whitespace around ignored), mode 0600 or stricter.
 drivers::osdp::Key load_scbk(const std::string& path);
 
@@ -55,6 +71,7 @@ std::set<std::string> configured_grid_cells(const Config& config);
 struct DaemonExtras {
   std::vector<edge::PipelineHook*> hooks;
   const edge::Clock* clock = nullptr;  // instead of the system's (e.g. its sync state under test)
+  GpioOpener open_gpio;                // instead of libgpiod (empty: libgpiod)
 };
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
 int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr,
