@@ -983,6 +983,24 @@ int main(int argc, char** argv) {
                   << e.value("budget_bytes", std::int64_t{0}) / (1024 * 1024) << " MB, "
                   << e.value("deleted", 0) << " deleted since start\n";
       }
+      if (j.contains("gpio_doors") && j["gpio_doors"].is_array()) {
+        int watched = 0;
+        std::string open, unwatched;
+        for (const auto& d : j["gpio_doors"]) {
+          const std::string door = d.value("door", std::string("?"));
+          if (!d.value("watched", false)) {
+            unwatched += (unwatched.empty() ? "" : ", ") + door + " (" +
+                         d.value("last_error", std::string()) + ")";
+            continue;
+          }
+          ++watched;
+          if (d.contains("open") && d["open"].is_boolean() && d["open"].get<bool>())
+            open += (open.empty() ? "" : ", ") + door;
+        }
+        std::cout << "  gpio doors     " << watched << " of " << j["gpio_doors"].size()
+                  << " watched" << (open.empty() ? "" : "; open: " + open)
+                  << (unwatched.empty() ? "" : "; NOT WATCHED: " + unwatched) << "\n";
+      }
       if (j.contains("locked_down") && j["locked_down"].is_array() && !j["locked_down"].empty()) {
         std::string groups;
         for (const auto& g : j["locked_down"])

@@ -745,6 +745,34 @@ CheckResult evaluate_readers(const Config& config, const std::optional<json>& st
                 "rate and, with Secure Channel, its key file");
 }
 
+CheckResult evaluate_gpio_doors(const Config& config, const std::optional<json>& status) {
+  const std::size_t configured = config.access.gpio_doors.size();
+  if (configured == 0) return result("gpio_doors", CheckStatus::ok, "none configured");
+  if (!status)
+    return result("gpio_doors", CheckStatus::warn,
+                  std::to_string(configured) + " configured; not checked: anjud is not running",
+                  "start anjud, then run anju check again");
+  if (!status->contains("gpio_doors") || !(*status)["gpio_doors"].is_array())
+    return result("gpio_doors", CheckStatus::fail,
+                  std::to_string(configured) + " configured, but anjud reports no GPIO door",
+                  "restart anjud so that it reads this config, and look at journalctl -u anjud");
+  std::vector<std::string> bad;
+  std::size_t seen = 0;
+  for (const auto& d : (*status)["gpio_doors"]) {
+    ++seen;
+    if (flag(d, "watched")) continue;
+    bad.push_back(str(d, "door") + " (" + str(d, "chip") + ")" +
+                  (str(d, "last_error").empty() ? "" : ": " + str(d, "last_error")));
+  }
+  if (bad.empty())
+    return result("gpio_doors", CheckStatus::ok, std::to_string(seen) + " doors watched");
+  return result("gpio_doors", CheckStatus::fail,
+                std::to_string(bad.size()) + " of " + std::to_string(seen) +
+                    " doors not watched: " + joined(bad),
+                "check the chip name (gpiodetect lists them), the line offsets (gpioinfo) and "
+                "that no other program holds the lines");
+}
+
 // --- anju outbox -------------------------------------------------------------------------------
 
 OutboxView outbox_view(const json& status) {
@@ -1436,6 +1464,7 @@ std::vector<CheckResult> run_checks(const CheckOptions& options) {
                          writes ? now - static_cast<std::int64_t>(writes->uptime_s * 1000) : 0));
   out.push_back(evaluate_cameras(*cfg, status));
   out.push_back(evaluate_readers(*cfg, status));
+  out.push_back(evaluate_gpio_doors(*cfg, status));
   return out;
 }
 

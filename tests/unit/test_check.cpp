@@ -433,6 +433,22 @@ TEST_CASE("check: cameras and readers from the status socket", "[check]") {
   CHECK(r.message == "1 of 1 readers not answering: r1 (bus gate, address 1): no reply");
   o["osdp"][0]["readers"][0]["online"] = true;
   CHECK(evaluate_readers(with_reader, o).message == "1 readers answering");
+
+  CHECK(evaluate_gpio_doors(cfg, json::object()).message == "none configured");
+  auto with_door = cfg;
+  with_door.access.gpio_doors.push_back({});
+  with_door.access.gpio_doors.back().door = "b3-u1";
+  CHECK(evaluate_gpio_doors(with_door, std::nullopt).status == CheckStatus::warn);
+  CHECK(evaluate_gpio_doors(with_door, json::object()).status == CheckStatus::fail);
+  json g = {{"gpio_doors", json::array({{{"door", "b3-u1"},
+                                         {"chip", "gpiochip9"},
+                                         {"watched", false},
+                                         {"last_error", "cannot open"}}})}};
+  r = evaluate_gpio_doors(with_door, g);
+  CHECK(r.status == CheckStatus::fail);
+  CHECK(r.message == "1 of 1 doors not watched: b3-u1 (gpiochip9): cannot open");
+  g["gpio_doors"][0]["watched"] = true;
+  CHECK(evaluate_gpio_doors(with_door, g).message == "1 doors watched");
 }
 
 TEST_CASE("check: text and JSON output, exit code", "[check]") {

@@ -179,6 +179,8 @@ CheckResult evaluate_devices(const std::vector<edge::DeviceRecord>& registry,
 CheckResult evaluate_cameras(const Config& config, const std::optional<nlohmann::json>& status);
 // OSDP readers from the status socket's "osdp" buses.
 CheckResult evaluate_readers(const Config& config, const std::optional<nlohmann::json>& status);
+// Doors on GPIO lines from the status socket's "gpio_doors" ([{door, chip, watched, last_error}]).
+CheckResult evaluate_gpio_doors(const Config& config, const std::optional<nlohmann::json>& status);
 
 // --- anju outbox (and the outbox line of anju status)
 // ---------------------------------------------
