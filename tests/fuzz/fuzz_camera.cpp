@@ -3,6 +3,7 @@
 // is written back as JSON and must parse again to the same streams; URLs are redacted safely.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@ json to_json(const cam::StreamConfig& s) {
             {"height", s.height},
             {"fps", s.fps},
             {"tamper", s.tamper},
+            {"utc_offset_minutes", s.utc_offset_minutes},
             {"covers", s.covers},
             {"zones", json::array()}};
   for (const auto& z : s.zones) {
@@ -48,6 +50,22 @@ json to_json(const cam::StreamConfig& s) {
     if (z.detector == cam::Detector::loitering) jz["dwell_s"] = z.dwell_s;
     if (z.detector == cam::Detector::intrusion) jz["latch"] = z.latch;
     if (!z.door.empty()) jz["door"] = z.door;
+    if (!z.schedule.empty()) {
+      static constexpr const char* kDays[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+      auto hhmm = [](int m) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "%02d:%02d", m / 60, m % 60);
+        return std::string(buf);
+      };
+      json windows = json::array();
+      for (const auto& w : z.schedule) {
+        json days = json::array();
+        for (int d = 0; d < 7; ++d)
+          if ((w.days >> d) & 1) days.push_back(kDays[d]);
+        windows.push_back({{"days", days}, {"from", hhmm(w.from_min)}, {"to", hhmm(w.to_min)}});
+      }
+      jz["schedule"] = windows;
+    }
     j["zones"].push_back(jz);
   }
   return j;
@@ -73,6 +91,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(z.detector == cam::Detector::line_count ? z.polygon.size() == 2
                                                     : z.polygon.size() >= 3);
       for (const auto& p : z.polygon) check(p.x >= 0 && p.x <= 1 && p.y >= 0 && p.y <= 1);
+      check(z.detector != cam::Detector::line_count || z.schedule.empty());
+      for (const auto& w : z.schedule) {
+        check(w.days != 0 && w.days <= 0x7F);
+        check(w.from_min >= 0 && w.from_min < 1440 && w.to_min >= 0 && w.to_min <= 1440);
+        check(w.from_min != w.to_min);
+      }
+      // Any time of any day, in any offset: a defined answer, no crash.
+      (void)cam::schedule_armed(z.schedule, s.utc_offset_minutes,
+                                static_cast<std::int64_t>(size) * 7'919'000'000LL);
     }
     const std::string shown = cam::redact_url(s.url);
     check(shown == s.url || shown.find("***@") != std::string::npos);

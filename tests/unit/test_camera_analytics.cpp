@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "anju/drivers/camera/analytics.hpp"
+#include "anju/edge/clock.hpp"
 
 using namespace anju::drivers::camera;
 using anju::edge::Event;
@@ -155,6 +156,69 @@ TEST_CASE("camera analytics: a latched intrusion zone stays raised until reset")
   CHECK_FALSE(b.reset_zone("nope"));
   es = run(b, 50, pass, 40'000);
   CHECK(of_kind(es, EventKind::intrusion).size() == 1);
+}
+
+TEST_CASE("camera analytics: a scheduled zone is quiet outside its window, armed inside") {
+  // Armed every night 22:00-06:00 (local, UTC+08:00); the clock is simulated.
+  constexpr std::int64_t kMonday = 20514;  // 2026-03-02
+  auto local = [](std::int64_t day, int hh, int mm) {
+    return day * 86'400'000 + (static_cast<std::int64_t>(hh) * 60 + mm - 480) * 60'000;
+  };
+  anju::edge::ManualClock clock(local(kMonday, 21, 58));
+  ZoneConfig z = zone("yard", Detector::intrusion, rect(0.5, 0, 1, 1));
+  z.schedule = {{0x7F, 22 * 60, 6 * 60}};
+  ZoneConfig l = zone("bench", Detector::loitering, rect(0.5, 0, 1, 1));
+  l.dwell_s = 2;
+  l.schedule = z.schedule;
+  StreamAnalyzer a(stream({z, l}), &clock);
+  const cv::Mat bg = scene();
+  std::vector<Event> es;
+  std::vector<int> frame_of;
+  // Someone moves about in the zone the whole time; the clock jumps at frames 30 and 60.
+  for (int i = 0; i < 90; ++i) {
+    if (i == 10 + 20) clock.advance_ms(2 * 60'000);     // 22:00: armed
+    if (i == 10 + 50) clock.advance_ms(8 * 3'600'000);  // 06:00: disarmed
+    cv::Mat f = bg.clone();
+    if (i >= 10) square(f, {230.0 + 40 * std::sin(i / 4.0), 90 + 30 * std::cos(i / 5.0)}, 12);
+    for (auto& e : a.process(f, i * kFrameMs)) {
+      es.push_back(std::move(e));
+      frame_of.push_back(i);
+    }
+    if (i == 10 + 19) CHECK_FALSE(a.armed("yard"));
+    if (i == 10 + 49) CHECK(a.armed("yard"));
+  }
+  CHECK_FALSE(a.armed("yard"));
+  for (std::size_t k = 0; k < es.size(); ++k) {
+    INFO(anju::edge::to_string(es[k].kind) << " at frame " << frame_of[k]);
+    CHECK(frame_of[k] >= 30);  // nothing before the window opened
+    CHECK(frame_of[k] <= 60);  // nothing after it closed, but the clearing on the first frame
+  }
+  const auto hits = of_kind(es, EventKind::intrusion);
+  REQUIRE(hits.size() == 2);
+  CHECK(hits[0].active == true);
+  CHECK(hits[1].active == false);
+  CHECK(hits[1].attrs["reason"] == "disarmed");
+  const auto loiter = of_kind(es, EventKind::loitering);
+  REQUIRE(loiter.size() == 2);
+  CHECK(loiter[0].active == true);
+  CHECK(loiter[1].active == false);
+  CHECK(loiter[1].attrs["reason"] == "disarmed");
+
+  // A latched alarm is not cleared by the schedule: it waits for the reset.
+  anju::edge::ManualClock clock2(local(kMonday, 22, 0));
+  z.latch = true;
+  StreamAnalyzer b(stream({z}), &clock2);
+  es.clear();
+  for (int i = 0; i < 60; ++i) {
+    if (i == 40) clock2.advance_ms(8 * 3'600'000);
+    cv::Mat f = bg.clone();
+    if (i >= 10) square(f, {230.0 + 40 * std::sin(i / 4.0), 90}, 12);
+    for (auto& e : b.process(f, i * kFrameMs)) es.push_back(std::move(e));
+  }
+  const auto latched = of_kind(es, EventKind::intrusion);
+  REQUIRE(latched.size() == 1);
+  CHECK(latched[0].active == true);
+  CHECK(dynamic_cast<IntrusionDetector*>(b.detector("yard"))->raised());
 }
 
 TEST_CASE("camera analytics: loitering needs the dwell, a passer-by does not loiter") {

@@ -260,6 +260,16 @@ void IntrusionDetector::reset() {
   occupied_run_ = 0;
 }
 
+void IntrusionDetector::disarm(std::vector<Event>& out) {
+  occupied_run_ = 0;
+  if (!raised_ || zone_.latch) return;
+  raised_ = false;
+  Event e = make_event(EventKind::intrusion);
+  e.active = false;
+  e.attrs["reason"] = "disarmed";
+  out.push_back(std::move(e));
+}
+
 LoiteringDetector::LoiteringDetector(ZoneConfig zone, std::int64_t max_gap_ms)
     : ZoneDetector(std::move(zone)), max_gap_ms_(max_gap_ms) {}
 
@@ -288,6 +298,17 @@ void LoiteringDetector::process(const FrameView& f, std::vector<Event>& out) {
       out.push_back(std::move(e));
     }
   }
+}
+
+void LoiteringDetector::disarm(std::vector<Event>& out) {
+  if (loitering_ > 0) {
+    Event e = make_event(EventKind::loitering);
+    e.active = false;
+    e.attrs["reason"] = "disarmed";
+    out.push_back(std::move(e));
+  }
+  loitering_ = 0;
+  tracker_.reset();
 }
 
 LineCounter::LineCounter(ZoneConfig zone, std::int64_t max_gap_ms)
@@ -410,6 +431,11 @@ void ThrownObjectDetector::process(const FrameView& f, std::vector<Event>& out) 
       out.push_back(std::move(*e));
     }
   }
+}
+
+void ThrownObjectDetector::disarm(std::vector<Event>& out) {
+  (void)out;  // one event per object, nothing to clear
+  tracker_.reset();
 }
 
 // ---- tamper ---------------------------------------------------------------------------------
@@ -566,7 +592,12 @@ int history_for(const StreamConfig& cfg) {
 
 }  // namespace
 
-StreamAnalyzer::StreamAnalyzer(StreamConfig cfg) : cfg_(std::move(cfg)), fg_(history_for(cfg_)) {
+StreamAnalyzer::StreamAnalyzer(StreamConfig cfg, const edge::Clock* clock)
+    : cfg_(std::move(cfg)), clock_(clock), fg_(history_for(cfg_)) {
+  if (!clock_) {
+    static const edge::SystemClock system_clock;
+    clock_ = &system_clock;
+  }
   for (const auto& z : cfg_.zones) {
     switch (z.detector) {
       case Detector::intrusion:
@@ -583,6 +614,13 @@ StreamAnalyzer::StreamAnalyzer(StreamConfig cfg) : cfg_(std::move(cfg)), fg_(his
         break;
     }
   }
+  armed_.assign(zones_.size(), true);
+}
+
+bool StreamAnalyzer::armed(const std::string& zone_id) const {
+  for (std::size_t i = 0; i < zones_.size(); ++i)
+    if (zones_[i]->zone().id == zone_id) return armed_[i];
+  return false;
 }
 
 ZoneDetector* StreamAnalyzer::detector(const std::string& zone_id) {
@@ -606,6 +644,16 @@ std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms
   }
   std::vector<Event> out;
   if (cfg_.tamper) out = tamper_.process(*frame, t_ms);
+  // Schedules, on the wall clock (not the frame's time: a replayed file has media time).
+  std::optional<std::int64_t> wall;
+  for (std::size_t i = 0; i < zones_.size(); ++i) {
+    const ZoneConfig& z = zones_[i]->zone();
+    if (z.schedule.empty() || z.detector == Detector::line_count) continue;  // always armed
+    if (!wall) wall = clock_->wall_ms();
+    const bool now = schedule_armed(z.schedule, cfg_.utc_offset_minutes, *wall);
+    if (armed_[i] && !now) zones_[i]->disarm(out);
+    armed_[i] = now;
+  }
   const cv::Mat& fg = fg_.apply(*frame);
   // The first frames only teach the background. A foreground over half the view is a global
   // change (light switched, lens covered, camera moved), not an intruder: the zones skip it.
@@ -613,7 +661,8 @@ std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms
       cv::countNonZero(fg) > static_cast<int>(fg.total() / 2) || tamper_.raised();
   if (fg_.frames() > 5 && !global_change) {
     const FrameView view{*frame, fg, t_ms};
-    for (auto& z : zones_) z->process(view, out);
+    for (std::size_t i = 0; i < zones_.size(); ++i)
+      if (armed_[i]) zones_[i]->process(view, out);
   }
   for (auto& e : out) {
     e.device.id = cfg_.id;

@@ -195,7 +195,7 @@ void CameraDriver::run(Stream& s) {
       went_offline("cannot open the stream");
     } else {
       std::optional<StreamAnalyzer> analyzer;
-      analyzer.emplace(s.cfg);
+      analyzer.emplace(s.cfg, &clock_);
       cv::Mat frame, small;
       bool first = true;
       double next_analysis = -1;

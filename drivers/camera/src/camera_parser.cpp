@@ -21,6 +21,8 @@ constexpr std::size_t kMaxPolygonPoints = 64;
 constexpr std::size_t kMaxIdBytes = 64;
 constexpr std::size_t kMaxUrlBytes = 2048;
 constexpr std::size_t kMaxNameBytes = 256;
+constexpr std::size_t kMaxWindows = 32;
+constexpr std::int64_t kMsPerDay = 86'400'000;
 
 constexpr std::array<std::pair<Detector, std::string_view>, 4> kDetectors{{
     {Detector::intrusion, "intrusion"},
@@ -124,6 +126,79 @@ bool valid_url(const std::string& url) {
   return true;                                             // a local file or /dev/videoN
 }
 
+// "HH:MM" -> minutes after midnight; "24:00" only when allow_24 (the end of a day).
+std::optional<int> parse_hhmm(const std::string& s, bool allow_24) {
+  auto digit = [&](std::size_t i) { return s[i] >= '0' && s[i] <= '9'; };
+  if (s.size() != 5 || s[2] != ':' || !digit(0) || !digit(1) || !digit(3) || !digit(4))
+    return std::nullopt;
+  const int h = (s[0] - '0') * 10 + (s[1] - '0');
+  const int m = (s[3] - '0') * 10 + (s[4] - '0');
+  if (m > 59 || h > 24 || (h == 24 && (!allow_24 || m != 0))) return std::nullopt;
+  return h * 60 + m;
+}
+
+// "all", "weekdays", "weekends" or a non-empty list of "mon".."sun" -> bit 0 Monday .. 6 Sunday.
+bool parse_days(const json& j, std::uint8_t& out, const Ctx& c) {
+  static constexpr std::array<std::string_view, 7> kNames{"mon", "tue", "wed", "thu",
+                                                          "fri", "sat", "sun"};
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    if (s == "all")
+      out = 0x7F;
+    else if (s == "weekdays")
+      out = 0x1F;
+    else if (s == "weekends")
+      out = 0x60;
+    else
+      return c.fail("days", "must be all, weekdays, weekends or a list of mon..sun");
+    return true;
+  }
+  if (!j.is_array() || j.empty() || j.size() > 7)
+    return c.fail("days", "must be all, weekdays, weekends or a list of 1 to 7 of mon..sun");
+  out = 0;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const auto it = j[i].is_string() ? std::find(kNames.begin(), kNames.end(),
+                                                 j[i].get_ref<const std::string&>())
+                                     : kNames.end();
+    if (it == kNames.end())
+      return c.fail("days[" + std::to_string(i) + "]",
+                    "must be one of mon, tue, wed, thu, fri, sat, sun");
+    out = static_cast<std::uint8_t>(out | (1u << (it - kNames.begin())));
+  }
+  return true;
+}
+
+bool parse_window(const json& w, ScheduleWindow& out, const Ctx& c) {
+  if (!w.is_object()) return c.fail("", "must be an object with days, from, to");
+  if (!check_keys(w, {"days", "from", "to"}, c)) return false;
+  if (auto d = w.find("days"); d != w.end() && !parse_days(*d, out.days, c)) return false;
+  std::string from, to;
+  if (!get_string(w, "from", from, c, true, 8)) return false;
+  if (!get_string(w, "to", to, c, true, 8)) return false;
+  const auto f = parse_hhmm(from, false);
+  if (!f) return c.fail("from", "must be HH:MM, 00:00..23:59");
+  const auto t = parse_hhmm(to, true);
+  if (!t) return c.fail("to", "must be HH:MM, 00:00..24:00");
+  if (*f == *t) return c.fail("to", "equals from: an empty window (a whole day is 00:00 to 24:00)");
+  out.from_min = *f;
+  out.to_min = *t;
+  return true;
+}
+
+bool parse_schedule(const json& j, std::vector<ScheduleWindow>& out, const Ctx& c) {
+  if (!j.is_array() || j.empty())
+    return c.fail("schedule", "must be a non-empty list of {days, from, to} windows");
+  if (j.size() > kMaxWindows)
+    return c.fail("schedule", "more than " + std::to_string(kMaxWindows) + " windows");
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    ScheduleWindow w;
+    const Ctx wc{c.path + ".schedule[" + std::to_string(i) + "]", c.error};
+    if (!parse_window(j[i], w, wc)) return false;
+    out.push_back(w);
+  }
+  return true;
+}
+
 double polygon_area(const std::vector<PointN>& p) {
   double a = 0;
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -138,7 +213,7 @@ bool parse_zone(const json& z, ZoneConfig& out, const Ctx& c) {
   if (!z.is_object()) return c.fail("", "must be an object");
   if (!check_keys(z,
                   {"id", "detector", "polygon", "min_area", "max_area", "dwell_s", "floors",
-                   "severity", "latch", "door"},
+                   "severity", "latch", "door", "schedule"},
                   c))
     return false;
   if (!get_string(z, "id", out.id, c, true, kMaxIdBytes)) return false;
@@ -203,6 +278,12 @@ bool parse_zone(const json& z, ZoneConfig& out, const Ctx& c) {
   if (!get_string(z, "door", out.door, c, false, kMaxIdBytes)) return false;
   if (!out.door.empty() && out.detector != Detector::line_count)
     return c.fail("door", "only a line_count zone counts passages at a door");
+  if (auto sch = z.find("schedule"); sch != z.end()) {
+    // Counting feeds the door rules' tailgating and the totals: it never pauses.
+    if (out.detector == Detector::line_count)
+      return c.fail("schedule", "a line_count zone always counts (no schedule)");
+    if (!parse_schedule(*sch, out.schedule, c)) return false;
+  }
   return true;
 }
 
@@ -210,7 +291,7 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!s.is_object()) return c.fail("", "must be an object");
   if (!check_keys(s,
                   {"id", "name", "url", "building", "unit", "room", "width", "height", "fps",
-                   "tamper", "zones", "covers"},
+                   "tamper", "zones", "covers", "utc_offset_minutes"},
                   c))
     return false;
   if (!get_string(s, "id", out.id, c, true, kMaxIdBytes)) return false;
@@ -227,6 +308,7 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!get_int(s, "height", out.height, 32, 1080, c)) return false;
   if (!get_number(s, "fps", out.fps, 0.5, 30, c)) return false;
   if (!get_bool(s, "tamper", out.tamper, c)) return false;
+  if (!get_int(s, "utc_offset_minutes", out.utc_offset_minutes, -720, 840, c)) return false;
   if (auto covers = s.find("covers"); covers != s.end()) {
     if (!covers->is_array()) return c.fail("covers", "must be a list of door or device ids");
     if (covers->size() > kMaxCovers)
@@ -270,6 +352,26 @@ std::optional<Detector> detector_from_string(std::string_view s) {
   for (const auto& [det, name] : kDetectors)
     if (name == s) return det;
   return std::nullopt;
+}
+
+bool schedule_armed(const std::vector<ScheduleWindow>& schedule, int utc_offset_minutes,
+                    std::int64_t wall_ms) {
+  if (schedule.empty()) return true;
+  const std::int64_t local = wall_ms + static_cast<std::int64_t>(utc_offset_minutes) * 60'000;
+  std::int64_t day = local / kMsPerDay;
+  if (local % kMsPerDay < 0) --day;  // floor: before 1970 (only a broken clock)
+  const int minute = static_cast<int>((local - day * kMsPerDay) / 60'000);
+  const int weekday = static_cast<int>(((day % 7) + 7 + 3) % 7);  // 1970-01-01 was a Thursday
+  const int yesterday = (weekday + 6) % 7;
+  for (const auto& w : schedule) {
+    if (w.to_min > w.from_min) {
+      if (((w.days >> weekday) & 1) && minute >= w.from_min && minute < w.to_min) return true;
+    } else {  // crosses midnight: the evening of a listed day, or the morning after one
+      if (((w.days >> weekday) & 1) && minute >= w.from_min) return true;
+      if (((w.days >> yesterday) & 1) && minute < w.to_min) return true;
+    }
+  }
+  return false;
 }
 
 int default_severity(Detector d) {

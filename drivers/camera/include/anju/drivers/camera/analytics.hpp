@@ -15,6 +15,7 @@
 #include <opencv2/video/background_segm.hpp>
 
 #include "anju/drivers/camera/camera_config.hpp"
+#include "anju/edge/clock.hpp"
 #include "anju/edge/event.hpp"
 
 namespace anju::drivers::camera {
@@ -109,6 +110,10 @@ class ZoneDetector {
   virtual ~ZoneDetector() = default;
   virtual void process(const FrameView& f, std::vector<edge::Event>& out) = 0;
   virtual void reset() {}
+  // The zone's schedule ended: forget what is being watched and clear what was raised (events
+  // with active = false and attrs.reason "disarmed"), so that no alert stays open while the zone
+  // is not watched. The detector then starts afresh when the zone is armed again.
+  virtual void disarm(std::vector<edge::Event>& out) { (void)out; }
   const ZoneConfig& zone() const { return zone_; }
 
  protected:
@@ -129,6 +134,8 @@ class IntrusionDetector final : public ZoneDetector {
   explicit IntrusionDetector(ZoneConfig zone, int confirm_frames = 2, std::int64_t clear_ms = 5000);
   void process(const FrameView& f, std::vector<edge::Event>& out) override;
   void reset() override;
+  // A latched alarm stays raised (it waits for reset()); an unlatched one is cleared.
+  void disarm(std::vector<edge::Event>& out) override;
   bool raised() const { return raised_; }
 
  private:
@@ -145,6 +152,7 @@ class LoiteringDetector final : public ZoneDetector {
  public:
   explicit LoiteringDetector(ZoneConfig zone, std::int64_t max_gap_ms = 2000);
   void process(const FrameView& f, std::vector<edge::Event>& out) override;
+  void disarm(std::vector<edge::Event>& out) override;
 
  private:
   std::optional<CentroidTracker> tracker_;
@@ -190,6 +198,7 @@ class ThrownObjectDetector final : public ZoneDetector {
   ThrownObjectDetector(ZoneConfig zone, double fps);
   ThrownObjectDetector(ZoneConfig zone, double fps, Params p);
   void process(const FrameView& f, std::vector<edge::Event>& out) override;
+  void disarm(std::vector<edge::Event>& out) override;
 
  private:
   std::optional<edge::Event> judge(const Track& t, cv::Size size) const;
@@ -240,20 +249,28 @@ class TamperDetector {
 // Everything one stream runs on a frame: the foreground once, its zone detectors, and tamper.
 // Events come back with device (id = stream id, kind "camera", name), location, source
 // "camera" and severity set; the driver stamps ids and times.
+// Zone schedules: a zone with a schedule runs its detector only while `clock`'s wall time is in
+// one of its windows (local time: the stream's utc_offset_minutes); it is disarmed (see
+// ZoneDetector::disarm) on the first frame outside them. Line counting has no schedule. The
+// clock must outlive the analyzer; null: the system clock.
 class StreamAnalyzer {
  public:
-  explicit StreamAnalyzer(StreamConfig cfg);
+  explicit StreamAnalyzer(StreamConfig cfg, const edge::Clock* clock = nullptr);
   // `bgr` at the configured analysis size (others are resized); t_ms: the frame's time.
   std::vector<edge::Event> process(const cv::Mat& bgr, std::int64_t t_ms);
   bool reset_zone(const std::string& zone_id);  // re-arms a latched intrusion zone
   void reset_tamper_reference() { tamper_.reset_reference(); }
   const StreamConfig& config() const { return cfg_; }
   ZoneDetector* detector(const std::string& zone_id);
+  // Whether the zone was armed at the last process() (true before the first).
+  bool armed(const std::string& zone_id) const;
 
  private:
   StreamConfig cfg_;
+  const edge::Clock* clock_;
   ForegroundExtractor fg_;
   std::vector<std::unique_ptr<ZoneDetector>> zones_;
+  std::vector<bool> armed_;  // per zone, as at the last frame
   TamperDetector tamper_;
   cv::Mat resized_;
 };

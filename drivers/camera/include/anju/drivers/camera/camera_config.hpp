@@ -11,6 +11,8 @@
 //      "width": 640, "height": 360,        // analysis size, 32..1920 x 32..1080
 //      "fps": 5,                           // analysis rate, 0.5..30
 //      "tamper": true,                     // camera tamper detection, default true
+//      "utc_offset_minutes": 480,          // local time of the zones' schedules, -720..840,
+//                                          // default 480 (China, +08:00; no daylight saving)
 //      "zones": [{
 //        "id": "fence",                    // as stream ids, unique within the stream
 //        "detector": "intrusion",          // intrusion | loitering | line_count | thrown_object
@@ -21,13 +23,19 @@
 //        "dwell_s": 30,                    // loitering only (required, > 0)
 //        "floors": 18,                     // thrown_object only, optional: floors the zone spans
 //        "severity": 2,                    // 1..4, default by detector
-//        "latch": true                     // intrusion only: stays raised until reset
+//        "latch": true,                    // intrusion only: stays raised until reset
+//        "schedule": [                     // optional: when the zone is armed (local time).
+//          {"days": ["mon","tue"],         // "all" (default), "weekdays", "weekends" or a list
+//           "from": "22:00", "to": "06:00"}// [from, to); to <= from crosses midnight (the
+//        ]                                 // window starts on `days`); "24:00" only as `to`.
+//                                          // Not for line_count (counting always runs).
 //      }]
 //   }]}
 // Unknown keys are errors; the first error is returned, naming the field by its path
 // ("streams[0].zones[1].polygon[2]: x must be within 0..1").
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +57,20 @@ struct PointN {  // normalised: 0..1 of the frame's width (x) and height (y), or
   bool operator==(const PointN&) const = default;
 };
 
+// A weekly window of a zone's schedule, in the stream's local time. It starts on each of `days`
+// at from_min; to_min <= from_min means it ends the next day at to_min (a night watch).
+struct ScheduleWindow {
+  std::uint8_t days = 0x7F;  // bit 0 Monday .. bit 6 Sunday
+  int from_min = 0;          // minutes after local midnight, inclusive, 0..1439
+  int to_min = 1440;         // exclusive, 0..1440; <= from_min: on the next day
+  bool operator==(const ScheduleWindow&) const = default;
+};
+
+// Whether `schedule` arms its zone at `wall_ms` (Unix ms) in local time UTC+utc_offset_minutes.
+// An empty schedule is always armed. Pure: the caller passes the clock's wall time.
+bool schedule_armed(const std::vector<ScheduleWindow>& schedule, int utc_offset_minutes,
+                    std::int64_t wall_ms);
+
 struct ZoneConfig {
   std::string id;
   Detector detector = Detector::intrusion;
@@ -62,6 +84,9 @@ struct ZoneConfig {
   std::string door;
   int severity = 2;
   bool latch = false;
+  // When the zone is armed; empty: always. Intrusion, loitering and thrown_object only: outside
+  // its windows the zone's detector does not run (StreamAnalyzer clears what it had raised).
+  std::vector<ScheduleWindow> schedule;
   bool operator==(const ZoneConfig&) const = default;
 };
 
@@ -74,6 +99,7 @@ struct StreamConfig {
   int height = 360;
   double fps = 5;
   bool tamper = true;
+  int utc_offset_minutes = 480;  // local time of the zones' schedules
   std::vector<ZoneConfig> zones;
   // Doors (attrs.door) or devices (id or name) whose alerts this camera watches: when one of them
   // raises an alert, this stream's snapshot and clip become its evidence.
