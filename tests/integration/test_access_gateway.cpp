@@ -3,8 +3,10 @@
 // credentials file, answers the reader (LED, lock pulse), journals the passage and sends it to
 // the city with the card's pseudonym only; repeated denials raise an alert; SIGHUP reloads the
 // credentials (a new resident's card works without a restart). Real Mosquittos, real anjud.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -432,5 +434,214 @@ TEST_CASE("property management locks down a door group and opens a door, 20 deni
   const std::string log = gw.log();
   CHECK_FALSE(mentions_number(log, "63917"));
   CHECK_FALSE(mentions_number(log, "62417"));
+  anju::contract::check_city_contract(city_col.messages());
+}
+
+namespace {
+
+// An input edge (or "wiegand <bits>") for anjud_test's GPIO chip `chip` (tests/testbuild/).
+void gpio_input(const Anjud& gw, const std::string& chip, const std::string& line) {
+  const auto path = gw.data_dir() / ("gpio-" + chip + ".in");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO: no reader
+  REQUIRE(fd >= 0);
+  const std::string text = line + "\n";
+  const auto n = ::write(fd, text.data(), text.size());
+  ::close(fd);
+  REQUIRE(n == static_cast<ssize_t>(text.size()));
+}
+
+std::string bits_text(const wiegand::Bits& bits) {
+  std::string s;
+  for (bool b : bits) s += b ? '1' : '0';
+  return s;
+}
+
+// Events of `kind` in the journal at door `door`, with `active` when given.
+std::int64_t journal_door_events(const Anjud& gw, const std::string& kind, const std::string& door,
+                                 std::optional<bool> active = std::nullopt) {
+  std::string sql =
+      "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), '$.kind')='" + kind +
+      "' AND json_extract(anju_event_json(body), '$.attrs.door')='" + door + "'";
+  if (active)
+    sql += std::string(" AND json_extract(anju_event_json(body), '$.active')=") +
+           (*active ? "1" : "0");
+  return sql_i64(gw.db_path(), sql);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a door on GPIO lines: Wiegand card opens the lock, a forced door raises its alert, a remote "
+    "open covers the opening",
+    "[e2e][access][gpio]") {
+  Mosquitto local, city;
+  local.start();
+  city.start();
+  Collector city_col(city.uri(), "anju/v1/" + kSite + "/#");
+  Collector local_col(local.uri(), "#");
+  Collector replies(local.uri(), "pm/replies/#");
+  TempDir secrets("anju-it-gpio");
+  write_file(secrets / "site.key", std::string(kKeyHex) + "\n");
+  ::chmod((secrets / "site.key").c_str(), 0600);
+  const std::string resident = card_hash(12, 62417);
+  write_file(secrets / "credentials.json", credentials_json({resident}));
+  GatewayConfig cfg;
+  cfg.local_uri = local.uri();
+  cfg.uplink_uri = city.uri();
+  cfg.event_kinds = {"passage_granted", "passage_denied", "device_offline", "reader_fault"};
+  cfg.binary = ANJUD_TEST_PATH;  // its GPIO chips are FIFOs in the data dir
+  Anjud gw(cfg);
+  // gate-north on chip "sim0"; the garage's chip does not exist (real libgpiod says so).
+  write_file(gw.config_path(),
+             read_file(gw.config_path()) +
+                 "\naccess:\n  site_key_file: " + (secrets / "site.key").string() +
+                 "\n  credentials_file: " + (secrets / "credentials.json").string() + R"(
+  gpio_doors:
+    - door: gate-north
+      id: gate-north-door
+      room: north gate
+      chip: sim0
+      reader_id: gate-north-wiegand
+      d0: 1
+      d1: 2
+      contact: 3
+      exit_button: 4
+      lock: 5
+      lock_pulse_ms: 500
+    - door: garage
+      id: garage-door
+      chip: /dev/anju-no-such-gpiochip
+      contact: 1
+)");
+  gw.start();
+  auto diag = [&] {
+    std::string s = "anjud log:\n" + tail(gw.log(), 5000);
+    if (auto st = gw.status()) s += "\nstatus: " + st->dump();
+    return s;
+  };
+  const bool watched = wait_until(
+      [&] {
+        auto st = gw.status();
+        return st && st->contains("gpio_doors") && (*st)["gpio_doors"][0].value("watched", false);
+      },
+      20s);
+  INFO(diag());
+  REQUIRE(watched);
+  // The garage is reported, not fatal: its chip is named in the status and in an offline event.
+  const json garage = (*gw.status())["gpio_doors"][1];
+  CHECK(garage["watched"] == false);
+  CHECK_THAT(garage.value("last_error", ""),
+             Catch::Contains("'/dev/anju-no-such-gpiochip': cannot open"));
+  CHECK(city_col.wait_for(
+      [&](const auto& ms) {
+        return count_city(ms, kCityEvent, "device_offline", [](const json& e) {
+                 return e["device"].value("id", "") == "garage-door";
+               }) == 1;
+      },
+      15s));
+  std::string status_out;
+  REQUIRE(run_shell(std::string(ANJU_PATH) + " --data-dir " + gw.data_dir().string() + " status",
+                    &status_out) == 0);
+  CHECK_THAT(status_out, Catch::Contains("gpio doors     1 of 2 watched"));
+  CHECK_THAT(status_out, Catch::Contains("NOT WATCHED: garage"));
+
+  const auto lock_writes = [&] { return read_file(gw.data_dir() / "gpio-sim0.out"); };
+  const auto count_of = [](const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  const auto door_events = [&](bool active) {
+    return journal_door_events(gw, "door_open", "gate-north", active);
+  };
+
+  // The resident's card on the Wiegand reader: granted at once, the lock opens for its pulse and
+  // closes again; the city gets the passage without the credential.
+  gpio_input(gw, "sim0", "wiegand " + bits_text(h10301(12, 62417)));
+  const bool granted = city_col.wait_for(
+      [&](const auto& ms) {
+        return count_city(ms, kCityEvent, "passage_granted", [](const json& e) {
+                 return e["device"].value("id", "") == "gate-north-wiegand";
+               }) == 1;
+      },
+      15s);
+  INFO(diag());
+  REQUIRE(granted);
+  CHECK(journal_passages(gw, "passage_granted", resident) == 1);
+  REQUIRE(wait_until([&] { return lock_writes() == "lock 1\nlock 0\n"; }, 10s));
+  // The resident opens the door and closes it: no alert.
+  gpio_input(gw, "sim0", "contact 1");
+  REQUIRE(wait_until([&] { return door_events(true) == 1; }, 10s));
+  gpio_input(gw, "sim0", "contact 0");
+  REQUIRE(wait_until([&] { return door_events(false) == 1; }, 10s));
+  CHECK(journal_door_events(gw, "door_forced", "gate-north") == 0);
+
+  // Opened with no grant and no exit request: door forced, locally and at the city, severity 2;
+  // cleared when it closes.
+  gpio_input(gw, "sim0", "contact 1");
+  const bool forced = local_col.wait_for(
+      [&](const auto& ms) {
+        for (const auto& m : ms) {
+          if (m.topic.rfind("anju/" + kSite + "/alert/", 0) != 0) continue;
+          auto j = json::parse(m.payload, nullptr, false);
+          if (j.is_object() && j.value("rule", "") == "door_forced") return true;
+        }
+        return false;
+      },
+      15s);
+  INFO(diag());
+  REQUIRE(forced);
+  REQUIRE(city_col.wait_for(
+      [&](const auto& ms) {
+        return count_city(ms, kCityAlert, "door_forced",
+                          [](const json& a) { return a.value("severity", 0) == 2; }) >= 1;
+      },
+      15s));
+  gpio_input(gw, "sim0", "contact 0");
+  REQUIRE(wait_until([&] { return door_events(false) == 2; }, 10s));
+  CHECK(journal_door_events(gw, "door_forced", "gate-north", false) == 1);
+
+  // A guard opens the gate remotely for a delivery: the lock pulses, and the opening that
+  // follows is covered (no second door_forced).
+  const std::string until = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(1))
+          .count());
+  publish(local.uri(), "anju/" + kSite + "/cmd/door/gate-north",
+          R"({"action":"open","user":"guard-1","request_id":"gp-1","reply_to":"pm/replies/g",)"
+          R"("expires_ms":)" +
+              until + "}");
+  const json r = reply_to(replies, "gp-1");
+  REQUIRE(r.is_object());
+  CHECK(r["ok"] == true);
+  CHECK(r["readers"] == 1);
+  REQUIRE(wait_until([&] { return count_of(lock_writes(), "lock 1") == 2; }, 10s));
+  REQUIRE(wait_until([&] { return journal_audits(gw, "door_open", true) == 1; }, 10s));
+  gpio_input(gw, "sim0", "contact 1");
+  REQUIRE(wait_until([&] { return door_events(true) == 3; }, 10s));
+  gpio_input(gw, "sim0", "contact 0");
+  REQUIRE(wait_until([&] { return door_events(false) == 3; }, 10s));
+  CHECK(journal_door_events(gw, "door_forced", "gate-north", true) == 1);
+  CHECK((*gw.status())["gpio_doors"][0]["remote_opens"] == 1);
+
+  // A frame with a broken parity is a reader fault, not a card read.
+  auto broken = h10301(12, 62417);
+  broken[0] = !broken[0];
+  gpio_input(gw, "sim0", "wiegand " + bits_text(broken));
+  REQUIRE(city_col.wait_for(
+      [&](const auto& ms) { return count_city(ms, kCityEvent, "reader_fault") == 1; }, 15s));
+  const json st = (*gw.status())["gpio_doors"][0];
+  CHECK(st["card_reads"] == 1);
+  CHECK(st["granted"] == 1);
+  CHECK(st["bad_frames"] == 1);
+  CHECK(gw.term() == 0);
+
+  for (const auto* col : {&city_col, &local_col})
+    for (const auto& m : col->messages()) {
+      INFO(m.topic << " " << m.payload);
+      CHECK_FALSE(mentions_number(m.payload, "62417"));
+      if (col == &city_col) CHECK(m.payload.find(resident) == std::string::npos);
+    }
+  CHECK_FALSE(mentions_number(gw.log(), "62417"));
   anju::contract::check_city_contract(city_col.messages());
 }
