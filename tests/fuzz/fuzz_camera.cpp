@@ -35,6 +35,9 @@ json to_json(const cam::StreamConfig& s) {
             {"utc_offset_minutes", s.utc_offset_minutes},
             {"covers", s.covers},
             {"zones", json::array()}};
+  if (s.url.starts_with("rtsp://") || s.url.starts_with("rtsps://"))
+    j["rtsp_transport"] = s.rtsp_transport;
+  if (!s.credentials_file.empty()) j["credentials_file"] = s.credentials_file;
   for (const auto& z : s.zones) {
     json pts = json::array();
     for (const auto& p : z.polygon) pts.push_back({p.x, p.y});
@@ -103,6 +106,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const std::string shown = cam::redact_url(s.url);
     check(shown == s.url || shown.find("***@") != std::string::npos);
+    check(s.rtsp_transport == "tcp" || s.rtsp_transport == "udp");
+    if (!s.credentials_file.empty()) check(!cam::url_has_credentials(s.url));
+    // Credentials put into any URL that parsed never show through the redaction.
+    const auto with = cam::url_with_credentials(s.url, "op:pa@ss/w:rd\n");
+    if (with.error.empty()) {
+      check(cam::url_has_credentials(with.url));
+      check(cam::redact_url(with.url).find("pa%40ss") == std::string::npos);
+      check(with.url.find("pa@ss") == std::string::npos);
+    }
     all["streams"].push_back(to_json(s));
   }
   const auto again = cam::parse_streams(all.dump());

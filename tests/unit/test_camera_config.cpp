@@ -173,3 +173,90 @@ TEST_CASE("camera config: detector names round-trip") {
     CHECK(detector_from_string(to_string(d)) == d);
   CHECK_FALSE(detector_from_string("motion"));
 }
+
+TEST_CASE("camera config: rtsp_transport and credentials_file") {
+  json j = good();
+  j["streams"][0]["url"] = "rtsp://10.0.0.5/stream1";
+  j["streams"][0]["rtsp_transport"] = "udp";
+  j["streams"][0]["credentials_file"] = "/etc/anju/cameras/gate-north.cred";
+  auto r = parse_streams_json(j);
+  REQUIRE(r.error.empty());
+  CHECK(r.streams[0].rtsp_transport == "udp");
+  CHECK(r.streams[0].credentials_file == "/etc/anju/cameras/gate-north.cred");
+  CHECK(r.streams[1].rtsp_transport == "tcp");  // the default
+  CHECK(r.streams[1].credentials_file.empty());
+
+  struct Case {
+    std::string url;
+    json transport, file;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"rtsp://cam/s", "quic", nullptr, "streams[0].rtsp_transport: must be tcp or udp"},
+      {"rtsp://cam/s", 1, nullptr, "streams[0].rtsp_transport: must be a string"},
+      {"http://cam/s", "tcp", nullptr,
+       "streams[0].rtsp_transport: only for rtsp:// and rtsps:// streams"},
+      {"rtsps://cam/s", "udp", nullptr,
+       "streams[0].rtsp_transport: rtsps:// is TLS over TCP: udp is not possible"},
+      {"rtsp://cam/s", nullptr, "cam.cred",
+       "streams[0].credentials_file: must be an absolute path"},
+      {"rtsp://cam/s", nullptr, 5, "streams[0].credentials_file: must be a string"},
+      {"/srv/replay/a.avi", nullptr, "/etc/a.cred",
+       "streams[0].credentials_file: only for rtsp://, rtsps:// and http(s):// streams"},
+      {"rtsp://admin:secret@cam/s", nullptr, "/etc/a.cred",
+       "streams[0].url: has user:password@ and credentials_file is set: keep them in the file "
+       "only"},
+  };
+  for (const auto& c : cases) {
+    json k = good();
+    k["streams"][0]["url"] = c.url;
+    if (!c.transport.is_null()) k["streams"][0]["rtsp_transport"] = c.transport;
+    if (!c.file.is_null()) k["streams"][0]["credentials_file"] = c.file;
+    INFO(k["streams"][0].dump());
+    CHECK(error_of(k) == c.expected);
+  }
+  // A URL with credentials and no file still parses (the driver warns): refusing it would stop
+  // the cameras of every gateway configured that way before credentials_file existed.
+  CHECK(parse_streams_json(good()).error.empty());
+}
+
+TEST_CASE("camera config: credentials from a file go into the URL, encoded, never redacted out") {
+  auto r = url_with_credentials("rtsp://10.0.0.5:554/stream1", "admin:s3cret\n");
+  REQUIRE(r.error.empty());
+  CHECK(r.url == "rtsp://admin:s3cret@10.0.0.5:554/stream1");
+  CHECK(redact_url(r.url) == "rtsp://***@10.0.0.5:554/stream1");
+  // Reserved characters are percent-encoded (FFmpeg decodes them); ':' in the password is kept
+  // as part of it (only the first ':' separates the user).
+  r = url_with_credentials("rtsp://cam/s", "  op er:p@ss/w:rd#%\r\n");
+  REQUIRE(r.error.empty());
+  CHECK(r.url == "rtsp://op%20er:p%40ss%2Fw%3Ard%23%25@cam/s");
+  CHECK(redact_url(r.url) == "rtsp://***@cam/s");
+  r = url_with_credentials("http://cam/video.mjpg", "viewer:");
+  REQUIRE(r.error.empty());
+  CHECK(r.url == "http://viewer:@cam/video.mjpg");
+
+  struct Case {
+    std::string text;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {"", "empty (expected one line user:password)"},
+      {" \n", "empty (expected one line user:password)"},
+      {"admin", "not user:password (no ':' after a user name)"},
+      {":secret", "not user:password (no ':' after a user name)"},
+      {"admin:secret\nother:line", "more than one line (expected one line user:password)"},
+      {"admin:sec\x01ret", "contains control characters"},
+      {std::string(1100, 'a') + ":b", "longer than 1024 bytes (expected one line user:password)"},
+  };
+  for (const auto& c : cases) {
+    r = url_with_credentials("rtsp://cam/s", c.text);
+    CHECK(r.error == c.expected);
+    CHECK(r.url.empty());
+    // The error never quotes the text.
+    CHECK(r.error.find("secret") == std::string::npos);
+  }
+  CHECK_FALSE(url_with_credentials("rtsp://a:b@cam/s", "admin:secret").error.empty());
+  CHECK_FALSE(url_with_credentials("/srv/a.avi", "admin:secret").error.empty());
+  CHECK(url_has_credentials("rtsp://a:b@cam/s"));
+  CHECK_FALSE(url_has_credentials("rtsp://cam/s?x=a@b"));
+}

@@ -2,7 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -43,6 +52,113 @@ std::string source_path(const std::string& url) {
   return url;
 }
 
+bool is_rtsp(const std::string& url) {
+  return url.starts_with("rtsp://") || url.starts_with("rtsps://");
+}
+
+// The RTSP transport of each open. OpenCV 4.6's FFmpeg backend has no capture parameter for it:
+// it reads the environment variable OPENCV_FFMPEG_CAPTURE_OPTIONS ("key;value|key;value") when a
+// capture is opened, and without it FFmpeg tries UDP first and TCP after a timeout. The variable
+// is process-wide, so every RTSP open passes this gate: opens that want the value the variable
+// holds run together; one that wants the other value waits until they are done (each is bounded
+// by open_timeout), and while it waits no newcomer with the held value is let in, so neither
+// transport starves. Any other options the operator put into the variable are kept.
+// The variable is only ever overwritten, never removed: after its first setenv() glibc replaces
+// the string in place, so a getenv() on another thread (localtime_r reads TZ) never sees the
+// environment array moved. The first setenv() happens at the driver's start().
+class TransportGate {
+ public:
+  static TransportGate& instance() {
+    static TransportGate gate;
+    return gate;
+  }
+  void enter(const std::string& transport) {
+    std::unique_lock lk(mu_);
+    ++waiting_[transport];
+    cv_.wait(lk, [&] {
+      if (users_ == 0) return true;
+      if (transport != current_) return false;
+      for (const auto& [t, n] : waiting_)
+        if (t != transport && n > 0) return false;
+      return true;
+    });
+    --waiting_[transport];
+    if (transport != current_) set_locked(transport);
+    ++users_;
+  }
+  void leave() {
+    std::lock_guard lk(mu_);
+    if (--users_ == 0) cv_.notify_all();
+  }
+  // Sets the variable for `transport` when nothing has set it yet (start(), before the threads).
+  void prime(const std::string& transport) {
+    std::lock_guard lk(mu_);
+    if (current_.empty()) set_locked(transport);
+  }
+
+ private:
+  TransportGate() {
+    const char* v = std::getenv(kVar);
+    // The operator's own options, without any rtsp_transport (ours is per stream).
+    std::string text = v ? v : "";
+    std::size_t at = 0;
+    while (at <= text.size()) {
+      const auto end = std::min(text.find('|', at), text.size());
+      const std::string pair = text.substr(at, end - at);
+      if (!pair.empty() && !pair.starts_with("rtsp_transport;"))
+        base_ += (base_.empty() ? "" : "|") + pair;
+      at = end + 1;
+    }
+  }
+  void set_locked(const std::string& transport) {
+    const std::string value = (base_.empty() ? "" : base_ + "|") + "rtsp_transport;" + transport;
+    ::setenv(kVar, value.c_str(), 1);
+    current_ = transport;
+  }
+  static constexpr const char* kVar = "OPENCV_FFMPEG_CAPTURE_OPTIONS";
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string base_;
+  std::string current_;  // the transport the variable says; empty: not set by us yet
+  int users_ = 0;
+  std::map<std::string, int> waiting_;
+};
+
+// The credentials file of a stream: readable by its owner only, then its "user:password" put
+// into the URL. Errors name the file and never its content.
+CredentialUrl open_url_with_credentials(const StreamConfig& cfg) {
+  const std::string& path = cfg.credentials_file;
+  CredentialUrl r;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    r.error = "credentials_file " + path + ": cannot open: " + std::strerror(errno);
+    return r;
+  }
+  struct stat st {};
+  std::string text;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    r.error = "credentials_file " + path + ": not a regular file";
+  } else if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    r.error = "credentials_file " + path + ": mode " + mode +
+              " lets others read the camera's password; it must be readable by its owner only "
+              "(chmod 600)";
+  } else {
+    char buf[2048];
+    ssize_t n = 0;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() <= 4096)
+      text.append(buf, static_cast<std::size_t>(n));
+    if (n < 0) r.error = "credentials_file " + path + ": cannot read: " + std::strerror(errno);
+  }
+  ::close(fd);
+  if (!r.error.empty()) return r;
+  r = url_with_credentials(cfg.url, text);
+  std::fill(text.begin(), text.end(), '\0');
+  if (!r.error.empty()) r.error = "credentials_file " + path + ": " + r.error;
+  return r;
+}
+
 }  // namespace
 
 CameraDriver::CameraDriver(CameraDriverOptions options, const edge::Clock& clock, Sink sink)
@@ -64,6 +180,14 @@ void CameraDriver::start() {
   started_ = true;
   stopping_ = false;
   if (options_.opencv_threads >= 0) cv::setNumThreads(options_.opencv_threads);
+  for (const auto& s : streams_) {
+    if (is_rtsp(s->cfg.url)) TransportGate::instance().prime(s->cfg.rtsp_transport);
+    if (url_has_credentials(s->cfg.url))
+      spdlog::warn(
+          "camera {}: the url carries a user and password ({}): move them to a "
+          "credentials_file (mode 0600); the config file is readable more widely",
+          s->cfg.id, redact_url(s->cfg.url));
+  }
   for (auto& s : streams_) {
     Stream* sp = s.get();
     s->thread = std::thread([this, sp] { run(*sp); });
@@ -178,21 +302,40 @@ void CameraDriver::run(Stream& s) {
   while (!stopping_) {
     cv::VideoCapture cap;
     bool opened = false;
-    try {
-      if (device) {
-        opened = cap.open(source_path(s.cfg.url), cv::CAP_V4L2);
-      } else {
-        const std::vector<int> params{
-            cv::CAP_PROP_OPEN_TIMEOUT_MSEC, static_cast<int>(options_.open_timeout.count()),
-            cv::CAP_PROP_READ_TIMEOUT_MSEC, static_cast<int>(options_.read_timeout.count())};
-        opened = cap.open(source_path(s.cfg.url), cv::CAP_FFMPEG, params);
+    // The URL opened: with the credentials file's user and password when there is one. It is
+    // never logged and never leaves this block; `shown` is what logs and events get.
+    std::string url = source_path(s.cfg.url);
+    std::string cannot_open = "cannot open the stream";
+    if (!s.cfg.credentials_file.empty()) {
+      auto with = open_url_with_credentials(s.cfg);
+      if (!with.error.empty()) cannot_open = with.error;
+      url = std::move(with.url);
+    }
+    if (!url.empty()) {
+      const bool gate = is_rtsp(s.cfg.url);
+      if (gate) TransportGate::instance().enter(s.cfg.rtsp_transport);
+      try {
+        if (device) {
+          opened = cap.open(url, cv::CAP_V4L2);
+        } else {
+          const std::vector<int> params{
+              cv::CAP_PROP_OPEN_TIMEOUT_MSEC, static_cast<int>(options_.open_timeout.count()),
+              cv::CAP_PROP_READ_TIMEOUT_MSEC, static_cast<int>(options_.read_timeout.count())};
+          opened = cap.open(url, cv::CAP_FFMPEG, params);
+        }
+      } catch (const cv::Exception& ex) {
+        opened = false;
+        // OpenCV's message could quote what it was given: not logged when that has a password.
+        spdlog::debug("camera {}: open: {}", s.cfg.id,
+                      s.cfg.credentials_file.empty() && !url_has_credentials(url)
+                          ? std::string(ex.what())
+                          : std::string("(exception text withheld: the URL has credentials)"));
       }
-    } catch (const cv::Exception& ex) {
-      opened = false;
-      spdlog::debug("camera {}: open: {}", s.cfg.id, ex.what());
+      if (gate) TransportGate::instance().leave();
+      std::fill(url.begin(), url.end(), '\0');
     }
     if (!opened) {
-      went_offline("cannot open the stream");
+      went_offline(cannot_open);
     } else {
       std::optional<StreamAnalyzer> analyzer;
       analyzer.emplace(s.cfg, &clock_);
@@ -232,6 +375,7 @@ void CameraDriver::run(Stream& s) {
           e.attrs["width"] = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
           e.attrs["height"] = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
           e.attrs["source_fps"] = cap.get(cv::CAP_PROP_FPS);
+          if (is_rtsp(s.cfg.url)) e.attrs["rtsp_transport"] = s.cfg.rtsp_transport;
           {
             std::lock_guard lk(s.mu);
             s.stats.online = true;

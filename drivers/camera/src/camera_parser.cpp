@@ -21,6 +21,7 @@ constexpr std::size_t kMaxPolygonPoints = 64;
 constexpr std::size_t kMaxIdBytes = 64;
 constexpr std::size_t kMaxUrlBytes = 2048;
 constexpr std::size_t kMaxNameBytes = 256;
+constexpr std::size_t kMaxPathBytes = 1024;
 constexpr std::size_t kMaxWindows = 32;
 constexpr std::int64_t kMsPerDay = 86'400'000;
 
@@ -289,10 +290,11 @@ bool parse_zone(const json& z, ZoneConfig& out, const Ctx& c) {
 
 bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!s.is_object()) return c.fail("", "must be an object");
-  if (!check_keys(s,
-                  {"id", "name", "url", "building", "unit", "room", "width", "height", "fps",
-                   "tamper", "zones", "covers", "utc_offset_minutes"},
-                  c))
+  if (!check_keys(
+          s,
+          {"id", "name", "url", "building", "unit", "room", "width", "height", "fps", "tamper",
+           "zones", "covers", "utc_offset_minutes", "rtsp_transport", "credentials_file"},
+          c))
     return false;
   if (!get_string(s, "id", out.id, c, true, kMaxIdBytes)) return false;
   if (!valid_id(out.id)) return c.fail("id", "only letters, digits and _ - . : allowed");
@@ -301,6 +303,28 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!get_string(s, "url", out.url, c, true, kMaxUrlBytes)) return false;
   if (!valid_url(out.url))
     return c.fail("url", "must be rtsp://, rtsps://, http(s)://, file:// or a local path");
+  const bool rtsp = out.url.starts_with("rtsp://") || out.url.starts_with("rtsps://");
+  const bool network = rtsp || out.url.starts_with("http://") || out.url.starts_with("https://");
+  if (!get_string(s, "rtsp_transport", out.rtsp_transport, c, false, kMaxIdBytes)) return false;
+  if (s.contains("rtsp_transport")) {
+    if (out.rtsp_transport != "tcp" && out.rtsp_transport != "udp")
+      return c.fail("rtsp_transport", "must be tcp or udp");
+    if (!rtsp) return c.fail("rtsp_transport", "only for rtsp:// and rtsps:// streams");
+    if (out.url.starts_with("rtsps://") && out.rtsp_transport == "udp")
+      return c.fail("rtsp_transport", "rtsps:// is TLS over TCP: udp is not possible");
+  }
+  if (!get_string(s, "credentials_file", out.credentials_file, c, false, kMaxPathBytes))
+    return false;
+  if (s.contains("credentials_file")) {
+    if (!out.credentials_file.starts_with("/"))
+      return c.fail("credentials_file", "must be an absolute path");
+    if (!network)
+      return c.fail("credentials_file", "only for rtsp://, rtsps:// and http(s):// streams");
+    // Two sources of credentials: which one is meant? The file is, and the URL's must go.
+    if (url_has_credentials(out.url))
+      return c.fail("url",
+                    "has user:password@ and credentials_file is set: keep them in the file only");
+  }
   if (!get_string(s, "building", out.location.building, c, false, kMaxNameBytes)) return false;
   if (!get_string(s, "unit", out.location.unit, c, false, kMaxNameBytes)) return false;
   if (!get_string(s, "room", out.location.room, c, false, kMaxNameBytes)) return false;
@@ -448,6 +472,65 @@ std::string redact_url(std::string_view url) {
   out += "***";
   out += url.substr(host_start + at);
   return out;
+}
+
+bool url_has_credentials(std::string_view url) {
+  return redact_url(url) != url;
+}
+
+CredentialUrl url_with_credentials(std::string_view url, std::string_view text) {
+  CredentialUrl r;
+  // One line: a final LF (or CRLF) and blanks around the line are ignored.
+  auto blank = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; };
+  while (!text.empty() && blank(text.back())) text.remove_suffix(1);
+  while (!text.empty() && blank(text.front())) text.remove_prefix(1);
+  if (text.empty()) {
+    r.error = "empty (expected one line user:password)";
+    return r;
+  }
+  if (text.size() > 1024) {
+    r.error = "longer than 1024 bytes (expected one line user:password)";
+    return r;
+  }
+  if (text.find('\n') != std::string_view::npos) {
+    r.error = "more than one line (expected one line user:password)";
+    return r;
+  }
+  if (std::any_of(text.begin(), text.end(),
+                  [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; })) {
+    r.error = "contains control characters";
+    return r;
+  }
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    r.error = "not user:password (no ':' after a user name)";
+    return r;
+  }
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos || url_has_credentials(url)) {
+    r.error = "the URL is not a network URL without credentials";
+    return r;
+  }
+  // RFC 3986 userinfo, percent-encoded but for the unreserved characters.
+  auto encode = [](std::string_view v) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char ch : v) {
+      const auto u = static_cast<unsigned char>(ch);
+      if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || ch == '-' ||
+          ch == '.' || ch == '_' || ch == '~') {
+        out += ch;
+      } else {
+        out += '%';
+        out += kHex[u >> 4];
+        out += kHex[u & 15];
+      }
+    }
+    return out;
+  };
+  r.url = std::string(url.substr(0, scheme + 3)) + encode(text.substr(0, colon)) + ":" +
+          encode(text.substr(colon + 1)) + "@" + std::string(url.substr(scheme + 3));
+  return r;
 }
 
 edge::Event stream_status_event(const StreamConfig& stream, edge::EventKind kind,

@@ -7,6 +7,10 @@
 //      "id": "gate-north",                 // [A-Za-z0-9_.:-], 1..64 chars, unique
 //      "name": "North gate",               // optional, default = id
 //      "url": "rtsp://cam1/stream1",       // rtsp://, rtsps://, http(s)://, file path, /dev/videoN
+//      "rtsp_transport": "tcp",            // rtsp:// only: tcp (default) or udp (rtsps: tcp only)
+//      "credentials_file": "/etc/anju/cameras/gate-north.cred",  // network URLs only, optional:
+//                                          // "user:password", mode 0600, read at each open and
+//                                          // put into the URL then; never with user:pass@ in url
 //      "building": "3", "unit": "", "room": "north gate",   // optional location
 //      "width": 640, "height": 360,        // analysis size, 32..1920 x 32..1080
 //      "fps": 5,                           // analysis rate, 0.5..30
@@ -93,7 +97,9 @@ struct ZoneConfig {
 struct StreamConfig {
   std::string id;
   std::string name;
-  std::string url;
+  std::string url;  // never with credentials from credentials_file (those are added at open)
+  std::string rtsp_transport = "tcp";  // rtsp(s):// only: "tcp" or "udp"
+  std::string credentials_file;        // absolute path; empty: none
   edge::Location location;
   int width = 640;
   int height = 360;
@@ -118,6 +124,19 @@ ParseResult parse_streams_json(const nlohmann::json& j);
 // The URL with any user:password replaced by "***", for logs and events (credentials never
 // appear in either).
 std::string redact_url(std::string_view url);
+// Whether the URL carries a user (and password) before its host.
+bool url_has_credentials(std::string_view url);
+
+// The URL to open: `url` (network, without credentials) with the user and password of a
+// credentials file's text inserted, percent-encoded (FFmpeg decodes them). The text is one line
+// "user:password" (the password is everything after the first ':'); a final newline and blanks
+// around it are ignored. The result must never be logged or put into an event. An error
+// describes the text without quoting any of it.
+struct CredentialUrl {
+  std::string url;
+  std::string error;  // empty on success
+};
+CredentialUrl url_with_credentials(std::string_view url, std::string_view file_text);
 
 // Default severity of a detector's events (DOMAIN.md): intrusion 2, loitering 3, line_count 4,
 // thrown_object 2.
