@@ -2138,10 +2138,12 @@ Field<CamerasConfig> camera_streams_field() {
   f.key = "streams";
   f.type = "list of maps";
   f.description =
-      "Camera streams: id, name, url, building/unit/room, width, height, fps, tamper, covers "
+      "Camera streams: id, name, url, rtsp_transport (tcp|udp), credentials_file (user:password, "
+      "mode 0600), utc_offset_minutes, building/unit/room, width, height, fps, tamper, covers "
       "(doors and devices whose alerts get this camera's evidence), and zones "
       "(id, detector intrusion|loitering|line_count|thrown_object, polygon of [x, y] in 0..1, "
-      "min_area, max_area, dwell_s, floors, severity, latch, door). See docs/CAMERA.md.";
+      "min_area, max_area, dwell_s, floors, severity, latch, door, schedule). See "
+      "docs/CAMERA.md.";
   f.read = [](Ctx& ctx, const YAML::Node& n, const Path& p, CamerasConfig& c) {
     if (n.IsNull()) return;
     if (!n.IsSequence()) {
