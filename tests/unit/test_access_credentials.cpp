@@ -263,3 +263,94 @@ TEST_CASE("Enrolment pseudonyms match what the readers produce for the same card
   CHECK(wiegand_pseudonym(kKey, wiegand::Format::h10301_26, 256, 1).empty());  // facility > 8 bits
   CHECK(wiegand_pseudonym(kKey, wiegand::Format::raw, 1, 1).empty());
 }
+
+TEST_CASE("credentials.sync: deltas against the list version, the whole list, and what is refused",
+          "[access][credentials][city]") {
+  const std::string a(32, 'a'), b(32, 'b'), c(32, 'c');
+  auto cred = [](const std::string& hash, const std::string& group) {
+    return nlohmann::json{
+        {"hash", hash},
+        {"label", "resident"},
+        {"access", nlohmann::json::array({{{"doors", group}, {"schedule", "always"}}})}};
+  };
+  const nlohmann::json sections{
+      {"door_groups", {{"gates", {"gate-north"}}, {"b3", {"b3-u1"}}}},
+      {"schedules",
+       {{"always",
+         {{"windows",
+           nlohmann::json::array({{{"days", "all"}, {"from", "00:00"}, {"to", "24:00"}}})}}}}}};
+  // The file an installer wrote: no sync version yet.
+  nlohmann::json local = sections;
+  local["version"] = 1;
+  local["credentials"] = nlohmann::json::array({cred(a, "gates")});
+
+  // A delta needs the version it applies to; the installer's file is version 0.
+  auto r = apply_credentials_sync(
+      local, {{"version", 5}, {"upsert", nlohmann::json::array({cred(b, "gates")})}});
+  CHECK(r.error == "args.base_version: required for a delta (or send \"full\": true)");
+  r = apply_credentials_sync(local, {{"version", 5}, {"base_version", 4}});
+  CHECK(r.error ==
+        "args.base_version 4 is not the gateway's list version 0: send the list in full");
+
+  // The whole list, version 5: replaces the credentials, keeps the sections it does not send.
+  r = apply_credentials_sync(
+      local, {{"version", 5},
+              {"full", true},
+              {"upsert", nlohmann::json::array({cred(b, "gates"), cred(c, "b3")})}});
+  INFO(r.error);
+  REQUIRE(r.list);
+  CHECK(r.version == 5);
+  CHECK(r.list->sync_version == 5);
+  CHECK(r.list->credentials.size() == 2);
+  CHECK(r.list->credentials.count(a) == 0);
+  CHECK(decide(*r.list, b, "gate-north", 0).granted);
+  CHECK((*r.document)["sync_version"] == 5);
+  // The document is a credentials file the gateway reads back as the same list.
+  const auto reread = parse_credentials(r.document->dump());
+  REQUIRE(reread.list);
+  CHECK(reread.list->sync_version == 5);
+
+  // A delta on version 5: c moves to the gates, b leaves, a comes back.
+  const nlohmann::json v5 = *r.document;
+  r = apply_credentials_sync(
+      v5, {{"version", 6},
+           {"base_version", 5},
+           {"remove", nlohmann::json::array({b, std::string(32, 'f')})},
+           {"upsert", nlohmann::json::array({cred(c, "gates"), cred(a, "b3")})}});
+  INFO(r.error);
+  REQUIRE(r.list);
+  CHECK(r.list->credentials.size() == 2);
+  CHECK_FALSE(decide(*r.list, b, "gate-north", 0).granted);
+  CHECK(decide(*r.list, c, "gate-north", 0).granted);
+  CHECK(decide(*r.list, a, "b3-u1", 0).granted);
+
+  // The same sync again (a retried request), or an older one: nothing to do.
+  const nlohmann::json v6 = *r.document;
+  r = apply_credentials_sync(v6, {{"version", 6}, {"base_version", 5}});
+  CHECK(r.duplicate);
+  CHECK(r.version == 6);
+  CHECK_FALSE(r.document);
+  CHECK(r.error.empty());
+  // A delta against a version the gateway does not have (one was lost): the city sends it all.
+  r = apply_credentials_sync(v6, {{"version", 8}, {"base_version", 7}});
+  CHECK(r.error ==
+        "args.base_version 7 is not the gateway's list version 6: send the list in full");
+
+  // A delta that would make a list the gateway refuses is refused whole, naming the problem.
+  r = apply_credentials_sync(v6, {{"version", 7},
+                                  {"base_version", 6},
+                                  {"upsert", nlohmann::json::array({cred("1234", "gates")})}});
+  CHECK_THAT(r.error, Catch::Contains(
+                          "the list it makes is refused: credentials.sync: credentials[2].hash"));
+  r = apply_credentials_sync(v6, {{"version", 7},
+                                  {"base_version", 6},
+                                  {"upsert", nlohmann::json::array({cred(b, "nowhere")})}});
+  CHECK_THAT(r.error, Catch::Contains("unknown door group 'nowhere'"));
+  CHECK(apply_credentials_sync(v6, {{"version", 7}, {"base_version", 6}, {"numbers", {1}}})
+            .error.starts_with("args.numbers: unknown"));
+  CHECK(apply_credentials_sync(v6, {{"base_version", 6}}).error == "args.version: required");
+  CHECK(apply_credentials_sync(v6, {{"version", "7"}}).error ==
+        "args.version: expected an integer >= 0");
+  CHECK(apply_credentials_sync(v6, {{"version", 7}, {"base_version", 6}, {"upsert", {{"x", 1}}}})
+            .error == "args.upsert: expected a list");
+}

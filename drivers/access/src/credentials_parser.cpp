@@ -186,12 +186,18 @@ CredentialsResult parse_credentials(std::string_view text, std::string_view orig
     return out;
   }
   c.only(root, "",
-         {"version", "utc_offset_minutes", "door_groups", "schedules", "holidays", "locked_down",
-          "credentials"});
+         {"version", "sync_version", "utc_offset_minutes", "door_groups", "schedules", "holidays",
+          "locked_down", "credentials"});
   CredentialList list;
 
   if (auto it = root.find("version"); it == root.end() || !it->is_number_integer() || *it != 1)
     c.err("version", "missing or not 1 (the only version this gateway reads)");
+  if (auto it = root.find("sync_version"); it != root.end()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 0)
+      c.err("sync_version", "expected an integer >= 0");
+    else
+      list.sync_version = it->get<std::int64_t>();
+  }
   if (auto it = root.find("utc_offset_minutes"); it != root.end()) {
     if (!it->is_number_integer() || it->get<std::int64_t>() < -720 || it->get<std::int64_t>() > 840)
       c.err("utc_offset_minutes", "expected an integer in -720..840");
@@ -539,6 +545,116 @@ AccessDecision CredentialBook::decide(std::string_view credential_hash, std::str
 std::size_t CredentialBook::size() const {
   std::lock_guard lock(mu_);
   return list_->credentials.size();
+}
+
+CredentialsSync apply_credentials_sync(const json& current, const json& args) {
+  CredentialsSync r;
+  auto fail = [&](std::string why) {
+    r.error = std::move(why);
+    return r;
+  };
+  if (!args.is_object()) return fail("args must be an object");
+  static const std::set<std::string> kKnown{
+      "version",     "base_version", "full",     "upsert",      "remove",
+      "door_groups", "schedules",    "holidays", "locked_down", "utc_offset_minutes"};
+  for (auto it = args.begin(); it != args.end(); ++it)
+    if (!kKnown.count(it.key()))
+      return fail("args." + it.key().substr(0, 64) +
+                  ": unknown (expected version, base_version, full, upsert, remove, door_groups, "
+                  "schedules, holidays, locked_down, utc_offset_minutes)");
+  auto integer = [&](const char* key, std::int64_t& out) {
+    auto it = args.find(key);
+    if (it == args.end()) return false;
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 0) {
+      r.error = std::string("args.") + key + ": expected an integer >= 0";
+      return false;
+    }
+    out = it->get<std::int64_t>();
+    return true;
+  };
+  std::int64_t version = 0, base = 0;
+  if (!integer("version", version))
+    return fail(r.error.empty() ? "args.version: required" : r.error);
+  if (version < 1) return fail("args.version: must be >= 1");
+  const bool has_base = integer("base_version", base);
+  if (!r.error.empty()) return r;
+  bool full = false;
+  if (auto it = args.find("full"); it != args.end()) {
+    if (!it->is_boolean()) return fail("args.full: expected true or false");
+    full = it->get<bool>();
+  }
+  for (const char* key : {"upsert", "remove", "holidays", "locked_down"})
+    if (auto it = args.find(key); it != args.end() && !it->is_array())
+      return fail(std::string("args.") + key + ": expected a list");
+  for (const char* key : {"door_groups", "schedules"})
+    if (auto it = args.find(key); it != args.end() && !it->is_object())
+      return fail(std::string("args.") + key + ": expected an object");
+
+  const json base_doc = current.is_object() ? current : json{{"version", 1}};
+  std::int64_t have = 0;
+  if (auto it = base_doc.find("sync_version"); it != base_doc.end() && it->is_number_integer())
+    have = it->get<std::int64_t>();
+  if (version <= have) {
+    r.duplicate = true;
+    r.version = have;
+    return r;
+  }
+  if (!full) {
+    if (!has_base) return fail("args.base_version: required for a delta (or send \"full\": true)");
+    if (base != have)
+      return fail("args.base_version " + std::to_string(base) +
+                  " is not the gateway's list version " + std::to_string(have) +
+                  ": send the list in full");
+  }
+
+  json doc = base_doc;
+  doc["version"] = 1;
+  doc["sync_version"] = version;
+  for (const char* key :
+       {"door_groups", "schedules", "holidays", "locked_down", "utc_offset_minutes"})
+    if (auto it = args.find(key); it != args.end()) doc[key] = *it;
+  // Credentials by hash, in the order they were (new ones at the end).
+  json creds = full ? json::array() : doc.value("credentials", json::array());
+  if (!creds.is_array()) creds = json::array();
+  auto index_of = [&](const std::string& hash) -> std::ptrdiff_t {
+    for (std::size_t i = 0; i < creds.size(); ++i)
+      if (creds[i].is_object() && creds[i].value("hash", "") == hash)
+        return static_cast<std::ptrdiff_t>(i);
+    return -1;
+  };
+  if (auto it = args.find("remove"); it != args.end()) {
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const json& h = (*it)[i];
+      if (!h.is_string()) return fail("args.remove[" + std::to_string(i) + "]: expected a hash");
+      if (const auto at = index_of(h.get<std::string>()); at >= 0)
+        creds.erase(static_cast<std::size_t>(at));  // one not there: already removed
+    }
+  }
+  if (auto it = args.find("upsert"); it != args.end()) {
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const json& c = (*it)[i];
+      if (!c.is_object() || !c.contains("hash") || !c["hash"].is_string())
+        return fail("args.upsert[" + std::to_string(i) + "]: expected a credential with a hash");
+      if (const auto at = index_of(c["hash"].get<std::string>()); at >= 0)
+        creds[static_cast<std::size_t>(at)] = c;
+      else
+        creds.push_back(c);
+    }
+  }
+  doc["credentials"] = std::move(creds);
+  auto parsed = parse_credentials(doc.dump(), "credentials.sync");
+  if (!parsed.list) {
+    std::string all;
+    for (std::size_t i = 0; i < parsed.errors.size() && i < 5; ++i)
+      all += (i ? "; " : "") + parsed.errors[i];
+    if (parsed.errors.size() > 5)
+      all += "; and " + std::to_string(parsed.errors.size() - 5) + " more";
+    return fail("the list it makes is refused: " + all);
+  }
+  r.version = version;
+  r.document = std::move(doc);
+  r.list = std::move(parsed.list);
+  return r;
 }
 
 }  // namespace anju::drivers::access

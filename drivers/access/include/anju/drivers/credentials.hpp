@@ -7,6 +7,7 @@
 // The credentials file (JSON):
 //   {
 //     "version": 1,
+//     "sync_version": 41,                        // the city's list version (credentials.sync)
 //     "utc_offset_minutes": 480,                 // local time of the schedules (China: +08:00)
 //     "door_groups": {"north-gates": ["gate-north", "gate-south"], "b3": ["b3-u1", "garage"]},
 //     "schedules": {
@@ -42,6 +43,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "anju/drivers/access_common.hpp"
 #include "anju/drivers/access_events.hpp"
 #include "anju/drivers/wiegand.hpp"
@@ -70,6 +73,7 @@ struct Credential {
 };
 
 struct CredentialList {
+  std::int64_t sync_version = 0;  // the city's version of the list; 0: not from the city
   int utc_offset_minutes = 480;
   std::map<std::string, std::set<std::string>> door_groups;
   std::map<std::string, Schedule> schedules;
@@ -84,6 +88,25 @@ struct CredentialsResult {
 };
 // Parses the credentials file's text. `origin` prefixes the errors (e.g. the file name).
 CredentialsResult parse_credentials(std::string_view text, std::string_view origin = "credentials");
+
+// The city's credentials.sync (args of the command, docs/contract/README.md): a delta against the
+// list version the gateway has, or the whole list. `current` is the document in use (the
+// credentials file's JSON). Pure. The result is checked in full by parse_credentials: a sync that
+// would make a file the gateway refuses is refused, and the list in use stays.
+//   {"version": 42,            // the list's version after this sync (> the gateway's)
+//    "base_version": 41,       // the version the delta applies to (required unless "full")
+//    "full": false,            // true: "upsert" is the whole list
+//    "upsert": [ {credential as in the file} ], "remove": ["<hash>", ...],
+//    "door_groups": {...}, "schedules": {...}, "holidays": [...], "locked_down": [...],
+//    "utc_offset_minutes": 480}  // each section replaced when present, kept when absent
+struct CredentialsSync {
+  std::optional<nlohmann::json> document;  // the new file's content (with sync_version)
+  std::optional<CredentialList> list;      // document, parsed
+  bool duplicate = false;    // version already reached: nothing to do (a retried request)
+  std::int64_t version = 0;  // the list's version after this (or now, when duplicate)
+  std::string error;
+};
+CredentialsSync apply_credentials_sync(const nlohmann::json& current, const nlohmann::json& args);
 
 // The decision for a credential's pseudonym at a door at a wall-clock time. Reasons: "granted",
 // "locked_down", "unknown", "not_yet_valid", "expired", "door_not_in_group", "holiday",
