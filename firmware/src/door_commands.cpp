@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "anju/edge/event.hpp"
+#include "anju/edge/files.hpp"
 
 namespace anju::firmware {
 
@@ -57,26 +58,9 @@ std::vector<std::string> DoorCommands::restore() {
 }
 
 bool DoorCommands::save(std::string& error) const {
-  const std::string tmp = state_path_ + ".tmp";
-  const std::string body = json{{"locked_down", locked_}}.dump() + "\n";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  bool ok = fd >= 0 && ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()) &&
-            ::fsync(fd) == 0;
-  if (fd >= 0) ok = (::close(fd) == 0) && ok;
-  ok = ok && std::rename(tmp.c_str(), state_path_.c_str()) == 0;
-  if (!ok) {
-    error = "cannot write " + state_path_ + ": " + std::strerror(errno);
-    return false;
-  }
-  // The rename is durable once the directory is: a lock-down must survive a power cut.
-  const auto slash = state_path_.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : state_path_.substr(0, slash);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return true;
+  // Durable: a lock-down must survive a power cut.
+  error = edge::write_file_atomic(state_path_, json{{"locked_down", locked_}}.dump() + "\n", 0640);
+  return error.empty();
 }
 
 void DoorCommands::audit(const DoorCommand& c, bool ok, const std::string& reason, json extra) {

@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "anju/edge/files.hpp"
+
 namespace anju::firmware {
 namespace {
 using nlohmann::json;
@@ -280,42 +282,8 @@ UsersParse load_users_file(const std::string& path) {
 }
 
 void save_users_file(const std::string& path, const std::vector<User>& users) {
-  const std::string text = render_users(users);
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error(tmp + ": " + std::strerror(errno));
-  ::fchmod(fd, 0600);  // even if an older temp file had another mode
-  std::size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw std::runtime_error(tmp + ": " + std::strerror(err));
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  int err = ::fsync(fd) == 0 ? 0 : errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp.c_str());
-    throw std::runtime_error(tmp + ": " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int rename_err = errno;
-    ::unlink(tmp.c_str());
-    throw std::runtime_error(path + ": " + std::strerror(rename_err));
-  }
-  // The rename itself survives a power cut once the directory is synced.
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (auto err = edge::write_file_atomic(path, render_users(users), 0600); !err.empty())
+    throw std::runtime_error(err);
 }
 
 }  // namespace anju::firmware
