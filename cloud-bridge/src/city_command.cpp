@@ -1,5 +1,7 @@
 #include "anju/bridge/city_command.hpp"
 
+#include "anju/bridge/city_token.hpp"
+
 #include <array>
 #include <utility>
 
@@ -134,7 +136,11 @@ bool needs_authorization(CityCommandName name) {
 CityCommandParse parse_city_command(std::string_view name, std::string_view payload,
                                     std::int64_t now_ms) {
   CityCommandParse r;
-  const auto parsed = edge::parse_command_object(payload, kMaxCityCommandBytes, r.error);
+  // A signed command carries its arguments in its token: it may be larger (a credentials list).
+  const auto known = city_command_from_string(name);
+  const std::size_t max_bytes =
+      known && needs_authorization(*known) ? kMaxSignedCityCommandBytes : kMaxCityCommandBytes;
+  const auto parsed = edge::parse_command_object(payload, max_bytes, r.error);
   if (!parsed) return r;
   const auto& j = *parsed;
   // What is needed to answer a refusal, read first and leniently.
@@ -191,7 +197,7 @@ CityCommandParse parse_city_command(std::string_view name, std::string_view payl
       }
       c.args = v;
     } else if (key == "authorization") {
-      if (!get_string(v, key, 1, 8192, c.authorization, e)) return r;
+      if (!get_string(v, key, 1, kMaxCityTokenBytes, c.authorization, e)) return r;
     } else {
       e = "unknown member '" + key +
           "' (expected schema, request_id, user, issued_ms, expires_ms, reply_to, args, "
@@ -215,6 +221,12 @@ CityCommandParse parse_city_command(std::string_view name, std::string_view payl
   if (needs_authorization(c.name) && c.authorization.empty()) {
     r.error = "unauthorised: " + std::string(to_string(c.name)) +
               " needs the city's signed 'authorization' token";
+    return r;
+  }
+  if (needs_authorization(c.name) && !c.args.empty()) {
+    // What is applied must be what the city signed: the arguments travel inside the token.
+    r.error = "'args' of " + std::string(to_string(c.name)) +
+              " go inside the 'authorization' token, not beside it";
     return r;
   }
   switch (c.name) {

@@ -72,6 +72,22 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
   auto& c = *parsed.command;
   const std::string cmd_name(bridge::to_string(c.name));
   spdlog::info("city command {} (request {}) from {}", cmd_name, c.request_id, c.user);
+  auto refuse = [&](const std::string& error) {
+    ++refused_;
+    spdlog::warn("city command {} (request {}) refused: {}", cmd_name, c.request_id, error);
+    audit(cmd_name, c.request_id, c.user, false, error);
+    answer(reply, corr, c.request_id, false, false, error);
+  };
+  if (bridge::needs_authorization(c.name)) {
+    if (!ctx_.city_key)
+      return refuse(
+          "unauthorised: this gateway has no key to check the city's token with "
+          "(uplink.command_key_file)");
+    auto token = bridge::verify_city_token(c.authorization, *ctx_.city_key, ctx_.site, cmd_name,
+                                           c.request_id, clock_.wall_ms());
+    if (!token.claims) return refuse("unauthorised: " + token.error);
+    c.args = std::move(token.claims->args);
+  }
 
   switch (c.name) {
     case bridge::CityCommandName::alert_ack:
@@ -140,6 +156,17 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
         answer(reply, corr, c.request_id, true, false, "", result, static_cast<int>(p),
                p + 1 == pages);
       }
+      return;
+    }
+    case bridge::CityCommandName::credentials_sync: {
+      if (!ctx_.credentials_sync)
+        return refuse("this gateway has no access control configured (access in anju.yaml)");
+      std::string error;
+      bool duplicate = false;
+      const json result = ctx_.credentials_sync(c.args, error, duplicate);
+      if (!error.empty()) return refuse(error);
+      audit(cmd_name, c.request_id, c.user, true, "");
+      answer(reply, corr, c.request_id, true, duplicate, "", result);
       return;
     }
     default: {

@@ -1139,6 +1139,9 @@ const Table<UplinkConfig>& uplink_table() {
                 "Disk budgets of the store-and-forward outbox, per message class."),
         leaf("enabled", &UplinkConfig::enabled, boolean(),
              "Connect to the cloud broker; false: run fully local."),
+        leaf("command_key_file", &UplinkConfig::command_key_file, text(),
+             "The city's Ed25519 public key (PEM) that signs credentials.sync and the other "
+             "commands that change configuration or release evidence. Empty: they are refused."),
     };
     for (auto& f : flatten(Table<BrokerConfig>{broker_fields(false), {}}, &UplinkConfig::broker))
       u.fields.push_back(std::move(f));

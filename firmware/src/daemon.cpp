@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include "anju/drivers/z2m_driver.hpp"
 #include "anju/edge/door_rules.hpp"
 #include "anju/edge/evidence_store.hpp"
+#include "anju/edge/files.hpp"
 #include "anju/edge/journal.hpp"
 #include "anju/edge/lifecycle.hpp"
 #include "anju/edge/mqtt.hpp"
@@ -751,6 +753,15 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   // file that cannot be used stops anjud at start with the file named: running without it would
   // deny every resident at the gate.
   drivers::access::CredentialBook credentials;
+  // The list the city syncs (credentials.sync) is kept in the data dir and, once there, is the
+  // one in use: the city manages the list from then on; the config's file is its first version.
+  const std::string city_credentials =
+      (fs::path(config.data_dir) / "credentials.city.json").string();
+  auto credentials_path = [&]() -> std::string {
+    std::error_code ec;
+    return fs::exists(city_credentials, ec) ? city_credentials : config.access.credentials_file;
+  };
+  std::mutex credentials_sync_mu;  // one sync at a time
   std::vector<std::unique_ptr<drivers::access::OsdpControlPanel>> osdp;
   // Doors on GPIO lines: a chip that cannot be opened leaves that door unwatched, reported
   // (device_offline and anju status) rather than stopping the compound's other doors.
@@ -764,16 +775,19 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
       if (!key.key) throw std::runtime_error("access.site_key_file: " + key.error);
       site_key = *key.key;
     }
-    if (!config.access.credentials_file.empty()) {
-      auto list = drivers::access::load_credentials(config.access.credentials_file);
+    if (const std::string path = credentials_path(); !path.empty()) {
+      auto list = drivers::access::load_credentials(path);
       if (!list.list) {
         std::string all;
         for (const auto& e : list.errors) all += "\n  " + e;
-        throw std::runtime_error("access.credentials_file: " + all);
+        throw std::runtime_error(
+            (path == config.access.credentials_file ? "access.credentials_file: " : "") + all);
       }
       credentials.replace(std::move(*list.list));
-      spdlog::info("access: {} credentials from {}", credentials.size(),
-                   config.access.credentials_file);
+      spdlog::info("access: {} credentials from {}{}", credentials.size(), path,
+                   path == city_credentials ? " (the city's list, version " +
+                                                  std::to_string(credentials.sync_version()) + ")"
+                                            : "");
     } else {
       spdlog::warn("access: no credentials_file; every card read is recorded and denied");
     }
@@ -1043,6 +1057,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     }
     if (access_control) {
       j["credentials"] = static_cast<std::int64_t>(credentials.size());
+      j["credentials_version"] = credentials.sync_version();
       j["locked_down"] = credentials.locked_down();
     }
     if (!config.cameras.streams.empty()) {
@@ -1104,6 +1119,45 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     cc.division_code = config.site.division_code;
     cc.db_path = jo.path;
     cc.status = status_json;
+    if (!config.uplink.command_key_file.empty()) {
+      std::ifstream in(config.uplink.command_key_file);
+      if (!in)
+        throw std::runtime_error("uplink.command_key_file: " + config.uplink.command_key_file +
+                                 ": cannot read: " + std::strerror(errno));
+      const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto key = bridge::parse_city_key(pem);
+      if (!key.key)
+        throw std::runtime_error("uplink.command_key_file: " + config.uplink.command_key_file +
+                                 ": " + key.error);
+      cc.city_key = std::move(key.key);
+    }
+    if (access_control)
+      cc.credentials_sync = [&](const json& args, std::string& error, bool& duplicate) -> json {
+        std::lock_guard sync_lock(credentials_sync_mu);
+        json current = json::object();
+        if (const std::string path = credentials_path(); !path.empty()) {
+          std::ifstream in(path);
+          current = json::parse(in, nullptr, false);
+          if (current.is_discarded()) {
+            error = "the credentials in use (" + path + ") cannot be read as JSON";
+            return {};
+          }
+        }
+        auto r = drivers::access::apply_credentials_sync(current, args);
+        if (!r.error.empty()) {
+          error = r.error;
+          return {};
+        }
+        duplicate = r.duplicate;
+        if (!r.duplicate) {
+          error = edge::write_file_atomic(city_credentials, r.document->dump(2) + "\n", 0640);
+          if (!error.empty()) return {};
+          credentials.replace(std::move(*r.list));
+          spdlog::info("access: the city's credentials, version {}: {} credentials (in {})",
+                       r.version, credentials.size(), city_credentials);
+        }
+        return {{"version", r.version}, {"credentials", credentials.size()}};
+      };
     cc.respond = [&uplink](const std::string& topic, const std::string& payload,
                            const std::string& corr) {
       return uplink->respond(topic, payload, corr);
@@ -1304,12 +1358,12 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     if (sig == SIGHUP) {
       // The credentials file is read again (a new resident's card, a lost one revoked); a file
       // with errors is refused and the list in use stays. Other settings need a restart.
-      if (!config.access.credentials_file.empty() && access_control) {
-        auto list = drivers::access::load_credentials(config.access.credentials_file);
+      if (const std::string path = credentials_path(); !path.empty() && access_control) {
+        std::lock_guard sync_lock(credentials_sync_mu);
+        auto list = drivers::access::load_credentials(path);
         if (list.list) {
           credentials.replace(std::move(*list.list));
-          spdlog::info("SIGHUP: {} credentials reloaded from {}", credentials.size(),
-                       config.access.credentials_file);
+          spdlog::info("SIGHUP: {} credentials reloaded from {}", credentials.size(), path);
         } else {
           for (const auto& e : list.errors)
             spdlog::error("SIGHUP: credentials not reloaded: {}", e);

@@ -13,8 +13,10 @@
 
 #include "anju/drivers/credentials.hpp"
 #include "city_contract.hpp"
+#include "city_signer.hpp"
 #include "harness.hpp"
 #include "osdp_pd_sim.hpp"
+#include "requester.hpp"
 
 using namespace anju::it;
 using namespace anju::sim;
@@ -644,4 +646,147 @@ TEST_CASE(
     }
   CHECK_FALSE(mentions_number(gw.log(), "62417"));
   anju::contract::check_city_contract(city_col.messages());
+}
+
+TEST_CASE(
+    "the city syncs the credential list with a signed command: a newcomer's card opens the gate, a "
+    "removed one does not, across a restart",
+    "[e2e][access][city]") {
+  Mosquitto local, city;
+  local.start();
+  city.start();
+  TempDir secrets("anju-it-sync");
+  write_file(secrets / "site.key", std::string(kKeyHex) + "\n");
+  ::chmod((secrets / "site.key").c_str(), 0600);
+  const std::string resident = card_hash(12, 62417), newcomer = card_hash(12, 777);
+  write_file(secrets / "credentials.json", credentials_json({resident}));
+  anju::test::CitySigner signer, impostor;
+  write_file(secrets / "city.pub", signer.public_pem());
+  GatewayConfig cfg;
+  cfg.local_uri = local.uri();
+  cfg.uplink_uri = city.uri();
+  cfg.command_key_file = (secrets / "city.pub").string();
+  cfg.event_kinds = {"passage_granted", "passage_denied"};
+  cfg.binary = ANJUD_TEST_PATH;
+  Anjud gw(cfg);
+  write_file(gw.config_path(),
+             read_file(gw.config_path()) +
+                 "\naccess:\n  site_key_file: " + (secrets / "site.key").string() +
+                 "\n  credentials_file: " + (secrets / "credentials.json").string() + R"(
+  gpio_doors:
+    - {door: gate-north, id: gate-north-door, chip: sim0, reader_id: gate-north-wiegand, d0: 1, d1: 2, lock: 5}
+)");
+  gw.start();
+  auto diag = [&] {
+    std::string s = "anjud log:\n" + tail(gw.log(), 5000);
+    if (auto st = gw.status()) s += "\nstatus: " + st->dump();
+    return s;
+  };
+  auto ready = [&] {
+    return wait_until(
+        [&] {
+          auto st = gw.status();
+          return st && st->contains("gpio_doors") &&
+                 (*st)["gpio_doors"][0].value("watched", false) &&
+                 (*st)["uplink"].value("connected", false);
+        },
+        20s);
+  };
+  REQUIRE(ready());
+  auto present = [&](std::uint32_t number, const std::string& hash, const std::string& kind,
+                     std::int64_t expected) {
+    gpio_input(gw, "sim0", "wiegand " + bits_text(h10301(12, number)));
+    const bool seen = wait_until([&] { return journal_passages(gw, kind, hash) == expected; }, 10s);
+    INFO(diag());
+    REQUIRE(seen);
+  };
+  present(777, newcomer, "passage_denied", 1);  // not on the list yet
+
+  V5Requester dispatch(city.uri(), "city/dispatch-1/replies", "it-city-dispatch");
+  const std::string topic = "anju/v1/" + kSite + "/cmd/credentials.sync";
+  auto until = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(1))
+        .count();
+  };
+  int sent = 0;
+  auto sync = [&](const std::string& rid, const json& args, const anju::test::CitySigner& by,
+                  const std::string& token_rid = "") {
+    json req{
+        {"schema", 1}, {"request_id", rid}, {"user", "civil-affairs-7"}, {"expires_ms", until()}};
+    req["authorization"] =
+        by.token(kSite, "credentials.sync", token_rid.empty() ? rid : token_rid, until(), args);
+    const std::string corr = "corr-" + std::to_string(++sent);
+    dispatch.send(topic, req, corr);
+    auto r = dispatch.wait_reply(corr, 10s);
+    REQUIRE(r);
+    return r->body;
+  };
+  auto cred = [](const std::string& hash) {
+    return json{{"hash", hash},
+                {"label", "resident"},
+                {"access", json::array({{{"doors", "gates"}, {"schedule", "always"}}})}};
+  };
+
+  // The whole list, version 1: the resident and the newcomer. The newcomer's card now opens.
+  json r =
+      sync("sync-1", {{"version", 1}, {"full", true}, {"upsert", {cred(resident), cred(newcomer)}}},
+           signer);
+  CHECK(r["ok"] == true);
+  CHECK(r["result"]["version"] == 1);
+  CHECK(r["result"]["credentials"] == 2);
+  present(777, newcomer, "passage_granted", 1);
+
+  // A delta on version 1: the resident moved out.
+  r = sync("sync-2", {{"version", 2}, {"base_version", 1}, {"remove", {resident}}}, signer);
+  CHECK(r["ok"] == true);
+  CHECK(r["result"]["credentials"] == 1);
+  present(62417, resident, "passage_denied", 1);
+  // The same request again: answered as done, nothing changes.
+  r = sync("sync-2", {{"version", 2}, {"base_version", 1}, {"remove", {resident}}}, signer);
+  CHECK(r["ok"] == true);
+  CHECK(r["duplicate"] == true);
+
+  // Refused: a delta on a version the gateway does not have; a token someone else signed; a
+  // token for another request; arguments beside the token; no token at all.
+  r = sync("sync-3", {{"version", 4}, {"base_version", 3}}, signer);
+  CHECK(r["error"] ==
+        "args.base_version 3 is not the gateway's list version 2: send the list in full");
+  r = sync("sync-4", {{"version", 3}, {"full", true}, {"upsert", {cred(resident)}}}, impostor);
+  CHECK(r["error"] ==
+        "unauthorised: authorization: the signature does not verify with the city's key");
+  r = sync("sync-5", {{"version", 3}, {"full", true}, {"upsert", {cred(resident)}}}, signer,
+           "sync-1");
+  CHECK(r["error"] == "unauthorised: authorization: issued for another request_id");
+  json beside{{"schema", 1},
+              {"request_id", "sync-6"},
+              {"user", "x"},
+              {"expires_ms", until()},
+              {"args", {{"version", 9}}},
+              {"authorization",
+               signer.token(kSite, "credentials.sync", "sync-6", until(), json::object())}};
+  dispatch.send(topic, beside, "corr-sync-6");
+  auto b = dispatch.wait_reply("corr-sync-6", 10s);
+  REQUIRE(b);
+  CHECK(b->body["error"] ==
+        "'args' of credentials.sync go inside the 'authorization' token, not beside it");
+  json unsigned_req{
+      {"schema", 1}, {"request_id", "sync-7"}, {"user", "x"}, {"expires_ms", until()}};
+  dispatch.send(topic, unsigned_req, "corr-sync-7");
+  auto u = dispatch.wait_reply("corr-sync-7", 10s);
+  REQUIRE(u);
+  CHECK(u->body["error"] ==
+        "unauthorised: credentials.sync needs the city's signed 'authorization' token");
+  CHECK((*gw.status())["credentials_version"] == 2);
+
+  // A restart keeps the city's list (not the installer's file, which still has the resident).
+  REQUIRE(gw.term() == 0);
+  gw.start();
+  REQUIRE(ready());
+  CHECK((*gw.status())["credentials_version"] == 2);
+  present(62417, resident, "passage_denied", 2);
+  present(777, newcomer, "passage_granted", 2);
+  CHECK(journal_audits(gw, "credentials.sync", true) == 3);
+  CHECK(journal_audits(gw, "credentials.sync", false) == 5);
+  CHECK(gw.term() == 0);
 }

@@ -360,6 +360,7 @@ std::string gateway_yaml(const GatewayConfig& c) {
       << "  uri: " << c.uplink_uri << "\n"
       << "  backoff_min_ms: " << c.backoff_min_ms << "\n"
       << "  backoff_max_ms: " << c.backoff_max_ms << "\n";
+    if (!c.command_key_file.empty()) y << "  command_key_file: " << c.command_key_file << "\n";
   }
   y << "  event_kinds: [";
   for (std::size_t i = 0; i < c.event_kinds.size(); ++i) y << (i ? ", " : "") << c.event_kinds[i];

@@ -142,7 +142,8 @@ struct GatewayConfig {
   std::string local_uri;
   std::string local_username_file;  // both set: anjud logs in to the local broker
   std::string local_password_file;
-  std::string uplink_uri;  // empty: uplink disabled
+  std::string uplink_uri;        // empty: uplink disabled
+  std::string command_key_file;  // the city's public key for signed commands (uplink)
   std::vector<std::string> event_kinds{"smoke",          "gas",          "water_leak", "contact",
                                        "device_offline", "device_online"};
   int backoff_min_ms = 100;

@@ -547,6 +547,11 @@ std::size_t CredentialBook::size() const {
   return list_->credentials.size();
 }
 
+std::int64_t CredentialBook::sync_version() const {
+  std::lock_guard lock(mu_);
+  return list_->sync_version;
+}
+
 CredentialsSync apply_credentials_sync(const json& current, const json& args) {
   CredentialsSync r;
   auto fail = [&](std::string why) {

@@ -19,6 +19,8 @@
 namespace anju::bridge {
 
 inline constexpr std::size_t kMaxCityCommandBytes = 16 * 1024;
+// Commands that need the city's token carry their arguments in it (city_token.hpp).
+inline constexpr std::size_t kMaxSignedCityCommandBytes = 64 * 1024;
 inline constexpr int kMaxQueryLimit = 500;  // events.query: rows per request
 inline constexpr int kQueryPageSize = 50;   // events.query: rows per response message
 

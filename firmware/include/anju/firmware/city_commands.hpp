@@ -8,19 +8,26 @@
 //   events.query            a bounded query of the journal; the events as the city receives them
 //                           (no personal data), paged, kQueryPageSize per answer
 //   diag                    the status anjud shows locally (counters, link state, versions)
-//   config.apply, rules.update, credentials.sync, evidence.request
-//                           refused without the city's token; with one, refused as not supported
-//                           by this version (the token's verification comes with them)
+//   credentials.sync        the access control's credential list from the city, a delta against
+//                           the version the gateway has (or the whole list), kept on the gateway
+//                           and used by the readers at once
+//   config.apply, rules.update, evidence.request
+//                           refused as not supported by this version (after the token is checked)
+// The last four need the city's token (bridge/city_token.hpp: a JWS signed with the city's key,
+// bound to this site, the command and its request id, carrying the arguments); without a key
+// provisioned (uplink.command_key_file) they are refused.
 // Thread: handle() on the uplink's Paho thread; answers to alert commands on the pipeline thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "anju/bridge/city_token.hpp"
 #include "anju/edge/clock.hpp"
 #include "anju/edge/mqtt.hpp"
 #include "anju/edge/pipeline.hpp"
@@ -32,6 +39,12 @@ struct CityCommandContext {
   std::string division_code;
   std::string db_path;                     // the journal, read by events.query
   std::function<nlohmann::json()> status;  // diag
+  // The city's key for signed commands; null: they are refused.
+  std::shared_ptr<const bridge::CityKey> city_key;
+  // credentials.sync: applies the verified args; the result ({version, credentials}) or, with
+  // `error` set, nothing. `duplicate`: that version was already there.
+  std::function<nlohmann::json(const nlohmann::json& args, std::string& error, bool& duplicate)>
+      credentials_sync;
   // Sends an answer (QoS 1); false when it could not be sent.
   std::function<bool(const std::string& topic, const std::string& payload,
                      const std::string& correlation_data)>

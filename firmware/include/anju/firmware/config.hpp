@@ -49,6 +49,9 @@ struct UplinkConfig {
   int backoff_max_ms = 60'000;
   std::vector<std::string> event_kinds;  // event kinds sent on anju/v1/<site>/event/<kind>
   OutboxBudget outbox;
+  // The city's Ed25519 public key (PEM) that signs the commands changing configuration or
+  // releasing evidence; empty: those commands are refused.
+  std::string command_key_file;
 };
 
 struct JournalConfig {

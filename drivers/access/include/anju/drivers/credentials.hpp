@@ -152,6 +152,7 @@ class CredentialBook {
         [this](std::string_view c, std::string_view d, std::int64_t t) { return decide(c, d, t); };
   }
   std::size_t size() const;
+  std::int64_t sync_version() const;  // of the list in use (0: not from the city)
 
  private:
   mutable std::mutex mu_;
