@@ -218,11 +218,18 @@ bool Uplink::connect() {
               options_.command_filter, static_cast<int>(rc));
     }
   } catch (const std::exception& e) {
+    std::string why = e.what();
+    if (options_.explain_connect_failure) why = options_.explain_connect_failure(why);
+    // Logged when the reason changes, not at every retry of the backoff.
+    if (why != last_logged_failure_)
+      spdlog::warn("uplink: cannot connect to {}: {}", options_.endpoint.uri, why);
+    last_logged_failure_ = why;
     std::lock_guard lock(mu_);
     ++stats_.connect_failures;
-    stats_.last_error = e.what();
+    stats_.last_error = why;
     return false;
   }
+  last_logged_failure_.clear();
   std::lock_guard lock(mu_);
   ++stats_.connects;
   stats_.connected = true;

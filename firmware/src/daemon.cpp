@@ -31,6 +31,7 @@
 #include "anju/edge/mqtt.hpp"
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
+#include "anju/firmware/check.hpp"
 #include "anju/firmware/city_commands.hpp"
 #include "anju/firmware/control.hpp"
 #include "anju/firmware/dashboard.hpp"
@@ -631,6 +632,14 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     uo.command_filter = "anju/v1/" + config.site.id + "/cmd/+";
     uo.on_command = [&city_commands](const edge::LocalBus::Message& m) {
       if (auto* h = city_commands.load()) h->handle(m);
+    };
+    // A refused TLS handshake says only "TCP/TLS connect failure" in Paho's words: probe it the
+    // way anju check does, so that the log names the CA, the expiry or the host name to fix.
+    uo.explain_connect_failure = [&config](const std::string& error) {
+      const auto probe = probe_tls(config.uplink.broker, std::chrono::milliseconds(3000));
+      const auto r = evaluate_city_broker(config.uplink, config.source_file, probe);
+      if (r.status != CheckStatus::fail) return error;
+      return r.message + (r.fix.empty() ? "" : " -- fix: " + r.fix);
     };
     uplink = std::make_unique<bridge::Uplink>(uo, counters);
   }

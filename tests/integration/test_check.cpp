@@ -512,6 +512,49 @@ TEST_CASE("anju check fails on a city certificate for another host name", "[chec
   CHECK(has(run.shown("city_broker"), "fix: put in uplink.uri the host name"));
 }
 
+TEST_CASE("anjud refuses a city broker it cannot trust, and its log says why and what to fix",
+          "[check][tls][e2e]") {
+  Pki pki;
+  Mosquitto local, city_other_ca, city_expired, city_wrong_name;
+  local.start();
+  start_tls_broker(city_other_ca, pki, pki.server, false);
+  start_tls_broker(city_expired, pki, pki.expired);
+  start_tls_broker(city_wrong_name, pki, pki.wrong_name);
+  struct Case {
+    std::string uri, ca, expected;
+  };
+  const std::vector<Case> cases{
+      {tls_uri(city_other_ca), pki.other_ca.string(),
+       "is not trusted: unable to get local issuer certificate (issued by /CN=Anju test city CA; "
+       "ca_file " +
+           pki.other_ca.string() + ") -- fix: uplink.tls.ca_file"},
+      {tls_uri(city_expired), pki.ca.string(), "is not trusted: certificate has expired (expired "},
+      {"ssl://localhost:" + std::to_string(city_wrong_name.port()), pki.ca.string(),
+       "is not trusted: hostname mismatch (localhost:" + std::to_string(city_wrong_name.port()) +
+           " is not a name in the certificate of /CN=city.example.org)"}};
+  for (const auto& c : cases) {
+    GatewayConfig cfg;
+    cfg.local_uri = local.uri();
+    cfg.uplink_uri = c.uri;
+    Anjud gw(cfg);
+    write_config(gw, c.ca, "", "");
+    gw.start();
+    const std::string line = "uplink: cannot connect to " + c.uri +
+                             ": the city broker's certificate at " + c.uri + " " + c.expected;
+    const bool logged = wait_until([&] { return gw.log().find(line) != std::string::npos; }, 20s);
+    INFO(tail(gw.log(), 3000));
+    CHECK(logged);
+    const auto st = gw.status();
+    REQUIRE(st);
+    CHECK((*st)["uplink"]["connected"] == false);
+    CHECK(has((*st)["uplink"].value("last_error", ""), c.expected));
+    // Said once, not at every retry of the backoff.
+    const std::string log = gw.log();
+    CHECK(log.find(line) == log.rfind(line));
+    CHECK(gw.term() == 0);
+  }
+}
+
 TEST_CASE("anju check names a device silent past its interval", "[check][e2e]") {
   Mosquitto local;
   local.start();

@@ -39,6 +39,10 @@ struct UplinkOptions {
   // messages go to on_command on Paho's thread, one at a time. Empty filter: no downlink.
   std::string command_filter;
   std::function<void(const anju::edge::LocalBus::Message&)> on_command;
+  // Turns a failed connect's error (Paho's words, e.g. "TCP/TLS connect failure") into what an
+  // installer can act on (anjud probes the TLS handshake the way anju check does). Called on the
+  // uplink's thread, in its backoff. Unset: Paho's words.
+  std::function<std::string(const std::string& error)> explain_connect_failure;
 };
 
 struct UplinkStats {
@@ -101,6 +105,7 @@ class Uplink {
   bool retry_now_ = false;
   std::chrono::steady_clock::time_point next_retry_{};  // guarded by mu_
   bool lost_ = false;
+  std::string last_logged_failure_;  // the uplink thread's: the last connect failure logged
   std::chrono::steady_clock::time_point flush_deadline_{};
   std::vector<std::pair<std::int64_t, MsgClass>> acks_;  // guarded by mu_
   std::set<std::int64_t> acked_pending_;                 // guarded by mu_
