@@ -385,3 +385,58 @@ TEST_CASE("generic_mqtt: UTF-8 check and severities", "[generic_mqtt]") {
   CHECK(default_severity(EventKind::battery_low, true) == 3);
   CHECK(default_severity(EventKind::temperature, std::nullopt) == 4);
 }
+
+// Errors are logged: a personal identifier a vendor put where a reading or a state was expected is
+// never repeated in them (docs/DATA.md, "Logs"; tests/integration/test_privacy.cpp).
+TEST_CASE(
+    "generic mqtt: values in errors are described, not repeated, when they could identify "
+    "someone",
+    "[generic_mqtt][privacy]") {
+  // Shown: short printable ASCII with at most 4 digits.
+  CHECK(describe_value("SMOKE") == "'\"SMOKE\"'");
+  CHECK(describe_value(140) == "'140'");
+  CHECK(describe_value(-0.5) == "'-0.5'");
+  CHECK(describe_value(json::array()) == "'[]'");
+  CHECK(describe_value(nullptr) == "'null'");
+  CHECK(describe_number(1e300) == "1e+300");
+  CHECK(describe_text("maybe") == "'maybe'");
+  // Described: card, phone, ID-card and plate numbers, resident ids, anything long or not ASCII.
+  CHECK(describe_value("13912345678") == "<string of 11 bytes>");
+  CHECK(describe_value(13912345678) == "<number of 11 digits>");
+  CHECK(describe_value(62417) == "<number of 5 digits>");
+  CHECK(describe_value("11010519491231002X") == "<string of 18 bytes>");
+  CHECK(describe_value("\xE4\xBA\xAC"
+                       "A12345") == "<string of 9 bytes>");
+  CHECK(describe_value("\xE5\xBC\xA0") == "<string of 3 bytes>");  // a name without digits
+  CHECK(describe_value("RID-7304-5521") == "<string of 13 bytes>");
+  CHECK(describe_value(json{{"phone", "13912345678"}, {"x", 1}}) == "<object of 2 members>");
+  CHECK(describe_value(json::array({"13912345678", 1, 2})) == "<array of 3>");
+  CHECK(describe_value(std::string(30, 'z')) == "<string of 30 bytes>");
+  CHECK(describe_number(13912345678.0) == "<number of 11 digits>");
+  CHECK(describe_text("13912345678") == "<11 bytes>");
+  CHECK(describe_text(std::string("on\nline", 7)) == "<7 bytes>");
+
+  Mapping m;
+  m.name = "pumps";
+  m.topic = "vendor/pumps/{device}/telemetry";
+  m.timestamp_pointer = "/ts";
+  m.timestamp_unit = TimestampUnit::seconds;
+  FieldMap alarm;
+  alarm.pointer = "/alarm";
+  alarm.kind = EventKind::equipment_alarm;
+  alarm.active.active_values = {"ALARM"};
+  alarm.active.inactive_values = {"OK"};
+  FieldMap pressure;
+  pressure.pointer = "/pressure_kpa";
+  pressure.kind = EventKind::pressure;
+  m.fields = {alarm, pressure};
+  const auto r = parse(m, "vendor/pumps/p1/telemetry",
+                       R"({"alarm":"13912345678","pressure_kpa":"11010519491231002X",)"
+                       R"("ts":13912345678,"phone":"13912345678"})");
+  CHECK(r.errors == std::vector<std::string>{
+                        "timestamp_pointer '/ts': out of range: <number of 11 digits>",
+                        "pointer '/alarm': value <string of 11 bytes> is neither active nor "
+                        "inactive",
+                        "pointer '/pressure_kpa': must be a number, got <string of 18 bytes>"});
+  CHECK(r.events.empty());
+}

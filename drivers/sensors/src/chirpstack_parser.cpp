@@ -34,8 +34,9 @@ std::string quote(std::string_view s) {
   return "'" + printable(s) + "'" + (s.size() > kMaxQuotedBytes ? "..." : "");
 }
 
+// A payload value in an error: never one that could be a personal identifier (it is logged).
 std::string quote_json(const json& v) {
-  return quote(v.dump(-1, ' ', true, json::error_handler_t::replace));
+  return generic_mqtt::describe_value(v);
 }
 
 std::string lower(std::string_view s) {

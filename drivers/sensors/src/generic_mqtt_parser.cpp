@@ -41,9 +41,21 @@ std::string quote(std::string_view s) {
   return out;
 }
 
-// A short, safe rendering of a JSON value for an error.
-std::string quote_json(const json& v) {
-  return quote(v.dump(-1, ' ', true, json::error_handler_t::replace));
+// What describe_*() may show as it is (see generic_mqtt.hpp).
+constexpr std::size_t kMaxShownBytes = 24;
+constexpr std::size_t kMaxShownDigits = 4;
+
+std::size_t count_digits(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }));
+}
+
+bool showable(std::string_view s) {
+  if (s.size() > kMaxShownBytes || count_digits(s) > kMaxShownDigits) return false;
+  return std::all_of(s.begin(), s.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c >= 0x20 && c < 0x7f;
+  });
 }
 
 std::vector<std::string_view> split_levels(std::string_view s) {
@@ -276,11 +288,35 @@ ActiveResult evaluate_active(const ActiveRule& rule, const json& value) {
       if (lower_equals(s, w)) a = false;
   }
   if (!a) {
-    r.error = "value " + quote_json(value) + " is neither active nor inactive";
+    r.error = "value " + describe_value(value) + " is neither active nor inactive";
     return r;
   }
   r.active = rule.invert ? !*a : *a;
   return r;
+}
+
+std::string describe_value(const json& v) {
+  // Not ASCII-escaped: a value with non-ASCII text is never shown.
+  const std::string text = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (showable(text)) return "'" + text + "'";
+  if (v.is_string())
+    return "<string of " + std::to_string(v.get_ref<const std::string&>().size()) + " bytes>";
+  if (v.is_number()) return "<number of " + std::to_string(count_digits(text)) + " digits>";
+  if (v.is_object())
+    return "<object of " + std::to_string(v.size()) + (v.size() == 1 ? " member>" : " members>");
+  if (v.is_array()) return "<array of " + std::to_string(v.size()) + ">";
+  return "<" + std::string(v.type_name()) + ">";
+}
+
+std::string describe_number(double v) {
+  const std::string text = format_number(v);
+  if (showable(text)) return text;
+  return "<number of " + std::to_string(count_digits(text)) + " digits>";
+}
+
+std::string describe_text(std::string_view text) {
+  if (showable(text)) return "'" + std::string(text) + "'";
+  return "<" + std::to_string(text.size()) + " bytes>";
 }
 
 bool is_valid_utf8(std::string_view s) {
@@ -458,7 +494,7 @@ ParseResult parse(const Mapping& m, std::string_view topic, std::string_view pay
                            ": must be a number");
       else if (const double ms = v->get<double>() * factor; !(ms >= 0 && ms <= kMaxMs))
         r.errors.push_back("timestamp_pointer " + quote(m.timestamp_pointer) +
-                           ": out of range: " + format_number(v->get<double>()));
+                           ": out of range: " + describe_number(v->get<double>()));
       else
         r.device_ts_ms = static_cast<std::int64_t>(ms);
     }
@@ -506,7 +542,7 @@ ParseResult parse(const Mapping& m, std::string_view topic, std::string_view pay
       ev.active = a.active;
     } else {
       if (!v->is_number() || !std::isfinite(v->get<double>())) {
-        r.errors.push_back(where + "must be a number, got " + quote_json(*v));
+        r.errors.push_back(where + "must be a number, got " + describe_value(*v));
         continue;
       }
       const double value = v->get<double>() * f.scale + f.offset;

@@ -4,12 +4,13 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
+#include "anju/drivers/generic_mqtt.hpp"
 
 namespace anju::drivers::z2m {
 namespace {
@@ -20,8 +21,7 @@ constexpr std::string_view kSource = "zigbee2mqtt";
 
 // Nested "features" deeper than this are not looked at (z2m uses two levels at most).
 constexpr int kMaxExposeDepth = 8;
-// How much of an unexpected payload is quoted back in an error.
-constexpr std::size_t kMaxQuotedBytes = 64;
+// Values in errors (which are logged) go through generic_mqtt::describe_*: never an identifier.
 
 // One known zigbee2mqtt property. The order of this table is the order in which parse_state
 // emits events, whatever the order of the JSON object.
@@ -58,30 +58,6 @@ const Property* find_property(std::string_view name) {
 std::string size_error(std::size_t size) {
   return "payload too large: " + std::to_string(size) + " bytes (max " +
          std::to_string(kMaxPayloadBytes) + ")";
-}
-
-// Shortest round-trip text of a double ("140", "21.5", "1e+300").
-std::string format_number(double v) {
-  std::array<char, 64> buf{};
-  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-  if (ec != std::errc()) return "?";
-  return std::string(buf.data(), end);
-}
-
-// At most kMaxQuotedBytes of `s`, with anything but printable ASCII replaced by '?', so that an
-// error string is always safe to log and to put into JSON (no control bytes, valid UTF-8).
-std::string quote(std::string_view s) {
-  std::string out;
-  const std::size_t n = std::min(s.size(), kMaxQuotedBytes);
-  out.reserve(n + 5);
-  out += '\'';
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  out += '\'';
-  if (s.size() > n) out += "...";
-  return out;
 }
 
 // Parses without exceptions; a discarded value means "not valid JSON".
@@ -356,7 +332,8 @@ StateResult parse_state(std::string_view payload, const DeviceInfo& device, Devi
       continue;
     }
     if (value < p.min || value > p.max) {
-      r.errors.push_back("field '" + key + "' out of range: " + format_number(value));
+      r.errors.push_back("field '" + key +
+                         "' out of range: " + generic_mqtt::describe_number(value));
       continue;
     }
     const bool changed = last == state.last.end() || last->second != value;
@@ -399,12 +376,13 @@ AvailabilityResult parse_availability(std::string_view payload) {
       auto st = doc.find("state");
       if (st != doc.end() && st->is_string()) {
         if (from_word(st->get_ref<const std::string&>())) return r;
-        r.error = "unexpected availability state " + quote(st->get_ref<const std::string&>());
+        r.error = "unexpected availability state " +
+                  generic_mqtt::describe_text(st->get_ref<const std::string&>());
         return r;
       }
     }
   }
-  r.error = "unexpected availability payload " + quote(payload);
+  r.error = "unexpected availability payload " + generic_mqtt::describe_text(payload);
   return r;
 }
 

@@ -56,6 +56,17 @@ struct ActiveResult {
 };
 ActiveResult evaluate_active(const ActiveRule& rule, const nlohmann::json& value);
 
+// ---- values in error messages -----------------------------------------------------------------
+// Parser errors are logged, so they never repeat a value that could be a personal identifier a
+// device put where a reading was expected (a card, phone, ID-card or licence plate number, a
+// resident id: docs/DATA.md, "Logs"). A value is quoted only when its text is at most 24 bytes of
+// printable ASCII with at most 4 digits: state words ('"SMOKE"', '"sideways"'), readings ('140',
+// '-0.5', '1e+300'), small JSON ('[]', '{"state":true}'). Anything else is described by its type
+// and size: <string of 11 bytes>, <number of 11 digits>, <object of 2 members>, <array of 3>.
+std::string describe_value(const nlohmann::json& value);  // '"SMOKE"' or <string of 11 bytes>
+std::string describe_number(double value);                // 140 or <number of 11 digits>
+std::string describe_text(std::string_view text);         // 'maybe' or <11 bytes> (raw payloads)
+
 // Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). MQTT topics must be; a
 // topic that is not is rejected before any of it reaches an event.
 bool is_valid_utf8(std::string_view s);
