@@ -94,4 +94,45 @@ EvidencePrune prune_evidence(const fs::path& dir, std::int64_t budget_bytes,
   return r;
 }
 
+std::map<std::int64_t, Event> alert_events(const Db& db, const Alert& alert) {
+  std::map<std::int64_t, Event> events;
+  auto add = [&events](Stmt& q) {
+    while (q.step()) {
+      auto r = decode_stored(q.str(1));
+      if (r.event) events.emplace(q.i64(0), std::move(*r.event));
+    }
+  };
+  if (!alert.device.id.empty()) {
+    auto q = db.prepare(
+        "SELECT seq, body FROM events WHERE device_id=?1 AND ts_ms BETWEEN ?2 AND ?3 "
+        "ORDER BY ts_ms DESC LIMIT 200");
+    q.bind(1, alert.device.id)
+        .bind(2, alert.first_seen_ms - 60'000)
+        .bind(3, alert.updated_ms + 1000);
+    add(q);
+  }
+  auto q = db.prepare(
+      "SELECT seq, body FROM events WHERE ts_ms >= ?1 AND kind IN ('alert_transition','audit') "
+      "AND json_extract(anju_event_json(body),'$.attrs.alert_id')=?2 ORDER BY seq DESC LIMIT 200");
+  q.bind(1, alert.first_seen_ms).bind(2, alert.alert_id);
+  add(q);
+  return events;
+}
+
+std::set<std::string> alert_evidence(const Alert& alert,
+                                     const std::map<std::int64_t, Event>& events,
+                                     const std::filesystem::path& dir) {
+  std::set<std::string> candidates(alert.event_ids.begin(), alert.event_ids.end());
+  for (const auto& [seq, e] : events)
+    if (auto it = e.attrs.find("evidence"); it != e.attrs.end() && it->is_string())
+      candidates.insert(it->get<std::string>());
+  std::set<std::string> out;
+  for (const auto& id : candidates) {
+    std::error_code ec;
+    if (evidence_id_ok(id) && std::filesystem::exists(dir / id / "snapshot.jpg", ec))
+      out.insert(id);
+  }
+  return out;
+}
+
 }  // namespace anju::edge

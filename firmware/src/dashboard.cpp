@@ -519,48 +519,14 @@ void Dashboard::on_alert(const httplib::Request& req, httplib::Response& res) {
   const json aj = json::parse(st.str(0), nullptr, false);
   auto alert = edge::alert_from_json(aj);
   if (!alert) return refuse(res, 500, "the stored alert cannot be read");
-  // Its events: the device's events over the alert's life (index events_device), and the
-  // transitions journaled for it (index events_ts).
-  std::map<std::int64_t, json> events;
-  auto add = [&events](edge::Stmt& q) {
-    while (q.step()) {
-      auto r = edge::decode_stored(q.str(1));
-      if (!r.event) continue;
-      json e = edge::to_json(*r.event);
-      e["seq"] = q.i64(0);
-      events[q.i64(0)] = std::move(e);
-    }
-  };
-  if (!alert->device.id.empty()) {
-    auto q = db.prepare(
-        "SELECT seq, body FROM events WHERE device_id=?1 AND ts_ms BETWEEN ?2 AND ?3 "
-        "ORDER BY ts_ms DESC LIMIT 200");
-    q.bind(1, alert->device.id)
-        .bind(2, alert->first_seen_ms - 60'000)
-        .bind(3, alert->updated_ms + 1000);
-    add(q);
-  }
-  auto q = db.prepare(
-      "SELECT seq, body FROM events WHERE ts_ms >= ?1 AND kind IN ('alert_transition','audit') "
-      "AND json_extract(anju_event_json(body),'$.attrs.alert_id')=?2 ORDER BY seq DESC LIMIT 200");
-  q.bind(1, alert->first_seen_ms).bind(2, id);
-  add(q);
+  const auto events = edge::alert_events(db, *alert);
   json list = json::array();
-  for (auto& [seq, e] : events) list.push_back(std::move(e));
-  // Its camera evidence still on disk: what its events name (a camera's own alerts), and what a
-  // camera that covers its door or device recorded under the id of an event that caused it.
-  std::set<std::string> candidates(alert->event_ids.begin(), alert->event_ids.end());
-  for (const auto& e : list)
-    if (e.contains("attrs") && e["attrs"].is_object() && e["attrs"].contains("evidence") &&
-        e["attrs"]["evidence"].is_string())
-      candidates.insert(e["attrs"]["evidence"].get<std::string>());
-  std::set<std::string> evidence;
-  for (const auto& eid : candidates) {
-    std::error_code ec;
-    if (edge::evidence_id_ok(eid) &&
-        std::filesystem::exists(options_.evidence_dir + "/" + eid + "/snapshot.jpg", ec))
-      evidence.insert(eid);
+  for (const auto& [seq, e] : events) {
+    json j = edge::to_json(e);
+    j["seq"] = seq;
+    list.push_back(std::move(j));
   }
+  const auto evidence = edge::alert_evidence(*alert, events, options_.evidence_dir);
   reply(res, 200, {{"alert", aj}, {"events", list}, {"evidence", evidence}});
 }
 

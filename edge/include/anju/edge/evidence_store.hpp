@@ -12,10 +12,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "anju/edge/alert.hpp"
+#include "anju/edge/event.hpp"
 
 namespace anju::edge {
 
@@ -46,6 +50,18 @@ class Db;
 // camera's own alerts, every clip their events name (a trigger soon after another shares the
 // earlier clip, so an alert's evidence may carry another event's id).
 std::set<std::string> evidence_in_use(const Db& db);
+
+// An alert's events by journal sequence: its device's events over the alert's life, and the
+// transitions and audits journaled for it (the dashboard's alert page, the city's
+// evidence.request). At most 200 of each.
+std::map<std::int64_t, Event> alert_events(const Db& db, const Alert& alert);
+
+// An alert's camera evidence still on disk under `dir`: what its events name (attrs.evidence: a
+// camera's own alerts, whose clip a trigger may share), and what a camera covering its door or
+// device recorded under the id of an event that caused it.
+std::set<std::string> alert_evidence(const Alert& alert,
+                                     const std::map<std::int64_t, Event>& events,
+                                     const std::filesystem::path& dir);
 
 // budget_bytes <= 0: no budget; max_age_ms <= 0: no age limit.
 EvidencePrune prune_evidence(const std::filesystem::path& dir, std::int64_t budget_bytes,
