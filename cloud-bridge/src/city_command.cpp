@@ -85,6 +85,39 @@ bool parse_alert_args(const nlohmann::json& args, CityCommand& c, std::string& e
   return true;
 }
 
+}  // namespace
+
+bool parse_evidence_args(const nlohmann::json& args, EvidenceRequest& r, std::string& error) {
+  if (!args.is_object()) {
+    error = "'args' must be an object";
+    return false;
+  }
+  for (auto it = args.begin(); it != args.end(); ++it) {
+    const std::string key = "args." + it.key();
+    if (it.key() == "alert_id") {
+      if (!get_string(it.value(), key, 1, 64, r.alert_id, error)) return false;
+      if (!printable(r.alert_id) || r.alert_id.find_first_of("/+#") != std::string::npos) {
+        error = "'args.alert_id' is not an alert id";
+        return false;
+      }
+    } else if (it.key() == "reason") {
+      if (!get_string(it.value(), key, 1, 500, r.reason, error)) return false;
+    } else {
+      error = "unknown member '" + key.substr(0, 64) + "' (expected alert_id, reason)";
+      return false;
+    }
+  }
+  for (const auto& [have, what] :
+       {std::pair{!r.alert_id.empty(), "alert_id"}, std::pair{!r.reason.empty(), "reason"}})
+    if (!have) {
+      error = std::string("'args.") + what + "' is required (why the evidence is released)";
+      return false;
+    }
+  return true;
+}
+
+namespace {
+
 bool parse_query_args(const nlohmann::json& args, EventsQuery& q, std::string& error) {
   for (auto it = args.begin(); it != args.end(); ++it) {
     const std::string key = "args." + it.key();

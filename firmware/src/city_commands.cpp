@@ -2,9 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <set>
+
 #include "anju/bridge/city_bridge.hpp"
 #include "anju/bridge/city_command.hpp"
 #include "anju/edge/event.hpp"
+#include "anju/edge/evidence_store.hpp"
 #include "anju/edge/journal.hpp"
 
 namespace anju::firmware {
@@ -35,7 +41,8 @@ void CityCommands::answer(const std::string& topic, const std::string& corr,
 // Every command from the city, accepted or not, is an audit event in the journal: who (the
 // city's user), what, its request id and the outcome.
 void CityCommands::audit(const std::string& command, const std::string& request_id,
-                         const std::string& user, bool ok, const std::string& error) {
+                         const std::string& user, bool ok, const std::string& error,
+                         const json& extra) {
   edge::Event e = edge::gateway_event(edge::EventKind::audit, clock_);
   e.site = ctx_.site;
   e.severity = 4;
@@ -43,6 +50,8 @@ void CityCommands::audit(const std::string& command, const std::string& request_
   e.attrs = {{"via", "city"}, {"action", command}, {"user", user}, {"ok", ok}};
   if (!request_id.empty()) e.attrs["request_id"] = request_id;
   if (!error.empty()) e.attrs["reason"] = error;
+  if (extra.is_object())
+    for (auto it = extra.begin(); it != extra.end(); ++it) e.attrs[it.key()] = it.value();
   if (!pipeline_.submit(std::move(e)))
     spdlog::warn("city command {} ({}): audit not journaled (stopping)", command, request_id);
 }
@@ -169,6 +178,30 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
       answer(reply, corr, c.request_id, true, duplicate, "", result);
       return;
     }
+    case bridge::CityCommandName::evidence_request: {
+      bridge::EvidenceRequest ev;
+      std::string error;
+      if (!bridge::parse_evidence_args(c.args, ev, error)) return refuse(error);
+      json result = release_evidence(ev, error);
+      if (!error.empty()) {
+        ++refused_;
+        spdlog::warn("city command {} (request {}) refused: {}", cmd_name, c.request_id, error);
+        audit(cmd_name, c.request_id, c.user, false, error,
+              {{"alert_id", ev.alert_id}, {"why", ev.reason}});
+        answer(reply, corr, c.request_id, false, false, error);
+        return;
+      }
+      spdlog::warn("city command {} (request {}): evidence {} of alert {} released to {} ({})",
+                   cmd_name, c.request_id, result.value("evidence_id", ""), ev.alert_id, c.user,
+                   ev.reason);
+      audit(cmd_name, c.request_id, c.user, true, "",
+            {{"alert_id", ev.alert_id},
+             {"why", ev.reason},
+             {"evidence", result.value("evidence_id", "")},
+             {"bytes", result.value("bytes", 0)}});
+      answer(reply, corr, c.request_id, true, false, "", result);
+      return;
+    }
     default: {
       const std::string error = cmd_name + " is not supported by this gateway version";
       ++refused_;
@@ -177,6 +210,51 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
       return;
     }
   }
+}
+
+json CityCommands::release_evidence(const bridge::EvidenceRequest& r, std::string& error) {
+  const std::int64_t now = clock_.wall_ms();
+  while (!releases_.empty() && releases_.front() <= now - 3'600'000) releases_.pop_front();
+  if (static_cast<int>(releases_.size()) >= ctx_.evidence_per_hour) {
+    error = "rate limit: " + std::to_string(releases_.size()) +
+            " evidence releases in the last hour (uplink.evidence_per_hour: " +
+            std::to_string(ctx_.evidence_per_hour) + ")";
+    return {};
+  }
+  std::optional<edge::Alert> alert;
+  std::set<std::string> evidence;
+  try {
+    auto db = edge::open_reader(ctx_.db_path);
+    auto st = db.prepare("SELECT body FROM alerts WHERE alert_id=?1");
+    st.bind(1, r.alert_id);
+    if (st.step()) alert = edge::alert_from_json(json::parse(st.str(0), nullptr, false));
+    if (alert)
+      evidence = edge::alert_evidence(*alert, edge::alert_events(db, *alert), ctx_.evidence_dir);
+  } catch (const std::exception& e) {
+    error = std::string("journal not readable: ") + e.what();
+    return {};
+  }
+  if (!alert) {
+    error = "no alert " + r.alert_id;
+    return {};
+  }
+  if (evidence.empty()) {
+    error = "alert " + r.alert_id + " has no camera evidence on the gateway";
+    return {};
+  }
+  const std::string id = *evidence.begin();
+  std::ifstream in(ctx_.evidence_dir + "/" + id + "/snapshot.jpg", std::ios::binary);
+  const std::string jpeg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    error = "the snapshot of evidence " + id + " cannot be read";
+    return {};
+  }
+  releases_.push_back(now);
+  return {{"alert_id", r.alert_id},
+          {"evidence_id", id},
+          {"content_type", "image/jpeg"},
+          {"bytes", jpeg.size()},
+          {"snapshot_base64url", bridge::base64url_encode(jpeg)}};
 }
 
 }  // namespace anju::firmware

@@ -1142,6 +1142,8 @@ const Table<UplinkConfig>& uplink_table() {
         leaf("command_key_file", &UplinkConfig::command_key_file, text(),
              "The city's Ed25519 public key (PEM) that signs credentials.sync and the other "
              "commands that change configuration or release evidence. Empty: they are refused."),
+        leaf("evidence_per_hour", &UplinkConfig::evidence_per_hour, integer(0, 1000),
+             "evidence.request: camera snapshots released to the city in any hour (0: none)."),
     };
     for (auto& f : flatten(Table<BrokerConfig>{broker_fields(false), {}}, &UplinkConfig::broker))
       u.fields.push_back(std::move(f));

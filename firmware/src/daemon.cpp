@@ -1128,6 +1128,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     cc.division_code = config.site.division_code;
     cc.db_path = jo.path;
     cc.status = status_json;
+    cc.evidence_dir = (fs::path(config.data_dir) / "evidence").string();
+    cc.evidence_per_hour = config.uplink.evidence_per_hour;
     if (!config.uplink.command_key_file.empty()) {
       std::ifstream in(config.uplink.command_key_file);
       if (!in)

@@ -27,6 +27,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       __builtin_trap();
     if (c.query.limit < 1 || c.query.limit > anju::bridge::kMaxQueryLimit) __builtin_trap();
     if (c.reply_to.find_first_of("+#") != std::string::npos) __builtin_trap();
+    // The arguments of evidence.request come from inside the token; parse what is here as if.
+    anju::bridge::EvidenceRequest ev;
+    std::string why;
+    if (anju::bridge::parse_evidence_args(c.args, ev, why) &&
+        (ev.alert_id.empty() || ev.reason.empty() || !why.empty()))
+      __builtin_trap();
   } else if (r.error.empty()) {
     __builtin_trap();
   }

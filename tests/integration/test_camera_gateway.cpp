@@ -10,8 +10,11 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "anju/bridge/city_token.hpp"
 #include "city_contract.hpp"
+#include "city_signer.hpp"
 #include "harness.hpp"
+#include "requester.hpp"
 
 using namespace anju::it;
 
@@ -31,6 +34,12 @@ TEST_CASE("a camera in anju.yaml raises an intrusion alert at the city", "[e2e][
   cfg.uplink_uri = city.uri();
   cfg.event_kinds = {"device_online", "device_offline"};
   cfg.dashboard_port = pick_free_port();
+  // The city may ask for one snapshot an hour, with its signed token.
+  anju::test::CitySigner city_key;
+  TempDir keys("anju-it-citykey");
+  write_file(keys / "city.pub", city_key.public_pem());
+  cfg.command_key_file = (keys / "city.pub").string();
+  cfg.evidence_per_hour = 1;
   Anjud gw(cfg);
   REQUIRE(add_dashboard_user(gw, "li", "viewer", "viewer-password-1") == 0);
   write_file(gw.config_path(), read_file(gw.config_path()) + R"(
@@ -201,7 +210,51 @@ cameras:
   const json dj = json::parse(detail->body, nullptr, false);
   REQUIRE(dj.is_object());
   CHECK(dj["evidence"] == json::array({smoke_events[0]}));
-  // Nothing the city got is an image: every message is a small JSON document.
+
+  // The city asks for the smoke alert's snapshot (evidence.request, signed, with its reason): it
+  // gets exactly the file on the gateway, once; the second request within the hour is refused.
+  // Both are in the audit log with the reason.
+  V5Requester dispatch(city.uri(), "city/dispatch-9/replies", "it-city-evidence");
+  auto ask = [&](const std::string& rid) {
+    const std::int64_t until =
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch() + std::chrono::minutes(1))
+            .count();
+    const json args{{"alert_id", smoke_alert}, {"reason", "fire brigade case 2026-118"}};
+    dispatch.send("anju/v1/" + kSite + "/cmd/evidence.request",
+                  {{"schema", 1},
+                   {"request_id", rid},
+                   {"user", "fire-dispatch-3"},
+                   {"expires_ms", until},
+                   {"authorization", city_key.token(kSite, "evidence.request", rid, until, args)}},
+                  "corr-" + rid);
+    auto r = dispatch.wait_reply("corr-" + rid, 15s);
+    REQUIRE(r);
+    return r->body;
+  };
+  const json released = ask("ev-1");
+  INFO(released.dump().substr(0, 500));
+  REQUIRE(released["ok"] == true);
+  CHECK(released["result"]["evidence_id"] == smoke_events[0]);
+  CHECK(released["result"]["content_type"] == "image/jpeg");
+  const auto jpeg =
+      anju::bridge::base64url_decode(released["result"]["snapshot_base64url"].get<std::string>());
+  REQUIRE(jpeg);
+  CHECK(*jpeg == read_file(gw.data_dir() / "evidence" / smoke_events[0] / "snapshot.jpg"));
+  const json limited = ask("ev-2");
+  CHECK(limited["ok"] == false);
+  CHECK(limited["error"] ==
+        "rate limit: 1 evidence releases in the last hour (uplink.evidence_per_hour: 1)");
+  CHECK(wait_until(
+      [&] {
+        return sql_i64(
+                   gw.db_path(),
+                   "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), "
+                   "'$.attrs.action')='evidence.request' AND json_extract(anju_event_json(body), "
+                   "'$.attrs.why')='fire brigade case 2026-118'") == 2;
+      },
+      10s));
+  // Nothing the city got on its topics is an image: every message is a small JSON document.
   for (const auto& m : city_col.messages()) CHECK(m.payload.size() < 16 * 1024);
   CHECK(gw.term() == 0);
   anju::contract::check_city_contract(city_col.messages());

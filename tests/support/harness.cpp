@@ -361,6 +361,7 @@ std::string gateway_yaml(const GatewayConfig& c) {
       << "  backoff_min_ms: " << c.backoff_min_ms << "\n"
       << "  backoff_max_ms: " << c.backoff_max_ms << "\n";
     if (!c.command_key_file.empty()) y << "  command_key_file: " << c.command_key_file << "\n";
+    if (c.evidence_per_hour >= 0) y << "  evidence_per_hour: " << c.evidence_per_hour << "\n";
   }
   y << "  event_kinds: [";
   for (std::size_t i = 0; i < c.event_kinds.size(); ++i) y << (i ? ", " : "") << c.event_kinds[i];

@@ -144,6 +144,7 @@ struct GatewayConfig {
   std::string local_password_file;
   std::string uplink_uri;        // empty: uplink disabled
   std::string command_key_file;  // the city's public key for signed commands (uplink)
+  int evidence_per_hour = -1;    // uplink.evidence_per_hour; < 0: the default
   std::vector<std::string> event_kinds{"smoke",          "gas",          "water_leak", "contact",
                                        "device_offline", "device_online"};
   int backoff_min_ms = 100;

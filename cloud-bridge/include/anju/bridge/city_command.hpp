@@ -69,6 +69,14 @@ struct CityCommandParse {
   std::string reply_to;    // idem
 };
 
+// evidence.request's arguments (from inside the city's token): {"alert_id", "reason"}, both
+// required (the reason goes into the audit log).
+struct EvidenceRequest {
+  std::string alert_id;
+  std::string reason;
+};
+bool parse_evidence_args(const nlohmann::json& args, EvidenceRequest& r, std::string& error);
+
 // `name` is the topic's last level; `now_ms` the gateway's wall clock.
 CityCommandParse parse_city_command(std::string_view name, std::string_view payload,
                                     std::int64_t now_ms);

@@ -11,7 +11,9 @@
 //   credentials.sync        the access control's credential list from the city, a delta against
 //                           the version the gateway has (or the whole list), kept on the gateway
 //                           and used by the readers at once
-//   config.apply, rules.update, evidence.request
+//   evidence.request        one alert's camera snapshot, with the reason, audited and limited to
+//                           evidence_per_hour releases: the only way an image leaves the gateway
+//   config.apply, rules.update
 //                           refused as not supported by this version (after the token is checked)
 // The last four need the city's token (bridge/city_token.hpp: a JWS signed with the city's key,
 // bound to this site, the command and its request id, carrying the arguments); without a key
@@ -21,12 +23,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "anju/bridge/city_command.hpp"
 #include "anju/bridge/city_token.hpp"
 #include "anju/edge/clock.hpp"
 #include "anju/edge/mqtt.hpp"
@@ -45,6 +49,8 @@ struct CityCommandContext {
   // `error` set, nothing. `duplicate`: that version was already there.
   std::function<nlohmann::json(const nlohmann::json& args, std::string& error, bool& duplicate)>
       credentials_sync;
+  std::string evidence_dir;    // evidence.request: <data_dir>/evidence
+  int evidence_per_hour = 10;  // evidence.request: releases in any hour (0: none)
   // Sends an answer (QoS 1); false when it could not be sent.
   std::function<bool(const std::string& topic, const std::string& payload,
                      const std::string& correlation_data)>
@@ -70,13 +76,16 @@ class CityCommands {
               bool ok, bool duplicate, const std::string& error,
               const nlohmann::json& result = nlohmann::json(), int page = -1, bool last = true);
   void audit(const std::string& command, const std::string& request_id, const std::string& user,
-             bool ok, const std::string& error);
+             bool ok, const std::string& error, const nlohmann::json& extra = nlohmann::json());
+  // evidence.request, verified: the snapshot and what the answer says of it, or an error.
+  nlohmann::json release_evidence(const bridge::EvidenceRequest& r, std::string& error);
 
   CityCommandContext ctx_;
   edge::Pipeline& pipeline_;
   const edge::Clock& clock_;
   std::string prefix_;
   std::atomic<std::int64_t> received_{0}, refused_{0}, unanswerable_{0};
+  std::deque<std::int64_t> releases_;  // evidence.request: wall ms of the last hour's releases
 };
 
 }  // namespace anju::firmware

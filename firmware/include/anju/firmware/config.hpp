@@ -52,6 +52,7 @@ struct UplinkConfig {
   // The city's Ed25519 public key (PEM) that signs the commands changing configuration or
   // releasing evidence; empty: those commands are refused.
   std::string command_key_file;
+  int evidence_per_hour = 10;  // evidence.request: snapshots released to the city in any hour
 };
 
 struct JournalConfig {
