@@ -441,17 +441,6 @@ TEST_CASE("property management locks down a door group and opens a door, 20 deni
 
 namespace {
 
-// An input edge (or "wiegand <bits>") for anjud_test's GPIO chip `chip` (tests/testbuild/).
-void gpio_input(const Anjud& gw, const std::string& chip, const std::string& line) {
-  const auto path = gw.data_dir() / ("gpio-" + chip + ".in");
-  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO: no reader
-  REQUIRE(fd >= 0);
-  const std::string text = line + "\n";
-  const auto n = ::write(fd, text.data(), text.size());
-  ::close(fd);
-  REQUIRE(n == static_cast<ssize_t>(text.size()));
-}
-
 std::string bits_text(const wiegand::Bits& bits) {
   std::string s;
   for (bool b : bits) s += b ? '1' : '0';

@@ -321,16 +321,6 @@ json personal() {
           {"visitor", {{"phone", kPhone}, {"plate", kPlate}}}};
 }
 
-void gpio_input(const Anjud& gw, const std::string& chip, const std::string& line) {
-  const auto path = gw.data_dir() / ("gpio-" + chip + ".in");
-  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO: no reader
-  REQUIRE(fd >= 0);
-  const std::string text = line + "\n";
-  const auto n = ::write(fd, text.data(), text.size());
-  ::close(fd);
-  REQUIRE(n == static_cast<ssize_t>(text.size()));
-}
-
 std::int64_t journal_count(const Anjud& gw, const std::string& where) {
   return sql_i64(gw.db_path(), "SELECT count(*) FROM events WHERE " + where);
 }

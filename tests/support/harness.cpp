@@ -695,4 +695,15 @@ int add_dashboard_user(const Anjud& gw, const std::string& name, const std::stri
   return rc;
 }
 
+void gpio_input(const Anjud& gw, const std::string& chip, const std::string& line) {
+  const auto path = gw.data_dir() / ("gpio-" + chip + ".in");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO: no reader
+  if (fd < 0) throw std::runtime_error(path.string() + ": " + std::strerror(errno));
+  const std::string text = line + "\n";
+  const auto n = ::write(fd, text.data(), text.size());
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size()))
+    throw std::runtime_error(path.string() + ": short write");
+}
+
 }  // namespace anju::it

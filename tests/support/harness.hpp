@@ -201,6 +201,11 @@ class Anjud {
   Child proc_;
 };
 
+// An input edge "<line> <0|1>" (or "wiegand <bits>") for the GPIO chip `chip` of the test build
+// anjud_test (tests/testbuild/: its chips are FIFOs in the data dir). Throws when no anjud reads
+// it.
+void gpio_input(const Anjud& gw, const std::string& chip, const std::string& line);
+
 // Adds a dashboard user to anjud's users file with the real CLI (`anju user add`, password on
 // stdin). Returns the CLI's exit code; its output goes to `output` when given.
 int add_dashboard_user(const Anjud& gw, const std::string& name, const std::string& role,
