@@ -297,16 +297,17 @@ TEST_CASE("anju check passes on a healthy gateway with a TLS uplink, and anju ou
   CHECK(run.shown("devices") == "ok devices: 5 devices, each heard from within its interval");
   CHECK(run.shown("cameras") == "ok cameras: none configured");
   CHECK(run.shown("readers") == "ok readers: none configured");
+  CHECK(run.shown("gpio_doors") == "ok gpio_doors: none configured");
   CHECK(has(run.shown("flash_wear"), "/io write_bytes over its uptime"));
   CHECK(run.shown("clock").rfind(clock_synced() ? "ok clock: " : "warn clock: ", 0) == 0);
-  CHECK(has(run.out, clock_synced() ? "0 FAIL, 0 warn, 14 ok\n" : "0 FAIL, 1 warn, 13 ok\n"));
+  CHECK(has(run.out, clock_synced() ? "0 FAIL, 0 warn, 15 ok\n" : "0 FAIL, 1 warn, 14 ok\n"));
 
   // The same for scripts: every check ok (the clock as this machine's clock is).
   run = run_anju(gw, "check --json");
   INFO(run.out);
   CHECK(run.rc == 0);
   REQUIRE(run.results.is_array());
-  CHECK(run.results.size() == 14);
+  CHECK(run.results.size() == 15);
   for (const auto& r : run.results) {
     INFO(r.dump());
     const std::string expected =
