@@ -936,6 +936,18 @@ int main(int argc, char** argv) {
       const auto j = json::parse(*live);
       std::cout << "anjud running (pid " << j["pid"] << "), site " << j["site"].get<std::string>()
                 << "\n";
+      if (j.contains("config") && j["config"].is_object()) {
+        const auto& c = j["config"];
+        const std::string source = c.value("source", "file");
+        std::cout << "  config         "
+                  << (source == "trial" ? "the city's new config, ON TRIAL (request " +
+                                              c.value("request_id", "?") +
+                                              ", kept if the city broker is reached within " +
+                                              std::to_string(c.value("health_timeout_s", 0)) + " s)"
+                      : source == "city" ? "the city's (" + c.value("file", "") + ")"
+                                         : c.value("file", ""))
+                  << "\n";
+      }
       const auto& p = j["pipeline"];
       std::cout << "  ingest queue   " << p["queue_depth"] << " / " << p["queue_capacity"]
                 << ", committed " << p["committed"] << " events, last seq " << p["last_seq"]

@@ -1,7 +1,12 @@
 // anjud: the Anju gateway daemon.
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include "anju/drivers/camera/camera_service.hpp"
@@ -53,12 +58,39 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  // A config the city applied (or one on trial) wins over the file; the command line's overrides
+  // apply to it too (firmware/config_trial.hpp).
+  auto start = anju::firmware::choose_start_config(
+      config, [&o](anju::firmware::Config& c) { anju::firmware::apply_overrides(c, o); });
+  spdlog::set_level(spdlog::level::from_str(start.config.log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  for (const auto& w : start.warnings) spdlog::error("config: {}", w);
+  if (start.source != "file")
+    spdlog::info("config: running with the city's {}config ({})",
+                 start.source == "trial" ? "new " : "", start.config.source_file);
+  anju::firmware::DaemonExtras extras;
+  extras.config_source = start.source;
+  extras.config_trial = start.trial;
+  int rc = 1;
   try {
-    return anju::firmware::run_daemon(config);
+    rc = anju::firmware::run_daemon(start.config, nullptr, &extras);
   } catch (const std::exception& e) {
     spdlog::critical("anjud: {}", e.what());
-    return 1;
+    if (!start.trial) return 1;
+    // The new config cannot even start: back to the previous one.
+    const auto error = anju::firmware::reject_config_trial(
+        start.config.data_dir, std::string("anjud could not start with it: ") + e.what());
+    if (!error.empty()) spdlog::error("config: {}", error);
+    rc = anju::firmware::kExitRestart;
   }
+  if (rc != anju::firmware::kExitRestart) return rc;
+  // Start again in this process (same PID, same arguments): every descriptor but the standard
+  // three is closed on exec; a signal that arrived meanwhile stays pending and is handled there.
+  spdlog::info("anjud: starting again");
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)  // before Linux 5.11: one by one
+    for (int fd = 3; fd < 4096; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ::execv("/proc/self/exe", argv);
+  spdlog::critical("anjud: cannot start again ({}); exiting for the service manager to restart it",
+                   std::strerror(errno));
+  return rc;
 }

@@ -202,6 +202,45 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
       answer(reply, corr, c.request_id, true, false, "", result);
       return;
     }
+    case bridge::CityCommandName::config_apply:
+    case bridge::CityCommandName::rules_update: {
+      if (!ctx_.stage_trial || !ctx_.check_config || !ctx_.config_text || !ctx_.restart)
+        return refuse(cmd_name + " is not available on this gateway");
+      if (auto known = known_config_request(ctx_.data_dir, c.request_id)) {
+        audit(cmd_name, c.request_id, c.user, true, "", {{"duplicate", true}});
+        answer(reply, corr, c.request_id, true, true, "", {{"state", "known"}});
+        return;
+      }
+      std::string yaml;
+      int timeout_s = kDefaultHealthTimeoutS;
+      const std::string error =
+          c.name == bridge::CityCommandName::config_apply
+              ? parse_config_apply_args(c.args, yaml, timeout_s)
+              : rules_update_yaml(ctx_.config_text(), c.args, yaml, timeout_s);
+      if (!error.empty()) return refuse(error);
+      const auto problems = ctx_.check_config(yaml);
+      if (!problems.empty()) {
+        std::string text = "the new config is not valid (" + std::to_string(problems.size()) +
+                           (problems.size() == 1 ? " problem): " : " problems): ");
+        for (std::size_t i = 0; i < problems.size() && i < 20; ++i)
+          text += (i ? "; " : "") + problems[i];
+        return refuse(text);
+      }
+      ConfigRequest request{cmd_name, c.request_id, c.user,           reply,
+                            corr,     timeout_s,    clock_.wall_ms(), 0};
+      if (auto e = ctx_.stage_trial(yaml, request); !e.empty())
+        return refuse("the new config cannot be kept on the gateway: " + e);
+      spdlog::warn(
+          "city command {} (request {}) from {}: restarting with the new config on trial; kept "
+          "only if the city broker is reached within {} s",
+          cmd_name, c.request_id, c.user, timeout_s);
+      audit(cmd_name, c.request_id, c.user, true, "",
+            {{"state", "trial"}, {"health_timeout_s", timeout_s}});
+      answer(reply, corr, c.request_id, true, false, "",
+             {{"state", "trial"}, {"health_timeout_s", timeout_s}}, 0, false);
+      ctx_.restart();
+      return;
+    }
     default: {
       const std::string error = cmd_name + " is not supported by this gateway version";
       ++refused_;
@@ -210,6 +249,22 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
       return;
     }
   }
+}
+
+bool CityCommands::report_config_outcome(const ConfigOutcome& o) {
+  const auto& r = o.request;
+  if (o.ok)
+    spdlog::info("city command {} (request {}): the new config is kept", r.command, r.request_id);
+  else
+    spdlog::error("city command {} (request {}): the new config was rolled back: {}", r.command,
+                  r.request_id, o.error);
+  audit(r.command, r.request_id, r.user, o.ok, o.error, config_outcome_result(o));
+  if (r.reply_topic.empty()) return true;
+  return ctx_.respond(
+      r.reply_topic,
+      bridge::city_command_response(ctx_.site, r.request_id, clock_.wall_ms(), o.ok, false, o.error,
+                                    config_outcome_result(o), 1, true),
+      r.correlation_data);
 }
 
 json CityCommands::release_evidence(const bridge::EvidenceRequest& r, std::string& error) {

@@ -564,6 +564,13 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   signal(SIGPIPE, SIG_IGN);
 
   fs::create_directories(config.data_dir);
+  // The text of the config in use: rules.update edits it (a trial's file is renamed once kept).
+  const std::string running_yaml = config_text(config);
+  const std::string config_source = extras ? extras->config_source : std::string("file");
+  std::optional<ConfigRequest> trial = extras ? extras->config_trial : std::nullopt;
+  const std::optional<ConfigRequest> trial_request = trial;  // for the status socket
+  std::atomic<bool> on_trial{trial.has_value()};             // until kept or rolled back
+  std::atomic<bool> restart_requested{false};
   edge::SystemClock system_clock;
   const edge::Clock& clock = extras && extras->clock ? *extras->clock : system_clock;
 
@@ -950,6 +957,17 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     json j;
     j["site"] = config.site.id;
     j["pid"] = static_cast<std::int64_t>(::getpid());
+    // A trial that passed runs on as the city's config (its file renamed).
+    if (on_trial)
+      j["config"] = {{"source", "trial"},
+                     {"file", config.source_file},
+                     {"request_id", trial_request->request_id},
+                     {"health_timeout_s", trial_request->health_timeout_s}};
+    else if (trial_request)
+      j["config"] = {{"source", "city"},
+                     {"file", (fs::path(config.data_dir) / "config.city.yaml").string()}};
+    else
+      j["config"] = {{"source", config_source}, {"file", config.source_file}};
     j["pipeline"] = {{"queue_depth", ps.queue_depth},
                      {"queue_capacity", ps.queue_capacity},
                      {"submitted", ps.submitted},
@@ -1169,6 +1187,15 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
         }
         return {{"version", r.version}, {"credentials", credentials.size()}};
       };
+    cc.data_dir = config.data_dir;
+    cc.config_text = [&running_yaml] { return running_yaml; };
+    cc.check_config = [&config](const std::string& yaml) {
+      return check_city_config(yaml, config);
+    };
+    cc.stage_trial = [&config](const std::string& yaml, const ConfigRequest& r) {
+      return stage_config_trial(config.data_dir, yaml, r);
+    };
+    cc.restart = [&restart_requested] { restart_requested = true; };
     cc.respond = [&uplink](const std::string& topic, const std::string& payload,
                            const std::string& corr) {
       return uplink->respond(topic, payload, corr);
@@ -1323,7 +1350,51 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   if (!was_synced)
     spdlog::warn(
         "clock: not synchronised (no NTP yet); events carry clock_synced=false until it is");
+  // A config on trial is kept once the city broker is reached, within its health timeout.
+  const auto trial_deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(trial ? trial->health_timeout_s : 0);
+  if (trial)
+    spdlog::warn(
+        "config: the city's new config (request {}) is on trial: kept if the city broker "
+        "is reached within {} s, else rolled back",
+        trial->request_id, trial->health_timeout_s);
+  std::optional<ConfigOutcome> outcome = pending_config_outcome(config.data_dir);
   for (;;) {
+    if (trial) {
+      const bool connected = uplink && uplink->stats().connected;
+      if (connected) {
+        if (const auto e = confirm_config_trial(config.data_dir); !e.empty())
+          spdlog::error(
+              "config: the trial passed but cannot be recorded ({}); it runs until the "
+              "next restart, which goes back to the previous config",
+              e);
+        else
+          outcome = pending_config_outcome(config.data_dir);
+        trial.reset();
+        on_trial = false;
+      } else if (std::chrono::steady_clock::now() >= trial_deadline) {
+        std::string why = "the gateway did not reach the city broker within " +
+                          std::to_string(trial->health_timeout_s) + " s with the new config";
+        if (uplink && !uplink->stats().last_error.empty())
+          why += " (" + uplink->stats().last_error + ")";
+        spdlog::error("config: {}: rolling back and restarting", why);
+        if (const auto e = reject_config_trial(config.data_dir, why); !e.empty())
+          spdlog::error("config: {}", e);
+        trial.reset();
+        restart_requested = true;
+      }
+    }
+    if (outcome && city_cmds && uplink && uplink->stats().connected) {
+      if (!city_cmds->report_config_outcome(*outcome))
+        spdlog::warn("config: the outcome of request {} could not be sent to the city",
+                     outcome->request.request_id);
+      clear_config_outcome(config.data_dir);
+      outcome.reset();
+    }
+    if (restart_requested) {
+      spdlog::info("config: restarting anjud");
+      break;
+    }
     if (const bool synced = clock.synced(); synced != was_synced) {
       spdlog::info("clock: {}", synced ? "synchronised; events from now on carry clock_synced=true"
                                        : "no longer synchronised; events carry clock_synced=false");
@@ -1413,7 +1484,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   journal->stop_checkpointer();
   status.stop();
   spdlog::info("anjud stopped cleanly");
-  return 0;
+  return restart_requested ? kExitRestart : 0;
 }
 
 }  // namespace anju::firmware

@@ -13,8 +13,11 @@
 //                           and used by the readers at once
 //   evidence.request        one alert's camera snapshot, with the reason, audited and limited to
 //                           evidence_per_hour releases: the only way an image leaves the gateway
-//   config.apply, rules.update
-//                           refused as not supported by this version (after the token is checked)
+//   config.apply            a whole new config (YAML), checked in full, put on trial: anjud
+//                           restarts with it and keeps it only if it reaches the city broker
+//                           within health_timeout_s, else goes back (firmware/config_trial.hpp);
+//                           answered twice: page 0 "trial" now, page 1 (last) with the outcome
+//   rules.update            the same for the running config with its rules section replaced
 // The last four need the city's token (bridge/city_token.hpp: a JWS signed with the city's key,
 // bound to this site, the command and its request id, carrying the arguments); without a key
 // provisioned (uplink.command_key_file) they are refused.
@@ -35,6 +38,7 @@
 #include "anju/edge/clock.hpp"
 #include "anju/edge/mqtt.hpp"
 #include "anju/edge/pipeline.hpp"
+#include "anju/firmware/config_trial.hpp"
 
 namespace anju::firmware {
 
@@ -51,6 +55,14 @@ struct CityCommandContext {
       credentials_sync;
   std::string evidence_dir;    // evidence.request: <data_dir>/evidence
   int evidence_per_hour = 10;  // evidence.request: releases in any hour (0: none)
+  // config.apply, rules.update (unset: refused): the running config's YAML text, the checks of
+  // a new one (errors; empty: acceptable), putting it on trial ("" or what failed) and asking
+  // anjud to restart with it (after the first answer has gone).
+  std::string data_dir;
+  std::function<std::string()> config_text;
+  std::function<std::vector<std::string>(const std::string& yaml)> check_config;
+  std::function<std::string(const std::string& yaml, const ConfigRequest& request)> stage_trial;
+  std::function<void()> restart;
   // Sends an answer (QoS 1); false when it could not be sent.
   std::function<bool(const std::string& topic, const std::string& payload,
                      const std::string& correlation_data)>
@@ -70,6 +82,9 @@ class CityCommands {
   std::string filter() const { return prefix_ + "+"; }
   void handle(const edge::LocalBus::Message& m);
   CityCommandStats stats() const;
+  // A config trial's outcome (decided by anjud, perhaps in an earlier run): audited, and the last
+  // page of the request's answer. False when the answer could not be sent.
+  bool report_config_outcome(const ConfigOutcome& outcome);
 
  private:
   void answer(const std::string& topic, const std::string& corr, const std::string& request_id,

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "anju/edge/pipeline.hpp"
 #include "anju/edge/rules.hpp"
 #include "anju/firmware/config.hpp"
+#include "anju/firmware/config_trial.hpp"
 
 namespace anju::firmware {
 
@@ -72,7 +74,14 @@ struct DaemonExtras {
   std::vector<edge::PipelineHook*> hooks;
   const edge::Clock* clock = nullptr;  // instead of the system's (e.g. its sync state under test)
   GpioOpener open_gpio;                // instead of libgpiod (empty: libgpiod)
+  // Where the config came from (anjud_main: choose_start_config): "file", "city" or "trial";
+  // on trial, its request: kept when the city broker is reached in time (config_trial.hpp).
+  std::string config_source = "file";
+  std::optional<ConfigRequest> config_trial;
 };
+// run_daemon's exit code when anjud must start again (a new config from the city, or back to the
+// old one): anjud re-executes itself, so the PID stays and systemd's view of it too.
+inline constexpr int kExitRestart = 75;
 // Runs until SIGINT/SIGTERM (or until `stop` becomes true). Returns the exit code.
 int run_daemon(const Config& config, std::atomic<bool>* stop = nullptr,
                const DaemonExtras* extras = nullptr);
