@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "anju/edge/audit_log.hpp"
 #include "anju/edge/journal.hpp"
 #include "anju/firmware/broker_auth.hpp"
 #include "anju/firmware/check.hpp"
@@ -760,6 +761,54 @@ int broker_config_command(const BrokerConfigArgs& a) {
   return 0;
 }
 
+// `anju audit`: the newest entries, then whether the chain holds (exit 1 when it does not).
+int audit_command(const std::string& dir, int last, bool as_json) {
+  const auto v = anju::edge::verify_audit_log(dir);
+  const auto lines = anju::edge::audit_log_tail(dir, static_cast<std::size_t>(last));
+  if (as_json) {
+    json entries = json::array();
+    for (const auto& l : lines) {
+      auto j = json::parse(l, nullptr, false);
+      if (j.is_object()) entries.push_back(std::move(j));
+    }
+    std::cout << json{{"dir", dir},
+                      {"ok", v.ok},
+                      {"files", v.files},
+                      {"lines", v.lines},
+                      {"first_seq", v.first_seq},
+                      {"last_seq", v.last_seq},
+                      {"error", v.error},
+                      {"entries", entries}}
+                     .dump(2)
+              << "\n";
+    return v.ok ? 0 : 1;
+  }
+  for (const auto& l : lines) {
+    const auto j = json::parse(l, nullptr, false);
+    if (!j.is_object() || !j.contains("event") || !j["event"].is_object()) continue;
+    const auto& e = j["event"];
+    const json attrs = e.contains("attrs") && e["attrs"].is_object() ? e["attrs"] : json::object();
+    const std::time_t t = static_cast<std::time_t>(j.value("ts_ms", std::int64_t{0}) / 1000);
+    std::tm tm{};
+    ::localtime_r(&t, &tm);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    std::cout << when << "  " << attrs.value("user", "?") << "  " << attrs.value("action", "?")
+              << " via " << attrs.value("via", e.value("source", std::string("?"))) << "  "
+              << (attrs.value("ok", false) ? "ok" : "refused");
+    for (const char* k : {"alert_id", "door", "evidence", "request_id", "why", "reason", "detail"})
+      if (attrs.contains(k) && attrs[k].is_string())
+        std::cout << "  " << k << "=" << attrs[k].get<std::string>();
+    std::cout << "\n";
+  }
+  if (v.ok)
+    std::cout << "audit log " << dir << ": " << v.lines << " entries in " << v.files
+              << " files (seq " << v.first_seq << ".." << v.last_seq << "), chain intact\n";
+  else
+    std::cout << "audit log " << dir << ": CHAIN BROKEN at " << v.error << "\n";
+  return v.ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -840,6 +889,12 @@ int main(int argc, char** argv) {
   outbox->add_option("--timeout", drain_timeout_s, "seconds --drain-now waits for the drain")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  auto* audit = app.add_subcommand(
+      "audit", "the audit log: who did what and why; checks its chain (exit 1 when broken)");
+  int audit_last = 20;
+  audit->add_option("--last", audit_last, "show this many of the newest entries")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   auto* test = app.add_subcommand(
       "test-event",
       "fire a test alarm (flagged test: nobody is dispatched) end to end and wait for the city "
@@ -1023,6 +1078,7 @@ int main(int argc, char** argv) {
     }
     if (*test) return test_event(data_dir, test_target, test_kind, test_timeout_s, as_json);
     if (*outbox && drain) return drain_now(data_dir, drain_timeout_s, as_json);
+    if (*audit) return audit_command(data_dir + "/audit", audit_last, as_json);
     if (*outbox) {
       // From the status socket; the oldest message's time from the journal (read-only). With
       // anjud stopped, the journal's counts alone, and exit 1.

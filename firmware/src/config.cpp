@@ -1182,6 +1182,10 @@ const Table<JournalConfig>& journal_table() {
           leaf("alert_retention_days", &JournalConfig::alert_retention_days, integer(1, kIntMax),
                "Alerts (and the events they reference) are kept this long, days "
                "(>= retention_days)."),
+          leaf("audit_retention_days", &JournalConfig::audit_retention_days, integer(1, kIntMax),
+               "The audit log (who did what, looked at which evidence or personal data, and "
+               "why), kept apart from the journal in <data_dir>/audit/, is kept this long, days "
+               "(>= retention_days)."),
           leaf("max_bytes", &JournalConfig::max_bytes, size(kMiB),
                "Cap on the journal's total size; oldest non-alert events go first."),
       },
@@ -1191,6 +1195,11 @@ const Table<JournalConfig>& journal_table() {
           ctx.error(ctx.mark_of(a), a,
                     "must be at least retention_days (" + std::to_string(j.retention_days) +
                         "), got " + std::to_string(j.alert_retention_days));
+        Path u = join_key(p, "audit_retention_days");
+        if (ctx.ok(r) && ctx.ok(u) && j.audit_retention_days < j.retention_days)
+          ctx.error(ctx.mark_of(u), u,
+                    "must be at least retention_days (" + std::to_string(j.retention_days) +
+                        "), got " + std::to_string(j.audit_retention_days));
       }};
   return t;
 }

@@ -23,6 +23,7 @@
 #include "anju/drivers/credentials.hpp"
 #include "anju/drivers/door_command.hpp"
 #include "anju/drivers/z2m_driver.hpp"
+#include "anju/edge/audit_log.hpp"
 #include "anju/edge/door_rules.hpp"
 #include "anju/edge/evidence_store.hpp"
 #include "anju/edge/files.hpp"
@@ -570,6 +571,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   std::optional<ConfigRequest> trial = extras ? extras->config_trial : std::nullopt;
   const std::optional<ConfigRequest> trial_request = trial;  // for the status socket
   std::atomic<bool> on_trial{trial.has_value()};             // until kept or rolled back
+  std::atomic<std::int64_t> audit_seq{0};                    // the audit log's last line
   std::atomic<bool> restart_requested{false};
   edge::SystemClock system_clock;
   const edge::Clock& clock = extras && extras->clock ? *extras->clock : system_clock;
@@ -957,6 +959,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     json j;
     j["site"] = config.site.id;
     j["pid"] = static_cast<std::int64_t>(::getpid());
+    j["audit_log"] = {{"last_seq", audit_seq.load()},
+                      {"dir", (fs::path(config.data_dir) / "audit").string()}};
     // A trial that passed runs on as the city's config (its file renamed).
     if (on_trial)
       j["config"] = {{"source", "trial"},
@@ -1350,6 +1354,37 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   if (!was_synced)
     spdlog::warn(
         "clock: not synchronised (no NTP yet); events carry clock_synced=false until it is");
+  // The audit log: the journal's audit events copied, about once a second, to files of their own
+  // with their own retention (edge/audit_log.hpp). Without it (a file changed by hand) anjud runs
+  // on: the journal still has every audit event for its retention.
+  std::unique_ptr<edge::AuditLog> audit_log;
+  std::optional<edge::Db> audit_reader;
+  std::string audit_error;  // the last one logged, so that a lasting fault is logged once
+  try {
+    audit_log = std::make_unique<edge::AuditLog>(edge::AuditLogOptions{
+        (fs::path(config.data_dir) / "audit").string(), config.journal.audit_retention_days});
+    if (audit_log->repaired())
+      spdlog::warn("audit log: a last line cut short by a crash was removed; it is copied again");
+  } catch (const std::exception& e) {
+    spdlog::critical("{}; running without the audit log (the journal keeps the audit events)",
+                     e.what());
+  }
+  auto copy_audit = [&] {
+    if (!audit_log) return;
+    try {
+      if (!audit_reader) audit_reader.emplace(edge::open_reader(jo.path));
+      while (audit_log->catch_up(*audit_reader, clock.wall_ms()) > 0) {
+      }
+      audit_seq = audit_log->last_seq();
+      audit_error.clear();
+    } catch (const std::exception& e) {
+      if (audit_error != e.what()) spdlog::error("{}", e.what());
+      audit_error = e.what();
+      audit_reader.reset();
+    }
+  };
+  auto next_audit = std::chrono::steady_clock::now();
+  auto next_audit_prune = next_audit;
   // A config on trial is kept once the city broker is reached, within its health timeout.
   const auto trial_deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(trial ? trial->health_timeout_s : 0);
@@ -1394,6 +1429,16 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     if (restart_requested) {
       spdlog::info("config: restarting anjud");
       break;
+    }
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_audit) {
+      next_audit = now + std::chrono::seconds(1);
+      copy_audit();
+      if (audit_log && now >= next_audit_prune) {
+        next_audit_prune = now + std::chrono::hours(1);
+        if (const auto n = audit_log->prune(clock.wall_ms()); n > 0)
+          spdlog::info("audit log: {} days older than {} days removed", n,
+                       config.journal.audit_retention_days);
+      }
     }
     if (const bool synced = clock.synced(); synced != was_synced) {
       spdlog::info("clock: {}", synced ? "synchronised; events from now on carry clock_synced=true"
@@ -1481,6 +1526,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     spdlog::warn("final outbox clean-up failed ({}); those messages are sent again next time",
                  e.what());
   }
+  copy_audit();  // the last audit events (e.g. the city's command that restarts anjud)
   journal->stop_checkpointer();
   status.stop();
   spdlog::info("anjud stopped cleanly");

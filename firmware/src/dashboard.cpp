@@ -584,7 +584,8 @@ void Dashboard::on_action(const httplib::Request& req, httplib::Response& res) {
 }
 
 void Dashboard::on_events(const httplib::Request& req, httplib::Response& res) {
-  if (!require(req, res, false)) return;
+  auto session = require(req, res, false);
+  if (!session) return;
   std::multimap<std::string, std::string> params(req.params.begin(), req.params.end());
   auto parsed = parse_event_search(params);
   if (!parsed.search) return refuse(res, 400, parsed.error);
@@ -606,13 +607,25 @@ void Dashboard::on_events(const httplib::Request& req, httplib::Response& res) {
   if (!q.building.empty()) st.bind(5, q.building);
   st.bind(6, q.limit);
   json list = json::array();
+  std::int64_t passages = 0;
   while (st.step()) {
     auto r = edge::decode_stored(st.str(1));
     if (!r.event) continue;
+    if (r.event->kind == edge::EventKind::passage_granted ||
+        r.event->kind == edge::EventKind::passage_denied)
+      ++passages;
     json e = edge::to_json(*r.event);
     e["seq"] = st.i64(0);
     list.push_back(std::move(e));
   }
+  // Passages carry credential pseudonyms and labels (personal data, docs/DATA.md): who looked at
+  // them, and which, is an audit event.
+  if (passages > 0)
+    audit("events_view", session->user, req.remote_addr, true, "",
+          std::to_string(passages) + " passage records (" +
+              (q.kind ? std::string(edge::to_string(*q.kind)) : std::string("any kind")) +
+              (q.device.empty() ? "" : ", device " + q.device) +
+              (q.building.empty() ? "" : ", building " + q.building) + ")");
   reply(res, 200, {{"events", list}});
 }
 

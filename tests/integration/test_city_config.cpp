@@ -222,4 +222,23 @@ TEST_CASE(
   CHECK(audits(gw, "rules.update", true) == 3);  // trial, applied, the duplicate
   CHECK(audits(gw, "config.apply", true) == 2);  // the two trials that began
   CHECK(gw.term() == 0);
+
+  // The audit log, apart from the journal, has them all too, across the restarts, chained.
+  std::string out;
+  const int rc = run_shell("'" + std::string(ANJU_PATH) + "' --data-dir '" +
+                               gw.data_dir().string() + "' audit --last 100 --json",
+                           &out);
+  INFO(out);
+  CHECK(rc == 0);
+  const auto log = json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
+  REQUIRE(log.is_object());
+  CHECK(log["ok"] == true);
+  int applies = 0, rules_updates = 0;
+  for (const auto& e : log["entries"]) {
+    const auto action = e["event"]["attrs"].value("action", "");
+    applies += action == "config.apply" ? 1 : 0;
+    rules_updates += action == "rules.update" ? 1 : 0;
+  }
+  CHECK(applies == 7);
+  CHECK(rules_updates == 3);
 }

@@ -36,6 +36,7 @@
 // are removed before the hex search, since their 4-hex groups would match a 16-bit number by
 // chance. The card numbers are above the ephemeral port range, so that no port looks like them.
 #include <fcntl.h>
+#include <httplib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
@@ -364,6 +365,7 @@ TEST_CASE("no personal identifier from any driver reaches the city, the local bu
       "passage_denied", "card_read", "keypad_entry",    "reader_fault",  "manhole_open",
       "water_level",    "pressure",  "equipment_alarm", "measurement"};
   cfg.binary = ANJUD_TEST_PATH;  // its GPIO chips are FIFOs in the data dir
+  cfg.dashboard_port = pick_free_port();
   Anjud gw(cfg);
   write_file(gw.config_path(),
              read_file(gw.config_path()) + drivers_yaml(secrets, pty.name, panel.port()));
@@ -534,6 +536,43 @@ TEST_CASE("no personal identifier from any driver reaches the city, the local bu
   CHECK(journal_count(gw, kind_is("keypad_entry") +
                               " AND json_extract(anju_event_json(body), '$.attrs.digits')=" +
                               std::to_string(kPin.size())) == 1);
+  // A guard looks the passages up on the dashboard: personal data (their labels), so the search
+  // is an audit event (who, how many, which search), in the journal and in the audit log.
+  REQUIRE(add_dashboard_user(gw, "guard-li", "viewer", "guard-password-1") == 0);
+  httplib::Client web("127.0.0.1", cfg.dashboard_port);
+  auto signed_in =
+      web.Post("/api/login", json{{"user", "guard-li"}, {"password", "guard-password-1"}}.dump(),
+               "application/json");
+  REQUIRE(signed_in);
+  REQUIRE(signed_in->status == 200);
+  const std::string cookie = signed_in->get_header_value("Set-Cookie");
+  auto looked = web.Get("/api/events?kind=passage_granted",
+                        httplib::Headers{{"Cookie", cookie.substr(0, cookie.find(';'))}});
+  REQUIRE(looked);
+  REQUIRE(looked->status == 200);
+  const auto passages = json::parse(looked->body)["events"].size();
+  CHECK(passages >= 2);
+  const std::string viewed = kind_is("audit") +
+                             " AND json_extract(anju_event_json(body), '$.attrs.action')="
+                             "'events_view' AND json_extract(anju_event_json(body), "
+                             "'$.attrs.user')='guard-li'";
+  CHECK(wait_until([&] { return journal_count(gw, viewed) == 1; }, 10s));
+  CHECK(journal_count(gw, viewed + " AND json_extract(anju_event_json(body), '$.attrs.reason')='" +
+                              std::to_string(passages) + " passage records (passage_granted)'") ==
+        1);
+  std::string audit_log;
+  CHECK(wait_until(
+      [&] {
+        audit_log.clear();
+        run_shell(
+            "'" + std::string(ANJU_PATH) + "' --data-dir '" + gw.data_dir().string() + "' audit",
+            &audit_log);
+        return audit_log.find("guard-li  events_view via dashboard  ok") != std::string::npos;
+      },
+      10s));
+  INFO(audit_log);
+  CHECK(audit_log.find(", chain intact\n") != std::string::npos);
+
   // Stopped: the log is complete and the journal checkpointed.
   REQUIRE(gw.term() == 0);
 

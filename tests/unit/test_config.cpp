@@ -515,6 +515,7 @@ TEST_CASE("config: absent keys take the documented defaults", "[config]") {
   CHECK(c.journal.max_batch == 512);
   CHECK(c.journal.retention_days == 90);
   CHECK(c.journal.alert_retention_days == 365);
+  CHECK(c.journal.audit_retention_days == 365);
   CHECK(c.journal.max_bytes == 512LL * 1024 * 1024);
   CHECK(c.summary.interval_s == 300);
   CHECK(c.rules.battery_low_percent == 10);
@@ -664,6 +665,7 @@ TEST_CASE("config: rules across keys", "[config]") {
 journal:
   retention_days: 30
   alert_retention_days: 7
+  audit_retention_days: 29
   commit_window_ms: 1001
   max_batch: 100001
 summary:
@@ -675,11 +677,13 @@ zigbee2mqtt:
   base_topic: "zigbee2mqtt/"
 )");
   INFO(all_errors(r));
-  CHECK(r.errors.size() == 8);
+  CHECK(r.errors.size() == 9);
   CHECK(find_error(r, "uplink.backoff_max_ms")->message ==
         "must be at least backoff_min_ms (1000), got 999");
   CHECK(find_error(r, "journal.alert_retention_days")->message ==
         "must be at least retention_days (30), got 7");
+  CHECK(find_error(r, "journal.audit_retention_days")->message ==
+        "must be at least retention_days (30), got 29");
   CHECK(find_error(r, "journal.commit_window_ms"));
   CHECK(find_error(r, "journal.max_batch"));
   CHECK(find_error(r, "summary.interval_s"));

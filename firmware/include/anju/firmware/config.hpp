@@ -62,6 +62,7 @@ struct JournalConfig {
   int max_batch = 512;
   int retention_days = 90;         // events older than this are deleted
   int alert_retention_days = 365;  // alerts (and the events they reference) kept longer
+  int audit_retention_days = 365;  // the audit log (<data_dir>/audit/, apart from the journal)
   std::int64_t max_bytes = 512LL * 1024 * 1024;  // total journal size cap
 };
 
