@@ -439,3 +439,37 @@ TEST_CASE("camera analytics: tamper: covered, blinded, defocused, moved, and bac
     CHECK(es.empty());
   }
 }
+
+TEST_CASE("camera analytics: a lost stream clears what it raised, latches stay") {
+  StreamConfig cfg = stream({zone("yard", Detector::intrusion, rect(0.6, 0, 1, 1)),
+                             zone("fence", Detector::intrusion, rect(0.6, 0, 1, 1))});
+  cfg.zones[1].latch = true;
+  StreamAnalyzer a(cfg);
+  // Someone walks into both zones and stays there when the stream drops.
+  auto es = run(a, 36, [](int i, cv::Mat& f) { square(f, {20.0 + 7 * std::min(i, 30), 100}, 12); });
+  auto hits = of_kind(es, EventKind::intrusion);
+  REQUIRE(hits.size() == 2);
+  CHECK(hits[0].active == true);
+  CHECK(hits[1].active == true);
+  const auto cleared = a.stream_lost();
+  REQUIRE(cleared.size() == 1);  // the yard; the fence latches
+  CHECK(cleared[0].kind == EventKind::intrusion);
+  CHECK(cleared[0].active == false);
+  CHECK(cleared[0].attrs["zone"] == "yard");
+  CHECK(cleared[0].attrs["reason"] == "stream lost");
+  CHECK(cleared[0].device.id == "cam1");
+  CHECK(a.stream_lost().empty());  // cleared once
+  // Back: the background is learned again (no alarm from the old one), the fence stays latched
+  // and silent, the yard raises again when someone walks in.
+  es = run(
+      a, 36,
+      [](int i, cv::Mat& f) {
+        square(f, {20.0 + 7 * std::min(i, 30), 100}, 12);
+      },
+      60'000);
+  hits = of_kind(es, EventKind::intrusion);
+  REQUIRE(hits.size() == 1);
+  CHECK(hits[0].attrs["zone"] == "yard");
+  CHECK(hits[0].active == true);
+  CHECK(a.reset_zone("fence"));
+}

@@ -636,6 +636,22 @@ bool StreamAnalyzer::reset_zone(const std::string& zone_id) {
   return true;
 }
 
+std::vector<Event> StreamAnalyzer::stream_lost() {
+  std::vector<Event> out;
+  for (auto& z : zones_) z->disarm(out);
+  for (auto& e : out) {
+    e.attrs["reason"] = "stream lost";
+    e.device.id = cfg_.id;
+    e.device.kind = "camera";
+    e.device.name = cfg_.name;
+    e.location = cfg_.location;
+    e.source = "camera";
+    e.attrs["stream"] = cfg_.id;
+  }
+  fg_ = ForegroundExtractor(history_for(cfg_));
+  return out;
+}
+
 std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms) {
   const cv::Mat* frame = &bgr;
   if (bgr.cols != cfg_.width || bgr.rows != cfg_.height) {

@@ -299,6 +299,7 @@ void CameraDriver::run(Stream& s) {
   if (!options_.evidence.dir.empty())
     evidence = std::make_unique<EvidenceRecorder>(options_.evidence, s.cfg.id);
 
+  std::optional<StreamAnalyzer> analyzer;
   while (!stopping_) {
     cv::VideoCapture cap;
     bool opened = false;
@@ -337,8 +338,9 @@ void CameraDriver::run(Stream& s) {
     if (!opened) {
       went_offline(cannot_open);
     } else {
-      std::optional<StreamAnalyzer> analyzer;
-      analyzer.emplace(s.cfg, &clock_);
+      // One analyzer for the stream's life: latched zones and the tamper reference outlive a
+      // reconnect; what a lost stream leaves raised is cleared when it is lost (below).
+      if (!analyzer) analyzer.emplace(s.cfg, &clock_);
       cv::Mat frame, small;
       bool first = true;
       double next_analysis = -1;
@@ -462,6 +464,7 @@ void CameraDriver::run(Stream& s) {
       }
       cap.release();
       if (stopping_) break;
+      if (auto cleared = analyzer->stream_lost(); !cleared.empty()) emit(s, std::move(cleared));
       went_offline(reason);
       if (media_time && !options_.reopen_files) break;
     }

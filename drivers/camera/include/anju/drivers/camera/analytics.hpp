@@ -259,6 +259,12 @@ class StreamAnalyzer {
   // `bgr` at the configured analysis size (others are resized); t_ms: the frame's time.
   std::vector<edge::Event> process(const cv::Mat& bgr, std::int64_t t_ms);
   bool reset_zone(const std::string& zone_id);  // re-arms a latched intrusion zone
+  // The stream was lost: what the zones had raised and does not latch is cleared (events with
+  // active = false, attrs.reason "stream lost"), tracks end, and the background is learned again
+  // from the next frame. Latched zones stay raised and the tamper reference stays, so one
+  // analyzer serves a stream across its reconnects (a fence alarm is not forgotten because the
+  // camera dropped, and a camera moved while it was down is still found moved).
+  std::vector<edge::Event> stream_lost();
   void reset_tamper_reference() { tamper_.reset_reference(); }
   const StreamConfig& config() const { return cfg_; }
   ZoneDetector* detector(const std::string& zone_id);
