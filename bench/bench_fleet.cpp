@@ -568,6 +568,9 @@ int run(const Args& a, const std::string& self) {
     g->db = std::make_unique<edge::Db>(g->db_path);
     g->db->exec("PRAGMA journal_mode=WAL");
     g->db->exec("PRAGMA synchronous=NORMAL");
+    // the journal's meta table (the outbox keeps its eviction counters there)
+    g->db->exec(
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
     bridge::ensure_outbox_schema(*g->db);
     bridge::load_counters(*g->db, g->counters);
     g->writer = std::make_unique<bridge::OutboxWriter>(
