@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
 
+#include "anju/drivers/camera/camera_config.hpp"
 #include "anju/drivers/camera/camera_service.hpp"
 #include "anju/edge/clock.hpp"
 #include "anju/firmware/config.hpp"
@@ -42,6 +44,18 @@ int main(int argc, char** argv) {
   if (check_only) {
     std::cout << "config OK: " << (config_path.empty() ? "<embedded demo config>" : config_path)
               << "\n";
+    // A camera's credentials file must be there and private, as the driver will read it.
+    int bad_credentials = 0;
+    for (const auto& stream : config.cameras.streams) {
+      if (stream.credentials_file.empty()) continue;
+      auto url = anju::drivers::camera::open_url_with_credentials(stream);
+      std::fill(url.url.begin(), url.url.end(), '\0');
+      if (!url.error.empty()) {
+        std::cerr << "anjud: camera " << stream.id << ": " << url.error << "\n";
+        ++bad_credentials;
+      }
+    }
+    if (bad_credentials > 0) return 1;
     // With cameras, the module that watches them must load too (it is made, not started).
     if (!config.cameras.streams.empty()) {
       anju::drivers::camera::CameraDriverOptions co;

@@ -4,6 +4,7 @@
 // The driver is the module anju-camera.so: the first case loads it from the build tree the way
 // an installed anjud does; the second gives anjud a module it cannot load.
 #include <httplib.h>
+#include <sys/stat.h>
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -335,4 +336,38 @@ cameras:
       },
       30s));
   CHECK(gw.term() == 0);
+}
+
+TEST_CASE("anjud --check-config reads each camera's credentials file as the driver will",
+          "[camera][config]") {
+  GatewayConfig cfg;
+  cfg.local_uri = "tcp://127.0.0.1:1";  // --check-config connects to nothing
+  Anjud gw(cfg);
+  const auto cred = gw.config_path().parent_path() / "gate.cred";
+  write_file(cred, "admin:s3cret-Pa55\n");
+  ::chmod(cred.c_str(), 0644);
+  write_file(gw.config_path(), read_file(gw.config_path()) + R"(
+cameras:
+  streams:
+    - id: gate-cam
+      url: rtsp://192.0.2.10/stream1
+      credentials_file: )" + cred.string() +
+                                   "\n");
+  const std::string check =
+      std::string(ANJUD_PATH) + " --check-config --config " + gw.config_path().string() + " 2>&1";
+  std::string out;
+  CHECK(run_shell(check, &out) == 1);
+  INFO(out);
+  CHECK(out.find("anjud: camera gate-cam: credentials_file " + cred.string() +
+                 ": mode 0644 lets others read the camera's password") != std::string::npos);
+  CHECK(out.find("s3cret") == std::string::npos);
+  ::chmod(cred.c_str(), 0600);
+  out.clear();
+  CHECK(run_shell(check, &out) == 0);
+  CHECK(out.find("camera module OK: ") != std::string::npos);
+  fs::remove(cred);
+  out.clear();
+  CHECK(run_shell(check, &out) == 1);
+  CHECK(out.find("credentials_file " + cred.string() + ": cannot open: No such file") !=
+        std::string::npos);
 }

@@ -124,41 +124,6 @@ class TransportGate {
   std::map<std::string, int> waiting_;
 };
 
-// The credentials file of a stream: readable by its owner only, then its "user:password" put
-// into the URL. Errors name the file and never its content.
-CredentialUrl open_url_with_credentials(const StreamConfig& cfg) {
-  const std::string& path = cfg.credentials_file;
-  CredentialUrl r;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    r.error = "credentials_file " + path + ": cannot open: " + std::strerror(errno);
-    return r;
-  }
-  struct stat st {};
-  std::string text;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    r.error = "credentials_file " + path + ": not a regular file";
-  } else if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    r.error = "credentials_file " + path + ": mode " + mode +
-              " lets others read the camera's password; it must be readable by its owner only "
-              "(chmod 600)";
-  } else {
-    char buf[2048];
-    ssize_t n = 0;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() <= 4096)
-      text.append(buf, static_cast<std::size_t>(n));
-    if (n < 0) r.error = "credentials_file " + path + ": cannot read: " + std::strerror(errno);
-  }
-  ::close(fd);
-  if (!r.error.empty()) return r;
-  r = url_with_credentials(cfg.url, text);
-  std::fill(text.begin(), text.end(), '\0');
-  if (!r.error.empty()) r.error = "credentials_file " + path + ": " + r.error;
-  return r;
-}
-
 }  // namespace
 
 CameraDriver::CameraDriver(CameraDriverOptions options, const edge::Clock& clock, Sink sink)

@@ -137,6 +137,9 @@ struct CredentialUrl {
   std::string error;  // empty on success
 };
 CredentialUrl url_with_credentials(std::string_view url, std::string_view file_text);
+// The stream's credentials_file read (a regular file readable by its owner only: mode 0600 or
+// stricter) and put into its URL. Errors name the file and never its content.
+CredentialUrl open_url_with_credentials(const StreamConfig& cfg);
 
 // Default severity of a detector's events (DOMAIN.md): intrusion 2, loitering 3, line_count 4,
 // thrown_object 2.
