@@ -63,9 +63,13 @@ void CityCommands::handle(const edge::LocalBus::Message& m) {
     return;
   }
   // The topic level goes into logs and the audit event: printable ASCII only.
+  // A broker that maps '.' to a topic level (RabbitMQ) delivers cmd/alert.ack as cmd/alert/ack.
   std::string name = m.topic.substr(prefix_.size(), 64);
   for (char& ch : name)
-    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e) ch = '?';
+    if (ch == '/')
+      ch = '.';
+    else if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e)
+      ch = '?';
   auto parsed = bridge::parse_city_command(name, m.payload, clock_.wall_ms());
   std::string reply = m.response_topic.empty() ? parsed.reply_to : m.response_topic;
   const std::string corr = m.correlation_data;

@@ -638,7 +638,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
       test_events.acked(rows);
     };
     // Commands from the city: handled by city_commands (set below, before the uplink starts).
-    uo.command_filter = "anju/v1/" + config.site.id + "/cmd/+";
+    uo.command_filter = "anju/v1/" + config.site.id + "/cmd/#";  // CityCommands::filter()
     uo.on_command = [&city_commands](const edge::LocalBus::Message& m) {
       if (auto* h = city_commands.load()) h->handle(m);
     };

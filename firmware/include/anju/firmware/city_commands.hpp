@@ -78,8 +78,9 @@ struct CityCommandStats {
 class CityCommands {
  public:
   CityCommands(CityCommandContext ctx, edge::Pipeline& pipeline, const edge::Clock& clock);
-  // The filter the uplink subscribes to: anju/v1/<site>/cmd/+.
-  std::string filter() const { return prefix_ + "+"; }
+  // The filter the uplink subscribes to: anju/v1/<site>/cmd/#. A command's levels after cmd/ are
+  // joined with '.': RabbitMQ delivers cmd/alert.ack as cmd/alert/ack (docs/contract/BROKERS.md).
+  std::string filter() const { return prefix_ + "#"; }
   void handle(const edge::LocalBus::Message& m);
   CityCommandStats stats() const;
   // A config trial's outcome (decided by anjud, perhaps in an earlier run): audited, and the last
