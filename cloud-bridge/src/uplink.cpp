@@ -310,6 +310,21 @@ void Uplink::beat() {
                       std::memory_order_relaxed);
 }
 
+bool Uplink::wait_retry(int wait_ms) {
+  std::unique_lock lock(mu_);
+  next_retry_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  // In slices of a second, beating: a long backoff is not a hang.
+  while (!stopping_ && !retry_now_ && std::chrono::steady_clock::now() < next_retry_) {
+    cv_.wait_until(
+        lock, std::min(next_retry_, std::chrono::steady_clock::now() + std::chrono::seconds(1)),
+        [this] { return stopping_ || retry_now_; });
+    beat();
+  }
+  const bool hurried = retry_now_;
+  retry_now_ = false;
+  return hurried;
+}
+
 void Uplink::loop() {
   std::mt19937 rng{std::random_device{}()};
   int backoff = options_.backoff_min_ms;
@@ -323,22 +338,12 @@ void Uplink::loop() {
     if (!connected) {
       connected = connect();
       if (!connected) {
-        // Full jitter: thousands of gateways reconnecting after a city outage spread out.
+        // Equal jitter (half the backoff fixed, half random): thousands of gateways retrying
+        // after a city outage spread out, and none retries a failing broker in a tight loop.
         std::uniform_int_distribution<int> jitter(backoff / 2, backoff);
-        const int wait_ms = jitter(rng);
-        std::unique_lock lock(mu_);
-        next_retry_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-        // In slices of a second, beating: a long backoff is not a hang.
-        while (!stopping_ && !retry_now_ && std::chrono::steady_clock::now() < next_retry_) {
-          cv_.wait_until(
-              lock,
-              std::min(next_retry_, std::chrono::steady_clock::now() + std::chrono::seconds(1)),
-              [this] { return stopping_ || retry_now_; });
-          beat();
-        }
+        const bool hurried = wait_retry(jitter(rng));
         backoff =
-            retry_now_ ? options_.backoff_min_ms : std::min(backoff * 2, options_.backoff_max_ms);
-        retry_now_ = false;
+            hurried ? options_.backoff_min_ms : std::min(backoff * 2, options_.backoff_max_ms);
         continue;
       }
       backoff = options_.backoff_min_ms;
@@ -378,6 +383,11 @@ void Uplink::loop() {
       } catch (const std::exception&) {
       }
       handle_acks();
+      // The link was lost, most likely for every gateway of the city at once (the broker
+      // restarted, a load balancer dropped its connections): the first attempt waits a random
+      // part of backoff_min too, so that they do not all come back in the same instant
+      // (bench_fleet's reconnect curve).
+      wait_retry(std::uniform_int_distribution<int>(0, options_.backoff_min_ms)(rng));
     }
   }
   handle_acks();

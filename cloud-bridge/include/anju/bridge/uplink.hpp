@@ -87,6 +87,8 @@ class Uplink {
 
  private:
   void loop();
+  // Waits `wait_ms` (beating), or less when stopping or asked to retry now; true when asked.
+  bool wait_retry(int wait_ms);
   bool connect();
   void fill_window();
   void handle_acks();
