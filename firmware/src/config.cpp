@@ -981,7 +981,14 @@ Kind<edge::EventKind> event_kind() {
     ctx.value_error(n, key, check_event_kind(*s));
     return std::nullopt;
   };
-  k.show = [](const edge::EventKind& v) { return "\"" + std::string(edge::to_string(v)) + "\""; };
+  k.show = [](const edge::EventKind& v) {
+    // Appended, not concatenated: GCC 12's -O3 warns (-Wrestrict, a false positive) on
+    // "\"" + std::string(...) + "\"" here, and Release builds treat warnings as errors.
+    std::string out = "\"";
+    out += edge::to_string(v);
+    out += '"';
+    return out;
+  };
   return k;
 }
 
