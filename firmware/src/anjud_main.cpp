@@ -44,18 +44,17 @@ int main(int argc, char** argv) {
   if (check_only) {
     std::cout << "config OK: " << (config_path.empty() ? "<embedded demo config>" : config_path)
               << "\n";
-    // A camera's credentials file must be there and private, as the driver will read it.
-    int bad_credentials = 0;
+    // A camera's credentials file is read as the driver will read it. A problem is a warning,
+    // not a config error: anjud starts without that camera (it stays offline with the same
+    // reason) and everything else runs, as with any device that is not there yet.
     for (const auto& stream : config.cameras.streams) {
       if (stream.credentials_file.empty()) continue;
       auto url = anju::drivers::camera::open_url_with_credentials(stream);
       std::fill(url.url.begin(), url.url.end(), '\0');
-      if (!url.error.empty()) {
-        std::cerr << "anjud: camera " << stream.id << ": " << url.error << "\n";
-        ++bad_credentials;
-      }
+      if (!url.error.empty())
+        std::cerr << "anjud: warning: camera " << stream.id << " will stay offline: " << url.error
+                  << "\n";
     }
-    if (bad_credentials > 0) return 1;
     // With cameras, the module that watches them must load too (it is made, not started).
     if (!config.cameras.streams.empty()) {
       anju::drivers::camera::CameraDriverOptions co;
