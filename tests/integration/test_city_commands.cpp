@@ -38,21 +38,12 @@ json request(const std::string& id, json args = json::object()) {
 }
 
 void check_answer(const json& body) {
-  anju::bridge::schema::Options strict;
-  strict.strict = true;
-  const auto issues = anju::contract::schemas().validate("command_response.json", body, strict);
-  INFO(body.dump());
-  CHECK(anju::bridge::schema::to_string(issues).empty());
+  anju::contract::check_command_answer(body);
   CHECK(body.value("site", "") == kSite);
 }
 
 std::int64_t audits(const Anjud& gw, const std::string& action, bool ok) {
-  return sql_i64(gw.db_path(),
-                 "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), "
-                 "'$.kind')='audit' AND json_extract(anju_event_json(body), '$.attrs.via')='city' "
-                 "AND json_extract(anju_event_json(body), '$.attrs.action')='" +
-                     action +
-                     "' AND json_extract(anju_event_json(body), '$.attrs.ok')=" + (ok ? "1" : "0"));
+  return anju::contract::city_audits(gw, action, ok);
 }
 
 }  // namespace

@@ -26,23 +26,6 @@ std::int64_t in_a_minute() {
       .count();
 }
 
-void check_answer(const json& body) {
-  anju::bridge::schema::Options strict;
-  strict.strict = true;
-  const auto issues = anju::contract::schemas().validate("command_response.json", body, strict);
-  INFO(body.dump());
-  CHECK(anju::bridge::schema::to_string(issues).empty());
-}
-
-std::int64_t audits(const Anjud& gw, const std::string& action, bool ok) {
-  return sql_i64(gw.db_path(),
-                 "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), "
-                 "'$.kind')='audit' AND json_extract(anju_event_json(body), '$.attrs.via')='city' "
-                 "AND json_extract(anju_event_json(body), '$.attrs.action')='" +
-                     action +
-                     "' AND json_extract(anju_event_json(body), '$.attrs.ok')=" + (ok ? "1" : "0"));
-}
-
 std::string config_source(const Anjud& gw) {
   auto st = gw.status();
   if (!st || !st->contains("config")) return "";
@@ -106,7 +89,7 @@ TEST_CASE(
   auto pages = dispatch.wait_replies("u1", 2, 40s);
   INFO(diag());
   REQUIRE(pages.size() == 2);
-  for (const auto& p : pages) check_answer(p.body);
+  for (const auto& p : pages) anju::contract::check_command_answer(p.body);
   CHECK(pages[0].body["ok"] == true);
   CHECK(pages[0].body["page"] == 0);
   CHECK(pages[0].body["last"] == false);
@@ -147,7 +130,7 @@ TEST_CASE(
   command("config.apply", "apply-bad", {{"config", broken}}, "b1");
   auto bad = dispatch.wait_reply("b1", 10s);
   REQUIRE(bad);
-  check_answer(bad->body);
+  anju::contract::check_command_answer(bad->body);
   CHECK(bad->body["ok"] == false);
   const std::string error = bad->body.value("error", "");
   CHECK(error.find("the new config is not valid (2 problems): <the city's config>:") == 0);
@@ -182,7 +165,7 @@ TEST_CASE(
   pages = dispatch.wait_replies("c1", 2, 40s);
   INFO(diag());
   REQUIRE(pages.size() == 2);
-  for (const auto& p : pages) check_answer(p.body);
+  for (const auto& p : pages) anju::contract::check_command_answer(p.body);
   CHECK(pages[0].body["result"]["state"] == "trial");
   CHECK(pages[1].body["ok"] == false);
   CHECK(pages[1].body["result"]["state"] == "rolled_back");
@@ -218,9 +201,11 @@ TEST_CASE(
   CHECK(config_source(gw) == "city");
 
   // Every request and every outcome is in the journal as an audit event.
-  CHECK(wait_until([&] { return audits(gw, "config.apply", false) == 5; }, 10s));
-  CHECK(audits(gw, "rules.update", true) == 3);  // trial, applied, the duplicate
-  CHECK(audits(gw, "config.apply", true) == 2);  // the two trials that began
+  CHECK(
+      wait_until([&] { return anju::contract::city_audits(gw, "config.apply", false) == 5; }, 10s));
+  CHECK(anju::contract::city_audits(gw, "rules.update", true) ==
+        3);  // trial, applied, the duplicate
+  CHECK(anju::contract::city_audits(gw, "config.apply", true) == 2);  // the two trials that began
   CHECK(gw.term() == 0);
 
   // The audit log, apart from the journal, has them all too, across the restarts, chained.

@@ -34,4 +34,23 @@ inline void check_city_contract(const std::vector<anju::it::Message>& ms) {
   CHECK(invalid == 0);
 }
 
+// A command's answer validates strictly against command_response.json.
+inline void check_command_answer(const nlohmann::json& body) {
+  anju::bridge::schema::Options strict;
+  strict.strict = true;
+  const auto issues = schemas().validate("command_response.json", body, strict);
+  INFO(body.dump());
+  CHECK(anju::bridge::schema::to_string(issues).empty());
+}
+
+// The audit events of the city's commands in a gateway's journal, by action and outcome.
+inline std::int64_t city_audits(const anju::it::Anjud& gw, const std::string& action, bool ok) {
+  return anju::it::sql_i64(
+      gw.db_path(),
+      "SELECT count(*) FROM events WHERE json_extract(anju_event_json(body), "
+      "'$.kind')='audit' AND json_extract(anju_event_json(body), '$.attrs.via')='city' "
+      "AND json_extract(anju_event_json(body), '$.attrs.action')='" +
+          action + "' AND json_extract(anju_event_json(body), '$.attrs.ok')=" + (ok ? "1" : "0"));
+}
+
 }  // namespace anju::contract
