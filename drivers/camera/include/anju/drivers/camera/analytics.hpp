@@ -45,6 +45,8 @@ class ForegroundExtractor {
   cv::Mat blurred_, raw_, mask_, open_kernel_, close_kernel_;
   cv::Mat background_, bg_gray_, cur_gray_, tile_b_, tile_c_;
   int frames_ = 0;
+  static constexpr int kBackgroundEvery = 8;
+  int background_frame_ = 0;  // frames_ when bg_gray_ was taken
 };
 
 // Blobs of `mask` (0/255) inside `region` (0/255, empty = everywhere) with area in
@@ -272,6 +274,8 @@ class StreamAnalyzer {
   bool armed(const std::string& zone_id) const;
 
  private:
+  // Names the stream on an event: the camera as its device, its location and source.
+  void label(edge::Event& e) const;
   StreamConfig cfg_;
   const edge::Clock* clock_;
   ForegroundExtractor fg_;
