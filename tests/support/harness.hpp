@@ -59,6 +59,8 @@ std::string tail(const std::string& text, std::size_t max_bytes = 4000);
 
 // A loopback port that was free a moment ago (bound to 127.0.0.1:0, read, closed).
 int pick_free_port();
+// A connected TCP socket to 127.0.0.1:port (close-on-exec; the caller closes it), or -1.
+int tcp_connect_loopback(int port);
 // True when a TCP connection to 127.0.0.1:port succeeds.
 bool tcp_port_open(int port);
 

@@ -1,7 +1,5 @@
 #include "rabbitmq.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,16 +52,8 @@ std::string rabbitmq_server_script() {
 
 bool mqtt_connack(int port, std::chrono::milliseconds timeout) {
   const auto deadline = SteadyClock::now() + timeout;
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = tcp_connect_loopback(port);
   if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return false;
-  }
   static std::atomic<int> counter{0};
   const std::string id =
       "anju-it-ready-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
