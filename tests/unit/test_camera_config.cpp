@@ -74,12 +74,44 @@ TEST_CASE("camera config: a full example parses with its defaults") {
 
   const auto& l = r.streams[1];
   CHECK(l.name == "lobby");  // default: the id
-  CHECK(l.width == 640);
-  CHECK(l.height == 360);
+  CHECK(l.width == 320);     // default without a thrown_object zone
+  CHECK(l.height == 180);
   CHECK(l.fps == 5);
   CHECK_FALSE(l.tamper);
   CHECK(l.covers.empty());
   CHECK(l.zones.empty());
+}
+
+TEST_CASE("camera config: the default analysis size serves the zones") {
+  json j = good();
+  j["streams"][0].erase("width");
+  j["streams"][0].erase("height");
+  auto r = parse_streams_json(j);
+  REQUIRE(r.error.empty());
+  // A thrown_object zone: its falling objects are a few pixels wide even at 640x360.
+  CHECK(r.streams[0].width == 640);
+  CHECK(r.streams[0].height == 360);
+  // Without one, a quarter of the pixels.
+  j["streams"][0]["zones"].erase(3);
+  r = parse_streams_json(j);
+  REQUIRE(r.error.empty());
+  CHECK(r.streams[0].width == 320);
+  CHECK(r.streams[0].height == 180);
+  CHECK(analysis_size_for({}) == AnalysisSize{320, 180});
+  // A size that is given wins.
+  j["streams"][0]["width"] = 1280;
+  j["streams"][0]["height"] = 720;
+  r = parse_streams_json(j);
+  REQUIRE(r.error.empty());
+  CHECK(r.streams[0].width == 1280);
+  CHECK(r.streams[0].height == 720);
+  // Only one of the two is an error that names the missing one.
+  j["streams"][0].erase("height");
+  CHECK(error_of(j) ==
+        "streams[0].height: width and height go together: give both, or neither for the default");
+  j["streams"][0].erase("width");
+  j["streams"][0]["height"] = 720;
+  CHECK(error_of(j).starts_with("streams[0].width: width and height go together"));
 }
 
 TEST_CASE("camera config: errors name the field") {

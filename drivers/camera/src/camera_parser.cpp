@@ -335,6 +335,10 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!get_string(s, "building", out.location.building, c, false, kMaxNameBytes)) return false;
   if (!get_string(s, "unit", out.location.unit, c, false, kMaxNameBytes)) return false;
   if (!get_string(s, "room", out.location.room, c, false, kMaxNameBytes)) return false;
+  // Both or neither: one alone would pair with a default made for another shape.
+  if (s.contains("width") != s.contains("height"))
+    return c.fail(s.contains("width") ? "height" : "width",
+                  "width and height go together: give both, or neither for the default");
   if (!get_int(s, "width", out.width, 32, 1920, c)) return false;
   if (!get_int(s, "height", out.height, 32, 1080, c)) return false;
   if (!get_number(s, "fps", out.fps, 0.5, 30, c)) return false;
@@ -367,6 +371,11 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
       if (!ids.insert(z.id).second) return zc.fail("id", "duplicate zone id '" + z.id + "'");
       out.zones.push_back(std::move(z));
     }
+  }
+  if (!s.contains("width")) {
+    const AnalysisSize size = analysis_size_for(out.zones);
+    out.width = size.width;
+    out.height = size.height;
   }
   return true;
 }
@@ -403,6 +412,12 @@ bool schedule_armed(const std::vector<ScheduleWindow>& schedule, int utc_offset_
     }
   }
   return false;
+}
+
+AnalysisSize analysis_size_for(const std::vector<ZoneConfig>& zones) {
+  for (const auto& z : zones)
+    if (z.detector == Detector::thrown_object) return {640, 360};
+  return {320, 180};
 }
 
 int default_severity(Detector d) {

@@ -12,7 +12,8 @@
 //                                          // "user:password", mode 0600, read at each open and
 //                                          // put into the URL then; never with user:pass@ in url
 //      "building": "3", "unit": "", "room": "north gate",   // optional location
-//      "width": 640, "height": 360,        // analysis size, 32..1920 x 32..1080
+//      "width": 640, "height": 360,        // analysis size, 32..1920 x 32..1080, both or
+//                                          // neither; default by the zones (analysis_size_for)
 //      "fps": 5,                           // analysis rate, 0.5..30
 //      "tamper": true,                     // camera tamper detection, default true
 //      "utc_offset_minutes": 480,          // local time of the zones' schedules, -720..840,
@@ -101,6 +102,8 @@ struct StreamConfig {
   std::string rtsp_transport = "tcp";  // rtsp(s):// only: "tcp" or "udp"
   std::string credentials_file;        // absolute path; empty: none
   edge::Location location;
+  // The analysis size. The parser's default depends on the zones (analysis_size_for); a config
+  // made in code gets 640x360 unless it says otherwise.
   int width = 640;
   int height = 360;
   double fps = 5;
@@ -144,5 +147,16 @@ CredentialUrl open_url_with_credentials(const StreamConfig& cfg);
 // Default severity of a detector's events (DOMAIN.md): intrusion 2, loitering 3, line_count 4,
 // thrown_object 2.
 int default_severity(Detector d);
+
+// The analysis size of a stream whose config gives none: the smallest that serves its zones.
+// 640x360 when a zone looks for objects thrown from height (a falling object is a few pixels
+// wide even there), 320x180 otherwise: a quarter of the pixels, and background subtraction, the
+// bulk of the analytics' cost, scales with them (docs/CAMERA.md, "Analysis size").
+struct AnalysisSize {
+  int width = 0;
+  int height = 0;
+  bool operator==(const AnalysisSize&) const = default;
+};
+AnalysisSize analysis_size_for(const std::vector<ZoneConfig>& zones);
 
 }  // namespace anju::drivers::camera
