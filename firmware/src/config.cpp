@@ -2203,6 +2203,10 @@ const Table<EvidenceConfig>& evidence_table() {
                "Seconds of frames after the trigger in the clip."),
           leaf("jpeg_quality", &EvidenceConfig::jpeg_quality, integer(10, 100),
                "JPEG quality of the evidence frames, 10..100."),
+          leaf("max_width", &EvidenceConfig::max_width, integer(32, 1920),
+               "Evidence frames are the decoded frames scaled down to fit max_width x "
+               "max_height (aspect kept, never up), whatever size they are analysed at."),
+          leaf("max_height", &EvidenceConfig::max_height, integer(32, 1080), "See max_width."),
           leaf("min_interval_s", &EvidenceConfig::min_interval_s, number(0),
                "A trigger within this many seconds of a stream's last clip shares that clip "
                "(bounds what a busy camera writes)."),

@@ -748,6 +748,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
       co.evidence.pre_s = config.cameras.evidence.pre_s;
       co.evidence.post_s = config.cameras.evidence.post_s;
       co.evidence.jpeg_quality = config.cameras.evidence.jpeg_quality;
+      co.evidence.max_width = config.cameras.evidence.max_width;
+      co.evidence.max_height = config.cameras.evidence.max_height;
       co.evidence.min_interval_s = config.cameras.evidence.min_interval_s;
       std::error_code ec;
       fs::create_directories(evidence_dir, ec);

@@ -124,8 +124,10 @@ cameras:
   const auto ev_dir = gw.data_dir() / "evidence" / ev;
   const cv::Mat snap = cv::imread((ev_dir / "snapshot.jpg").string());
   REQUIRE(!snap.empty());
-  CHECK(snap.cols == 384);
-  CHECK(snap.rows == 288);
+  // Not the 384x288 analysis copy: vtest.avi's 768x576 frame scaled to fit the evidence box
+  // (640x360 by default), its 4:3 aspect kept.
+  CHECK(snap.cols == 480);
+  CHECK(snap.rows == 360);
   json index;
   const bool complete = wait_until(
       [&] {
@@ -137,12 +139,12 @@ cameras:
   CHECK(index["stream"] == "walkway-cam");
   REQUIRE(index["frames"].is_array());
   // The seconds before the trigger (10 s by default, less when the alert came sooner) and the
-  // 5 s after it, every frame a JPEG of the analysis size.
+  // 5 s after it, every frame a JPEG of the evidence size.
   CHECK(index["frames"].front()["offset_ms"].get<std::int64_t>() < 0);
   CHECK(index["frames"].back()["offset_ms"].get<std::int64_t>() >= 5000);
   const cv::Mat last =
       cv::imread((ev_dir / index["frames"].back()["file"].get<std::string>()).string());
-  CHECK(last.cols == 384);
+  CHECK(last.cols == 480);
   httplib::Client web("127.0.0.1", cfg.dashboard_port);
   auto anon = web.Get(("/api/evidence/" + ev + "/snapshot.jpg").c_str());
   REQUIRE(anon);

@@ -96,6 +96,25 @@ TEST_CASE("evidence: a clip holds the seconds before the trigger and after it", 
   CHECK(rec.failures() == 0);
 }
 
+TEST_CASE("evidence: frames are kept at the decoded size, scaled down to fit the box",
+          "[evidence]") {
+  using anju::drivers::camera::evidence_size;
+  using anju::drivers::camera::FrameSize;
+  // A frame that fits is kept as it is, never scaled up (a 320x180 camera stays 320x180).
+  CHECK(evidence_size({640, 360}, 640, 360) == FrameSize{640, 360});
+  CHECK(evidence_size({320, 180}, 640, 360) == FrameSize{320, 180});
+  // Larger ones shrink to fit with their aspect ratio: 1080p to 640x360, PAL 4:3 to 480x360
+  // (height limits), a 2:1 panorama to 640x320 (width limits).
+  CHECK(evidence_size({1920, 1080}, 640, 360) == FrameSize{640, 360});
+  CHECK(evidence_size({768, 576}, 640, 360) == FrameSize{480, 360});
+  CHECK(evidence_size({2000, 1000}, 640, 360) == FrameSize{640, 320});
+  CHECK(evidence_size({1080, 1920}, 640, 360) == FrameSize{203, 360});  // upright, rounded
+  // Degenerate sizes give an empty size rather than a division by zero.
+  CHECK(evidence_size({0, 0}, 640, 360) == FrameSize{});
+  CHECK(evidence_size({640, 360}, 0, 360) == FrameSize{});
+  CHECK(evidence_size({100000, 1}, 640, 360) == FrameSize{640, 1});
+}
+
 TEST_CASE("evidence: triggers close together share one clip", "[evidence]") {
   TempDir tmp;
   EvidenceOptions o{tmp.path.string(), 1.0, 1.0, 80, 30.0};

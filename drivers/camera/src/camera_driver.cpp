@@ -306,7 +306,7 @@ void CameraDriver::run(Stream& s) {
       // One analyzer for the stream's life: latched zones and the tamper reference outlive a
       // reconnect; what a lost stream leaves raised is cleared when it is lost (below).
       if (!analyzer) analyzer.emplace(s.cfg, &clock_);
-      cv::Mat frame, small;
+      cv::Mat frame, small, evidence_frame;
       bool first = true;
       double next_analysis = -1;
       std::int64_t status_due = clock_.mono_ms() + options_.status_interval.count() * 1000;
@@ -366,7 +366,7 @@ void CameraDriver::run(Stream& s) {
           next_analysis = (next_analysis < 0 || t - next_analysis > period_ms)
                               ? t + period_ms
                               : next_analysis + period_ms;
-          // The analysis size: the analyser and the evidence see the same frame.
+          // The analyser sees a copy downscaled to the analysis size.
           if (frame.cols != s.cfg.width || frame.rows != s.cfg.height)
             cv::resize(frame, small, {s.cfg.width, s.cfg.height}, 0, 0, cv::INTER_AREA);
           else
@@ -378,8 +378,20 @@ void CameraDriver::run(Stream& s) {
             ++s.stats.frames_analysed;
           }
           if (evidence) {
+            // The evidence keeps the frame as decoded, scaled to fit its own box: what a person
+            // looks at later, which the analysis copy may be too small for.
+            const FrameSize ev =
+                evidence_size({frame.cols, frame.rows}, options_.evidence.max_width,
+                              options_.evidence.max_height);
+            const cv::Mat* kept = &frame;
+            if (ev == FrameSize{small.cols, small.rows}) {
+              kept = &small;
+            } else if (ev != FrameSize{frame.cols, frame.rows}) {
+              cv::resize(frame, evidence_frame, {ev.width, ev.height}, 0, 0, cv::INTER_AREA);
+              kept = &evidence_frame;
+            }
             auto jpeg = std::make_shared<std::vector<unsigned char>>();
-            cv::imencode(".jpg", small, *jpeg,
+            cv::imencode(".jpg", *kept, *jpeg,
                          {cv::IMWRITE_JPEG_QUALITY, options_.evidence.jpeg_quality});
             evidence->frame(t_ms, std::move(jpeg));
             stamp(events);

@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -40,6 +41,17 @@ bool write_file_atomic(const std::string& path, const void* data, std::size_t si
 }
 
 }  // namespace
+
+FrameSize evidence_size(FrameSize decoded, int max_width, int max_height) {
+  if (decoded.width <= 0 || decoded.height <= 0 || max_width <= 0 || max_height <= 0) return {};
+  if (decoded.width <= max_width && decoded.height <= max_height) return decoded;
+  // The smaller of the two scales, in integers: w * max_h <= h * max_w means height limits.
+  const auto w = static_cast<std::int64_t>(decoded.width);
+  const auto h = static_cast<std::int64_t>(decoded.height);
+  if (w * max_height <= h * max_width)
+    return {static_cast<int>(std::max<std::int64_t>(1, (w * max_height + h / 2) / h)), max_height};
+  return {max_width, static_cast<int>(std::max<std::int64_t>(1, (h * max_width + w / 2) / w))};
+}
 
 bool wants_evidence(const edge::Event& e) {
   using K = edge::EventKind;

@@ -268,6 +268,8 @@ struct EvidenceConfig {
   double pre_s = 10;
   double post_s = 5;
   int jpeg_quality = 80;
+  int max_width = 640;
+  int max_height = 360;
   double min_interval_s = 60;
   int budget_mb = 1024;
   int retention_days = 30;

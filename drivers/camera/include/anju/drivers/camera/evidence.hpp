@@ -1,7 +1,8 @@
 // Evidence for camera alerts (issue 5, "Evidence"): a snapshot and a short clip per alert-raising
 // event, kept on the gateway's disk and never sent anywhere by the camera driver.
 //
-// Each stream keeps the analysed frames of the last `pre_s` seconds as JPEG (a ring of encoded
+// Each stream keeps the analysed frames (as decoded, scaled to fit max_width x max_height; the
+// analyser itself may see a smaller copy) of the last `pre_s` seconds as JPEG (a ring of encoded
 // frames: no raw frame is kept). An event that raises an alert (intrusion, loitering, a thrown
 // object, camera tamper) triggers: its evidence directory, named by the event's id, gets at once
 //   snapshot.jpg       the frame that triggered
@@ -36,7 +37,20 @@ struct EvidenceOptions {
   // A trigger within this many seconds of the last clip's shares that clip (the same scene; a
   // busy gate would otherwise write a clip per passer-by).
   double min_interval_s = 60;
+  // The frames are the decoded ones scaled down to fit this box, aspect kept (evidence_size); not
+  // the analysis copy, which may be smaller than a person can read.
+  int max_width = 640;
+  int max_height = 360;
 };
+
+struct FrameSize {
+  int width = 0;
+  int height = 0;
+  bool operator==(const FrameSize&) const = default;
+};
+// The size evidence frames are kept at: `decoded` scaled down to fit max_width x max_height with
+// its aspect ratio kept, never scaled up (a frame that fits is kept as it is).
+FrameSize evidence_size(FrameSize decoded, int max_width, int max_height);
 
 // True for the kinds whose events get evidence (those that raise an alert; not their clearing).
 bool wants_evidence(const edge::Event& e);
