@@ -535,6 +535,8 @@ int run() {
   double a_rate = NAN, a_s = NAN, a_pub_s = NAN;
   std::int64_t a_got = 0;
   bool a_complete = false;
+  std::int64_t a_batches = -1, a_events = -1;
+  const json a0 = wait_status(sock, quiet, capped(std::chrono::seconds(3)), &ok);
   {
     bench::ArrivalCounter alerts;
     bench::Subscriber citysub(city.uri(), "bench-city", kMqttVersion);
@@ -552,8 +554,15 @@ int run() {
     a_s = bench::seconds_between(t0, alerts.last());
     a_rate = static_cast<double>(a_got) / a_s;
   }
-  wait_status(sock, quiet, capped(std::chrono::seconds(10)), &ok);
+  const json a1 = wait_status(sock, quiet, capped(std::chrono::seconds(10)), &ok);
   const bool a_drained = ok;
+  if (a0.contains("pipeline") && a1.contains("pipeline")) {
+    // Transactions during (a): the events' own and those that delete PUBACKed outbox rows.
+    a_batches = a1.at("pipeline").at("batches").get<std::int64_t>() -
+                a0.at("pipeline").at("batches").get<std::int64_t>();
+    a_events = a1.at("pipeline").at("committed").get<std::int64_t>() -
+               a0.at("pipeline").at("committed").get<std::int64_t>();
+  }
 
   double b_rate = NAN, b_s = NAN;
   {
@@ -684,8 +693,9 @@ int run() {
   t.note("(a) " + std::to_string(a_got) + " of " + std::to_string(kMessagesA) +
          " alert messages arrived" + (a_complete ? "" : " (INCOMPLETE within 20 s)") +
          "; the z2m publisher's last PUBACK after " + bench::fmt(a_pub_s, 2) +
-         " s; outbox drained afterwards: " + (a_drained ? "yes" : "NO") +
-         "; water_leak true/false toggles over " + std::to_string(kBenchDevices) +
+         " s; outbox drained afterwards: " + (a_drained ? "yes" : "NO") + "; " +
+         std::to_string(a_events) + " events committed in " + std::to_string(a_batches) +
+         " transactions" + "; water_leak true/false toggles over " + std::to_string(kBenchDevices) +
          " devices, QoS 1, window 64; each toggle is one alert change (and one event message)");
   auto arrived = [](const Latency& l, int n) {
     return std::to_string(l.n) + " of " + std::to_string(n) + (l.complete ? "" : " (INCOMPLETE)");
