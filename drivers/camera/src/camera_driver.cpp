@@ -384,7 +384,7 @@ void CameraDriver::run(Stream& s) {
                 evidence_size({frame.cols, frame.rows}, options_.evidence.max_width,
                               options_.evidence.max_height);
             const cv::Mat* kept = &frame;
-            if (ev == FrameSize{small.cols, small.rows}) {
+            if (ev == FrameSize{small.cols, small.rows} || ev.width <= 0 || ev.height <= 0) {
               kept = &small;
             } else if (ev != FrameSize{frame.cols, frame.rows}) {
               cv::resize(frame, evidence_frame, {ev.width, ev.height}, 0, 0, cv::INTER_AREA);
