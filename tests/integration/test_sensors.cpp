@@ -745,3 +745,29 @@ TEST_CASE("sensors: Modbus RTU over a pseudo-terminal: two units share one seria
   CHECK(server.requests() == 1);
   driver.stop();
 }
+
+TEST_CASE("local bus: a burst of QoS 1 publishes larger than Paho's default buffer all arrive",
+          "[local_bus]") {
+  // One commit can publish hundreds of alert changes at once. Paho's client refuses a publish
+  // while 100 are queued (its default maxBufferedMessages), which lost 11,567 of 15,000 local
+  // alert messages in bench_e2e at 5,000/s and left retained alerts stale.
+  Mosquitto broker;
+  broker.start();
+  Collector got(broker.uri(), "anju-it/burst/#");
+  // MQTT 3.1.1: with MQTT 5, Paho also holds publishes beyond the broker's Receive Maximum and
+  // then sends the rest only slowly (539 of 2,000 in 20 s here): a separate problem, written
+  // down in docs/ARCHITECTURE.md. This test is about the buffer.
+  auto ep = local_endpoint(broker, "anju-it-burst");
+  ep.mqtt_version = 3;
+  anju::edge::LocalBus bus(ep);
+  bus.start();
+  REQUIRE(wait_until([&] { return bus.connected(); }, 10s));
+  constexpr int kBurst = 2'000;  // > 100, < kMaxBufferedPublishes
+  static_assert(kBurst < anju::edge::LocalBus::kMaxBufferedPublishes);
+  for (int i = 0; i < kBurst; ++i)
+    bus.publish("anju-it/burst/" + std::to_string(i % 50), std::string(300, 'x'), 1, i % 2 == 0);
+  CHECK(bus.publish_dropped() == 0);
+  CHECK(got.wait_for([](const auto& ms) { return ms.size() >= kBurst; }, 20s));
+  CHECK(got.size() == kBurst);
+  bus.stop();
+}

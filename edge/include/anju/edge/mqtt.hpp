@@ -82,8 +82,12 @@ class LocalBus {
   void start();  // connects in the background, reconnecting with backoff forever
   void stop();   // disconnects (waits up to 2 s for queued publishes)
 
-  // Non-blocking; dropped (and counted) while disconnected. Retained state is republished by the
-  // on_connected callback, so nothing that matters is lost with it.
+  // Publishes a client may have queued in Paho at once; beyond it a publish is refused (counted
+  // in publish_dropped and logged). Paho's own default, 100, is less than one busy commit.
+  static constexpr int kMaxBufferedPublishes = 10'000;
+
+  // Non-blocking; dropped (and counted) while disconnected or when kMaxBufferedPublishes are
+  // queued. Retained state is republished by the on_connected callback after a reconnect.
   void publish(const std::string& topic, const std::string& payload, int qos, bool retain,
                const std::string& correlation_data = {});
 
