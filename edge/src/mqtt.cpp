@@ -153,8 +153,8 @@ LocalBus::LocalBus(MqttEndpoint ep) : ep_(std::move(ep)), impl_(std::make_unique
   // Paho refuses a publish while this many are queued in the client, connected or not (its
   // default is 100). One commit can publish hundreds of alert changes at once (a fire alarm across
   // a compound, or bench_e2e's 5,000/s: 11,567 of 15,000 were refused at 100), and a refused
-  // publish leaves the retained alert on the broker stale. The broker is on loopback and drains
-  // them in milliseconds; the bound keeps a dead broker from holding more than ~10 MB.
+  // publish leaves the retained alert on the broker stale. The bound keeps a slow or stuck broker
+  // from holding more than about 10 MB here (alert messages are about 1 KB).
   co.maxBufferedMessages = kMaxBufferedPublishes;
   const int rc =
       MQTTAsync_createWithOptions(&impl_->client, impl_->uri.c_str(), ep_.client_id.c_str(),
