@@ -97,7 +97,7 @@ TEST_CASE("camera config: the default analysis size serves the zones") {
   REQUIRE(r.error.empty());
   CHECK(r.streams[0].width == 320);
   CHECK(r.streams[0].height == 180);
-  CHECK(analysis_size_for({}) == AnalysisSize{320, 180});
+  CHECK(analysis_size_for({}) == FrameSize{320, 180});
   // A size that is given wins.
   j["streams"][0]["width"] = 1280;
   j["streams"][0]["height"] = 720;

@@ -373,7 +373,7 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
     }
   }
   if (!s.contains("width")) {
-    const AnalysisSize size = analysis_size_for(out.zones);
+    const FrameSize size = analysis_size_for(out.zones);
     out.width = size.width;
     out.height = size.height;
   }
@@ -414,7 +414,7 @@ bool schedule_armed(const std::vector<ScheduleWindow>& schedule, int utc_offset_
   return false;
 }
 
-AnalysisSize analysis_size_for(const std::vector<ZoneConfig>& zones) {
+FrameSize analysis_size_for(const std::vector<ZoneConfig>& zones) {
   for (const auto& z : zones)
     if (z.detector == Detector::thrown_object) return {640, 360};
   return {320, 180};

@@ -152,11 +152,11 @@ int default_severity(Detector d);
 // 640x360 when a zone looks for objects thrown from height (a falling object is a few pixels
 // wide even there), 320x180 otherwise: a quarter of the pixels, and background subtraction, the
 // bulk of the analytics' cost, scales with them (docs/CAMERA.md, "Analysis size").
-struct AnalysisSize {
+struct FrameSize {  // a frame's size in pixels: the analysis size, the evidence size
   int width = 0;
   int height = 0;
-  bool operator==(const AnalysisSize&) const = default;
+  bool operator==(const FrameSize&) const = default;
 };
-AnalysisSize analysis_size_for(const std::vector<ZoneConfig>& zones);
+FrameSize analysis_size_for(const std::vector<ZoneConfig>& zones);
 
 }  // namespace anju::drivers::camera

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "anju/drivers/camera/camera_config.hpp"
 #include "anju/edge/event.hpp"
 
 namespace anju::drivers::camera {
@@ -43,11 +44,6 @@ struct EvidenceOptions {
   int max_height = 360;
 };
 
-struct FrameSize {
-  int width = 0;
-  int height = 0;
-  bool operator==(const FrameSize&) const = default;
-};
 // The size evidence frames are kept at: `decoded` scaled down to fit max_width x max_height with
 // its aspect ratio kept, never scaled up (a frame that fits is kept as it is).
 FrameSize evidence_size(FrameSize decoded, int max_width, int max_height);
