@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -102,6 +103,8 @@ struct LocalBus::Impl {
   std::string username, password;
   bool connect_done = false;
   bool connect_ok = false;
+  // The window for this connection: kWindow, or less when the broker's Receive Maximum is less.
+  std::atomic<int> window{LocalBus::kWindow};
   std::string connect_error;
   bool disconnect_done = false;
   // Lives as long as the client, so a Paho callback after a timed-out wait touches live memory.
@@ -131,12 +134,22 @@ void connect_result(void* ctx, bool ok, const char* why) {
   w->cv->notify_all();
 }
 void on_connect_ok(void* ctx, MQTTAsync_successData*) {
+  static_cast<ConnectWaiter*>(ctx)->impl->window = LocalBus::kWindow;
   connect_result(ctx, true, nullptr);
 }
 void on_connect_fail(void* ctx, MQTTAsync_failureData* f) {
   connect_result(ctx, false, f && f->message ? f->message : "connect failed");
 }
-void on_connect_ok5(void* ctx, MQTTAsync_successData5*) {
+void on_connect_ok5(void* ctx, MQTTAsync_successData5* r) {
+  // A broker takes at most Receive Maximum unacknowledged QoS 1 publishes (Mosquitto's
+  // default: 20); Paho holds any beyond it in its queue and sends them only slowly.
+  int window = LocalBus::kWindow;
+  if (r) {
+    const int rm =
+        MQTTProperties_getNumericValue(&r->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+    if (rm > 0) window = std::min(window, rm);
+  }
+  static_cast<ConnectWaiter*>(ctx)->impl->window = window;
   connect_result(ctx, true, nullptr);
 }
 void on_connect_fail5(void* ctx, MQTTAsync_failureData5* f) {
@@ -150,12 +163,10 @@ LocalBus::LocalBus(MqttEndpoint ep) : ep_(std::move(ep)), impl_(std::make_unique
   MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
   co.MQTTVersion = ep_.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
   co.sendWhileDisconnected = 0;
-  // Paho refuses a publish while this many are queued in the client, connected or not (its
-  // default is 100). One commit can publish hundreds of alert changes at once (a fire alarm across
-  // a compound, or bench_e2e's 5,000/s: 11,567 of 15,000 were refused at 100), and a refused
-  // publish leaves the retained alert on the broker stale. The bound keeps a slow or stuck broker
-  // from holding more than about 10 MB here (alert messages are about 1 KB).
-  co.maxBufferedMessages = kMaxBufferedPublishes;
+  // Paho refuses a publish while this many are queued in it (its default is 100). We hand it at
+  // most kWindow at once (pump()), so its default would do; the margin covers what Paho still
+  // holds from before a reconnect.
+  co.maxBufferedMessages = 4 * kWindow;
   const int rc =
       MQTTAsync_createWithOptions(&impl_->client, impl_->uri.c_str(), ep_.client_id.c_str(),
                                   MQTTCLIENT_PERSISTENCE_NONE, nullptr, &co);
@@ -163,7 +174,7 @@ LocalBus::LocalBus(MqttEndpoint ep) : ep_(std::move(ep)), impl_(std::make_unique
     throw std::runtime_error("local bus: cannot create client for " + ep_.uri + ": " +
                              MQTTAsync_strerror(rc));
   MQTTAsync_setCallbacks(impl_->client, this, &LocalBus::paho_lost, &LocalBus::paho_message,
-                         nullptr);
+                         &LocalBus::paho_delivered);
   MQTTAsync_setConnected(impl_->client, this, &LocalBus::paho_connected);
 }
 
@@ -275,6 +286,11 @@ void LocalBus::paho_connected(void* ctx, char*) {
       spdlog::error("local bus: subscribe {} failed: {}", filter, MQTTAsync_strerror(rc));
   }
   if (bus->on_connected_) bus->on_connected_();
+  bus->pump();  // what was queued while away
+}
+
+void LocalBus::paho_delivered(void* ctx, int) {
+  static_cast<LocalBus*>(ctx)->pump();
 }
 
 bool LocalBus::connect_once() {
@@ -347,6 +363,8 @@ void LocalBus::start() {
         else
           backoff_ms = std::min(backoff_ms * 2, 10'000);
       }
+      // Also a safety net: what a lost acknowledgement left in the queue goes within a second.
+      if (connected_) pump();
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, std::chrono::milliseconds(connected_ ? 1000 : backoff_ms),
                    [this] { return stopping_.load(); });
@@ -371,6 +389,12 @@ void LocalBus::stop() {
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
   if (MQTTAsync_isConnected(impl_->client)) {
+    // What is queued here goes first, for up to 2 s (acknowledgements make room in the window).
+    pump();
+    std::unique_lock lock(out_mu_);
+    out_cv_.wait_for(lock, std::chrono::seconds(2), [&] { return out_.empty() || !connected_; });
+  }
+  if (MQTTAsync_isConnected(impl_->client)) {
     impl_->disconnect_waiter = {&mu_, &cv_, &impl_->disconnect_done};
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 2000;  // Paho first sends what is queued (acknowledgements included)
@@ -385,33 +409,103 @@ void LocalBus::stop() {
   connected_ = false;
 }
 
+std::size_t LocalBus::publish_queued() const {
+  std::lock_guard lock(out_mu_);
+  return out_.size();
+}
+
 void LocalBus::publish(const std::string& topic, const std::string& payload, int qos, bool retain,
                        const std::string& correlation_data) {
-  if (!connected_) {
-    ++publish_dropped_;
-    return;
+  {
+    std::lock_guard lock(out_mu_);
+    if (out_.size() >= static_cast<std::size_t>(kMaxBufferedPublishes)) {
+      // Logged at the 1st, 10th, 100th, ... refusal: loud enough to be seen, never a flood.
+      const std::int64_t n = ++publish_dropped_;
+      if (n == 1 || n == 10 || n == 100 || n % 1000 == 0)
+        spdlog::warn("local bus: publish {} refused ({} queued, {}); {} dropped so far", topic,
+                     out_.size(), connected_ ? "connected" : "disconnected", n);
+      return;
+    }
+    out_.push_back({topic, payload, correlation_data, qos, retain});
   }
+  pump();
+}
+
+int LocalBus::send_now(const Outgoing& m) {
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
   MQTTAsync_message msg = MQTTAsync_message_initializer;
-  msg.payload = const_cast<char*>(payload.data());
-  msg.payloadlen = static_cast<int>(payload.size());
-  msg.qos = qos;
-  msg.retained = retain ? 1 : 0;
-  if (!correlation_data.empty() && ep_.mqtt_version == 5) {
+  msg.payload = const_cast<char*>(m.payload.data());
+  msg.payloadlen = static_cast<int>(m.payload.size());
+  msg.qos = m.qos;
+  msg.retained = m.retain ? 1 : 0;
+  if (!m.correlation_data.empty() && ep_.mqtt_version == 5) {
     MQTTProperty p;
     p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-    p.value.data.data = const_cast<char*>(correlation_data.data());
-    p.value.data.len = static_cast<int>(correlation_data.size());
+    p.value.data.data = const_cast<char*>(m.correlation_data.data());
+    p.value.data.len = static_cast<int>(m.correlation_data.size());
     MQTTProperties_add(&msg.properties, &p);  // copies the data
   }
-  const int rc = MQTTAsync_sendMessage(impl_->client, topic.c_str(), &msg, &ro);
+  const int rc = MQTTAsync_sendMessage(impl_->client, m.topic.c_str(), &msg, &ro);
   MQTTProperties_free(&msg.properties);
-  if (rc != MQTTASYNC_SUCCESS) {
-    // Logged at the 1st, 10th, 100th, ... drop: loud enough to be seen, never a flood.
-    const std::int64_t n = ++publish_dropped_;
-    if (n == 1 || n == 10 || n == 100 || n % 1000 == 0)
-      spdlog::warn("local bus: publish {} refused ({}); {} dropped so far", topic,
-                   MQTTAsync_strerror(rc), n);
+  return rc;
+}
+
+void LocalBus::pump() {
+  std::unique_lock lock(out_mu_);
+  if (pumping_) {
+    pump_again_ = true;  // the thread pumping now looks again before it stops
+    return;
+  }
+  pumping_ = true;
+  std::vector<Outgoing> batch;
+  for (;;) {
+    pump_again_ = false;
+    lock.unlock();
+    // Paho's own count: queued in it and in flight, acknowledged ones already gone. No
+    // bookkeeping of ours to go wrong across reconnects.
+    int room = 0;
+    if (connected_) {
+      MQTTAsync_token* tokens = nullptr;
+      int pending = 0;
+      if (MQTTAsync_getPendingTokens(impl_->client, &tokens) == MQTTASYNC_SUCCESS && tokens) {
+        while (tokens[pending] != -1) ++pending;
+        MQTTAsync_free(tokens);
+      }
+      room = impl_->window - pending;
+    }
+    lock.lock();
+    const std::size_t n =
+        std::min<std::size_t>(static_cast<std::size_t>(std::max(room, 0)), out_.size());
+    if (n == 0) {
+      if (out_.empty()) out_cv_.notify_all();
+      if (pump_again_ && connected_) continue;
+      pumping_ = false;
+      return;
+    }
+    batch.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(out_.front()));
+      out_.pop_front();
+    }
+    lock.unlock();
+    std::size_t sent = 0;
+    for (; sent < batch.size(); ++sent) {
+      const int rc = send_now(batch[sent]);
+      if (rc == MQTTASYNC_SUCCESS) continue;
+      if (rc == MQTTASYNC_DISCONNECTED || rc == MQTTASYNC_MAX_BUFFERED_MESSAGES) break;
+      // Refused for the message itself (a bad topic): nothing later would change that.
+      const std::int64_t d = ++publish_dropped_;
+      spdlog::warn("local bus: publish {} refused ({}); {} dropped so far", batch[sent].topic,
+                   MQTTAsync_strerror(rc), d);
+    }
+    lock.lock();
+    if (sent < batch.size()) {
+      // Not taken now (the connection went): back to the front, in order, for the reconnect.
+      out_.insert(out_.begin(), std::make_move_iterator(batch.begin() + static_cast<long>(sent)),
+                  std::make_move_iterator(batch.end()));
+      pumping_ = false;
+      return;
+    }
   }
 }
 

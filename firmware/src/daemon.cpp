@@ -1012,6 +1012,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
     j["local_bus"] = {{"connected", bus.connected()},
                       {"messages_in", bus.messages_in()},
                       {"redeliveries_dropped", bus.redeliveries_dropped()},
+                      {"publish_queued", bus.publish_queued()},
                       {"publish_dropped", bus.publish_dropped()}};
     if (z2m) {
       const auto zs = z2m->stats();

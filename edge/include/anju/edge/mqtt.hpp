@@ -82,14 +82,22 @@ class LocalBus {
   void start();  // connects in the background, reconnecting with backoff forever
   void stop();   // disconnects (waits up to 2 s for queued publishes)
 
-  // Publishes a client may have queued in Paho at once; beyond it a publish is refused (counted
-  // in publish_dropped and logged). Paho's own default, 100, is less than one busy commit.
+  // Publishes waiting in this client (not yet handed to Paho) at most; beyond it a publish is
+  // refused (counted in publish_dropped and logged). One busy commit publishes hundreds.
   static constexpr int kMaxBufferedPublishes = 10'000;
+  // Publishes handed to Paho and not yet acknowledged at most (MQTT 5: also at most the broker's
+  // Receive Maximum). Paho keeps what it holds in lists it scans on every publish and every
+  // acknowledgement, so more in Paho costs time per message, not just memory (docs/ARCHITECTURE.md,
+  // "The local bus's window").
+  static constexpr int kWindow = 64;
 
-  // Non-blocking; dropped (and counted) while disconnected or when kMaxBufferedPublishes are
-  // queued. Retained state is republished by the on_connected callback after a reconnect.
+  // Non-blocking and thread-safe: queued in order, and handed to Paho as acknowledgements make
+  // room in the window, also while disconnected (sent after the reconnect). Refused (and counted)
+  // when kMaxBufferedPublishes are queued.
   void publish(const std::string& topic, const std::string& payload, int qos, bool retain,
                const std::string& correlation_data = {});
+  // Publishes queued here and not yet handed to Paho.
+  std::size_t publish_queued() const;
 
   bool connected() const { return connected_; }
   std::int64_t messages_in() const { return messages_in_; }
@@ -105,6 +113,16 @@ class LocalBus {
   static int paho_message(void* ctx, char* topic, int topic_len, MQTTAsync_message* m);
   static void paho_lost(void* ctx, char* cause);
   static void paho_connected(void* ctx, char* cause);
+  static void paho_delivered(void* ctx, int token);
+  struct Outgoing {
+    std::string topic, payload, correlation_data;
+    int qos = 1;
+    bool retain = false;
+  };
+  // Hands queued publishes to Paho while the window has room; one thread at a time does it (the
+  // others leave a note), so messages go out in the order they were queued.
+  void pump();
+  int send_now(const Outgoing& m);
   void deliver(Message m);
   bool connect_once();
   bool seen(const std::string& key);
@@ -121,6 +139,11 @@ class LocalBus {
   std::mutex seen_mu_;
   std::deque<std::string> seen_order_;
   std::set<std::string> seen_;
+  mutable std::mutex out_mu_;
+  std::condition_variable out_cv_;  // the queue became empty
+  std::deque<Outgoing> out_;
+  bool pumping_ = false;
+  bool pump_again_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   std::thread supervisor_;
