@@ -1,4 +1,5 @@
 #include "anju/bridge/uplink.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -122,7 +123,10 @@ void Uplink::start() {
     });
   }
   beat();
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    anju::edge::name_this_thread("anju-uplink");
+    loop();
+  });
 }
 
 bool Uplink::respond(const std::string& topic, const std::string& payload,

@@ -1,4 +1,5 @@
 #include "anju/edge/journal.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -190,6 +191,7 @@ void Journal::start_checkpointer(int pages, std::chrono::milliseconds interval) 
   db_.exec("PRAGMA wal_autocheckpoint=0");  // replaces the writer's own automatic checkpoints
   sqlite3_wal_hook(db_.get(), &Journal::wal_hook, this);
   checkpointer_ = std::thread([this, interval] {
+    name_this_thread("anju-checkpoint");
     Db cp(options_.path);
     auto last = std::chrono::steady_clock::now();
     for (;;) {

@@ -1,4 +1,5 @@
 #include "anju/edge/mqtt.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -355,6 +356,7 @@ bool LocalBus::connect_once() {
 
 void LocalBus::start() {
   supervisor_ = std::thread([this] {
+    name_this_thread("anju-localbus");
     int backoff_ms = 200;
     while (!stopping_) {
       if (!MQTTAsync_isConnected(impl_->client)) {

@@ -1,4 +1,5 @@
 #include "anju/edge/pipeline.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include "anju/edge/checksum.hpp"
 #include "anju/edge/uuid.hpp"
@@ -180,7 +181,11 @@ void Pipeline::start(bool with_thread) {
   stats_.last_seq = journal_.last_seq();
   last_tick_ms_ = clock_.wall_ms();
   last_retention_ms_ = last_tick_ms_;
-  if (with_thread) thread_ = std::thread([this] { loop(); });
+  if (with_thread)
+    thread_ = std::thread([this] {
+      name_this_thread("anju-pipeline");
+      loop();
+    });
 }
 
 void Pipeline::stop() {

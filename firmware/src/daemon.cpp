@@ -1,4 +1,5 @@
 #include "anju/firmware/daemon.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -458,6 +459,7 @@ class ControlServer {
       return;
     }
     thread_ = std::thread([this, fd = fd_] {
+      edge::name_this_thread("anju-control");
       for (;;) {
         const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) {

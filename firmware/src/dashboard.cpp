@@ -1,4 +1,5 @@
 #include "anju/firmware/dashboard.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <httplib.h>
 #include <openssl/rand.h>
@@ -253,7 +254,10 @@ bool Dashboard::start() {
   }
   bound_port_ = options_.port;
   refresh_users();
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    edge::name_this_thread("anju-dashboard");
+    server_->listen_after_bind();
+  });
   spdlog::info("dashboard on {}://{}:{} ({} users in {})", tls_ ? "https" : "http", options_.host,
                bound_port_, users_.size(), options_.users_file);
   return true;

@@ -436,6 +436,15 @@ TEST_CASE("pipeline thread: group commit under concurrent producers, nothing los
   }
   for (auto& t : producers) t.join();
   REQUIRE(p.wait_committed(std::chrono::seconds(30)));
+  // The thread names itself before its first commit: `top -H` and `ps -L` show it by name.
+  std::set<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  CHECK(names.count("anju-pipeline") == 1);
   const auto s = p.stats();
   CHECK(s.committed == 2000);
   CHECK(s.batches < 2000);  // grouped

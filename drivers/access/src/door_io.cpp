@@ -1,5 +1,6 @@
 // Door I/O: SimulatedGpio, DoorController and DoorIoDriver (see door_io.hpp).
 #include "anju/drivers/door_io.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -296,8 +297,14 @@ void DoorIoDriver::start() {
   stopping_ = false;
   out_stop_ = false;
   controller_.prime();
-  dispatcher_ = std::thread([this] { dispatch(); });
-  thread_ = std::thread([this] { run(); });
+  dispatcher_ = std::thread([this] {
+    anju::edge::name_this_thread("anju-door-disp");
+    dispatch();
+  });
+  thread_ = std::thread([this] {
+    anju::edge::name_this_thread("anju-door-io");
+    run();
+  });
 }
 
 void DoorIoDriver::stop() {

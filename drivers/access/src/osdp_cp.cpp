@@ -1,5 +1,6 @@
 // OSDP Control Panel: the serial/TCP link, the poll loop and the dispatcher (see osdp_cp.hpp).
 #include "anju/drivers/osdp_cp.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <fcntl.h>
 #include <linux/serial.h>
@@ -316,8 +317,14 @@ void OsdpControlPanel::start() {
     std::lock_guard lock(out_mu_);
     out_stop_ = false;
   }
-  dispatch_thread_ = std::thread([this] { dispatch_loop(); });
-  poll_thread_ = std::thread([this] { run(); });
+  dispatch_thread_ = std::thread([this] {
+    anju::edge::name_this_thread("anju-osdp-disp");
+    dispatch_loop();
+  });
+  poll_thread_ = std::thread([this] {
+    anju::edge::name_this_thread("anju-osdp-poll");
+    run();
+  });
 }
 
 void OsdpControlPanel::stop() {

@@ -1,4 +1,5 @@
 #include "anju/drivers/camera/camera_driver.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -155,7 +156,10 @@ void CameraDriver::start() {
   }
   for (auto& s : streams_) {
     Stream* sp = s.get();
-    s->thread = std::thread([this, sp] { run(*sp); });
+    s->thread = std::thread([this, sp] {
+      anju::edge::name_this_thread("cam-" + sp->cfg.id);
+      run(*sp);
+    });
   }
 }
 

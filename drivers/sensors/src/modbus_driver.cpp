@@ -1,4 +1,5 @@
 #include "anju/drivers/modbus_driver.hpp"
+#include "anju/edge/thread_name.hpp"
 
 #include <modbus/modbus.h>
 #include <spdlog/spdlog.h>
@@ -217,7 +218,10 @@ void ModbusDriver::start() {
   const std::int64_t now = clock_.mono_ms();
   for (auto& bus : buses_) {
     for (auto& d : bus->devices) d.next_due_ms = now;
-    threads_.emplace_back([this, b = bus.get()] { run(*b); });
+    threads_.emplace_back([this, b = bus.get()] {
+      anju::edge::name_this_thread("anju-modbus");
+      run(*b);
+    });
   }
 }
 
