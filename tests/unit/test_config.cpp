@@ -511,7 +511,7 @@ TEST_CASE("config: absent keys take the documented defaults", "[config]") {
   CHECK(c.uplink.outbox.status_bytes == d.uplink.outbox.status_bytes);
   CHECK(c.uplink.outbox.event_bytes == 64LL * 1024 * 1024);
   CHECK(c.journal.synchronous == "full");
-  CHECK(c.journal.commit_window_ms == 2);
+  CHECK(c.journal.commit_window_ms == 0);
   CHECK(c.journal.max_batch == 512);
   CHECK(c.journal.retention_days == 90);
   CHECK(c.journal.alert_retention_days == 365);

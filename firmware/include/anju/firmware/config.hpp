@@ -57,7 +57,7 @@ struct UplinkConfig {
 
 struct JournalConfig {
   std::string synchronous = "full";  // "full" (survives power loss) or "normal"
-  int commit_window_ms = 2;          // group commit: wait at most this long to fill a batch
+  int commit_window_ms = 0;          // after an idle spell, wait this long for more (0: none)
   int quiet_commit_ms = 1000;        // routine events (no alert change) wait this long for more
   int max_batch = 512;
   int retention_days = 90;         // events older than this are deleted
