@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -503,7 +504,8 @@ void LocalBus::pump() {
     lock.lock();
     if (sent < batch.size()) {
       // Not taken now (the connection went): back to the front, in order, for the reconnect.
-      out_.insert(out_.begin(), std::make_move_iterator(batch.begin() + static_cast<long>(sent)),
+      out_.insert(out_.begin(),
+                  std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(sent)),
                   std::make_move_iterator(batch.end()));
       pumping_ = false;
       return;
