@@ -422,12 +422,15 @@ void LocalBus::publish(const std::string& topic, const std::string& payload, int
   {
     std::lock_guard lock(out_mu_);
     if (out_.size() >= static_cast<std::size_t>(kMaxBufferedPublishes)) {
-      // Logged at the 1st, 10th, 100th, ... refusal: loud enough to be seen, never a flood.
+      // Full (a long outage of the broker): the oldest goes, so that the newest state of each
+      // alert gets through, and the republish of the open alerts after the reconnect always
+      // finds room. Logged at the 1st, 10th, 100th, ... drop: seen, never a flood.
+      const std::string oldest = out_.front().topic;
+      out_.pop_front();
       const std::int64_t n = ++publish_dropped_;
       if (n == 1 || n == 10 || n == 100 || n % 1000 == 0)
-        spdlog::warn("local bus: publish {} refused ({} queued, {}); {} dropped so far", topic,
-                     out_.size(), connected_ ? "connected" : "disconnected", n);
-      return;
+        spdlog::warn("local bus: {} publishes queued ({}): the oldest, to {}, dropped; {} so far",
+                     kMaxBufferedPublishes, connected_ ? "connected" : "disconnected", oldest, n);
     }
     out_.push_back({topic, payload, correlation_data, qos, retain});
   }

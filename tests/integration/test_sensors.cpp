@@ -807,3 +807,25 @@ TEST_CASE("local bus: publishes queued while disconnected go out after the conne
   CHECK(bus.publish_queued() == 0);
   bus.stop();
 }
+
+TEST_CASE("local bus: a full queue drops its oldest publishes, never the newest", "[local_bus]") {
+  // A long outage of the compound's broker: what is queued is bounded, and the newest state of
+  // each alert (the last messages) is what must get through.
+  Mosquitto broker;
+  broker.start();
+  Collector got(broker.uri(), "anju-it/full/#");
+  anju::edge::LocalBus bus(local_endpoint(broker, "anju-it-full"));
+  constexpr int kMax = anju::edge::LocalBus::kMaxBufferedPublishes;
+  constexpr int kOver = 5;
+  for (int i = 0; i < kMax + kOver; ++i)
+    bus.publish("anju-it/full/" + std::to_string(i % 10), std::to_string(i), 1, false);
+  CHECK(bus.publish_dropped() == kOver);
+  CHECK(bus.publish_queued() == static_cast<std::size_t>(kMax));
+  bus.start();
+  CHECK(got.wait_for_progress([&](const auto& ms) { return ms.size() >= kMax; }, 60s, 10s));
+  const auto ms = got.messages();
+  REQUIRE(ms.size() == static_cast<std::size_t>(kMax));
+  CHECK(ms.front().payload == std::to_string(kOver));
+  CHECK(ms.back().payload == std::to_string(kMax + kOver - 1));
+  bus.stop();
+}

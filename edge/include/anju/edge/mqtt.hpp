@@ -82,8 +82,8 @@ class LocalBus {
   void start();  // connects in the background, reconnecting with backoff forever
   void stop();   // disconnects (waits up to 2 s for queued publishes)
 
-  // Publishes waiting in this client (not yet handed to Paho) at most; beyond it a publish is
-  // refused (counted in publish_dropped and logged). One busy commit publishes hundreds.
+  // Publishes waiting in this client (not yet handed to Paho) at most; beyond it the oldest is
+  // dropped (counted in publish_dropped and logged). One busy commit publishes hundreds.
   static constexpr int kMaxBufferedPublishes = 10'000;
   // Publishes handed to Paho and not yet acknowledged at most (MQTT 5: also at most the broker's
   // Receive Maximum). Paho keeps what it holds in lists it scans on every publish and every
@@ -92,8 +92,8 @@ class LocalBus {
   static constexpr int kWindow = 64;
 
   // Non-blocking and thread-safe: queued in order, and handed to Paho as acknowledgements make
-  // room in the window, also while disconnected (sent after the reconnect). Refused (and counted)
-  // when kMaxBufferedPublishes are queued.
+  // room in the window, also while disconnected (sent after the reconnect). When
+  // kMaxBufferedPublishes are queued, the oldest is dropped (and counted): the newest state wins.
   void publish(const std::string& topic, const std::string& payload, int qos, bool retain,
                const std::string& correlation_data = {});
   // Publishes queued here and not yet handed to Paho.
