@@ -363,6 +363,13 @@ std::vector<Event> tamper_run(const std::function<cv::Mat(int, const cv::Mat&)>&
   return out;
 }
 
+cv::Mat shifted(const cv::Mat& bg, double dx, double dy) {
+  cv::Mat f;
+  const cv::Mat m = (cv::Mat_<double>(2, 3) << 1, 0, dx, 0, 1, dy);
+  cv::warpAffine(bg, f, m, bg.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT);
+  return f;
+}
+
 }  // namespace
 
 TEST_CASE("camera analytics: tamper: covered, blinded, defocused, moved, and back") {
@@ -428,6 +435,17 @@ TEST_CASE("camera analytics: tamper: covered, blinded, defocused, moved, and bac
     CHECK(es[0].attrs["reason"] == "moved");
     CHECK(es[0].attrs["shift"]["x"].get<int>() == Approx(40).margin(6));
     CHECK(es[0].attrs["shift"]["y"].get<int>() == Approx(-20).margin(6));
+  }
+  SECTION("a view that jumps a different way every frame is not a moved camera") {
+    // Each frame is far from the reference, but no two agree on the shift (a shaking mast, a
+    // busy scene whose correlation peak wanders): nothing to confirm.
+    const auto es = tamper_run(
+        [](int i, const cv::Mat& bg) {
+          const double d[4][2] = {{40, -20}, {-40, 20}, {0, 35}, {35, 0}};
+          return shifted(bg, d[i % 4][0], d[i % 4][1]);
+        },
+        12);
+    CHECK(es.empty());
   }
   SECTION("a change shorter than the confirmation raises nothing") {
     const auto es = tamper_run(

@@ -557,11 +557,18 @@ std::vector<Event> TamperDetector::process(const cv::Mat& bgr, std::int64_t t_ms
 
   if (!raised_) {
     if (!cond.empty()) {
-      if (cond == candidate_) {
+      // A turned camera shifts the view by the same amount frame after frame; the peak of a
+      // busy scene (a crowd, a passing bus) jumps around: a move is confirmed only by frames
+      // that agree on the shift.
+      const bool same_shift =
+          cond != "moved" || std::hypot(shift.x - candidate_shift_.x,
+                                        shift.y - candidate_shift_.y) <= p_.moved_px * sw / 2;
+      if (cond == candidate_ && same_shift) {
         ++candidate_run_;
       } else {
         candidate_ = cond;
         candidate_run_ = 1;
+        candidate_shift_ = shift;
       }
       if (candidate_run_ >= p_.confirm_frames) {
         raised_ = true;

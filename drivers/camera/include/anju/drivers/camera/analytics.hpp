@@ -244,6 +244,7 @@ class TamperDetector {
   std::string candidate_;
   int candidate_run_ = 0;
   int normal_run_ = 0;
+  cv::Point2d candidate_shift_;  // of the first frame of a "moved" candidate
   bool raised_ = false;
   std::string reason_;
 };
