@@ -7,6 +7,7 @@
 // are counted; OpenCV's own worker threads are off (cv::setNumThreads(0)), as in one stream thread.
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -153,9 +154,6 @@ int main() {
   }
   (void)run(path, false, 1);  // warm the page cache and the codec
   const Run dec = run(path, false, 1);
-  // The baseline: decoding alone, no conversion to BGR (what a stream costs that is read and not
-  // analysed; the driver converts only the frames it analyses).
-  const Run grab = run(path, false, 0);
   const Run all = run(path, true, 1);
   const Run half = run(path, true, 2);
   const Run enc = run(path, false, 1, true);
@@ -163,8 +161,25 @@ int main() {
   // the pixels), every frame and every 5th (a 25 fps camera analysed at 5 fps).
   const cam::StreamConfig gate = config(kSmall, false);
   const Run s_all = run(path, true, 1, false, gate);
-  const Run s_fifth = run(path, true, 5, false, gate);
-  const Run fifth = run(path, true, 5);
+  // The baseline, decoding alone with no conversion to BGR (what a stream costs that is read and
+  // not analysed; the driver converts only the frames it analyses), and the two 5-of-25 rows the
+  // goal is about: measured in kRounds interleaved rounds, the median of each kept. One run of
+  // each swung the 320x180 row between 61 % and 84 % on this shared VM.
+  constexpr int kRounds = 5;
+  std::vector<Run> grabs, fifths, s_fifths;
+  for (int i = 0; i < kRounds; ++i) {
+    grabs.push_back(run(path, false, 0));
+    fifths.push_back(run(path, true, 5));
+    s_fifths.push_back(run(path, true, 5, false, gate));
+  }
+  auto median = [](std::vector<Run> rs) {
+    std::sort(rs.begin(), rs.end(),
+              [](const Run& a, const Run& b) { return a.cpu / a.frames < b.cpu / b.frames; });
+    return rs[rs.size() / 2];
+  };
+  const Run grab = median(grabs);
+  const Run fifth = median(fifths);
+  const Run s_fifth = median(s_fifths);
   if (dec.frames == 0 || all.frames == 0) {
     std::fprintf(stderr, "bench_camera: cannot decode %s\n", path.c_str());
     return 1;
@@ -231,6 +246,8 @@ int main() {
     t.note(machine_line());
     t.note("per core = frames / CPU seconds of the process; wall: decode " + fmt(dec.wall, 2) +
            " s, decode+analytics " + fmt(all.wall, 2) + " s");
+    t.note("baseline and the every-5th rows: median of " + std::to_string(kRounds) +
+           " interleaved runs each");
     t.note(
         "every 5th: vtest.avi's own frames, analysed one in five, stand for a 25 fps camera "
         "analysed at 5 fps (the decode cost per frame is vtest's, not a 25 fps camera's)");
