@@ -352,13 +352,20 @@ TEST_CASE("camera analytics: birds, upward movers, drifters and steady fallers a
 
 namespace {
 
-std::vector<Event> tamper_run(const std::function<cv::Mat(int, const cv::Mat&)>& make, int frames) {
+// Ten frames of the scene (the reference), then `frames` made by `make`. Each event gets the
+// index of the frame (after the reference) that raised it in attrs["frame"]. `view_changed` is
+// what the caller tells the detector about the foreground (StreamAnalyzer: over 1/8 of the view).
+std::vector<Event> tamper_run(const std::function<cv::Mat(int, const cv::Mat&)>& make, int frames,
+                              bool view_changed = true) {
   TamperDetector d;
   const cv::Mat bg = scene({640, 360});
   std::vector<Event> out;
   for (int i = 0; i < 10 + frames; ++i) {
     cv::Mat f = i < 10 ? bg.clone() : make(i - 10, bg);
-    for (auto& e : d.process(f, i * kFrameMs)) out.push_back(std::move(e));
+    for (auto& e : d.process(f, i * kFrameMs, view_changed)) {
+      e.attrs["frame"] = i - 10;
+      out.push_back(std::move(e));
+    }
   }
   return out;
 }
@@ -435,6 +442,17 @@ TEST_CASE("camera analytics: tamper: covered, blinded, defocused, moved, and bac
     CHECK(es[0].attrs["reason"] == "moved");
     CHECK(es[0].attrs["shift"]["x"].get<int>() == Approx(40).margin(6));
     CHECK(es[0].attrs["shift"]["y"].get<int>() == Approx(-20).margin(6));
+  }
+  SECTION("moved, in a view the caller says is quiet: found by the periodic check") {
+    // A slow turn that the background model absorbed shows as no foreground: the move is still
+    // looked for every `moved_every` frames, then confirmed on the frames after.
+    const TamperDetector::Params p;
+    const auto es = tamper_run([](int, const cv::Mat& bg) { return shifted(bg, 40, -20); },
+                               2 * p.moved_every, /*view_changed=*/false);
+    REQUIRE(es.size() == 1);
+    CHECK(es[0].attrs["reason"] == "moved");
+    CHECK(es[0].attrs["frame"].get<int>() < p.moved_every + p.confirm_frames);
+    CHECK(es[0].attrs["shift"]["x"].get<int>() == Approx(40).margin(6));
   }
   SECTION("a view that jumps a different way every frame is not a moved camera") {
     // Each frame is far from the reference, but no two agree on the shift (a shaking mast, a

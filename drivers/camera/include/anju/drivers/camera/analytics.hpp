@@ -215,6 +215,9 @@ class ThrownObjectDetector final : public ZoneDetector {
 // first `learn_frames` frames and follows slow changes while the view is normal. A condition
 // must hold for `confirm_frames` frames to raise camera_tamper (active = true, attrs "reason":
 // covered | blinded | defocused | moved) and be gone as long to clear it (active = false).
+// Phase correlation is most of the cost, so "moved" is looked for only when the caller says
+// the view changed (a turned camera shows as foreground over much of the view), while a move
+// is being confirmed or is raised, and otherwise on every `moved_every`-th frame.
 class TamperDetector {
  public:
   struct Params {
@@ -226,10 +229,12 @@ class TamperDetector {
     double min_reference_sharpness = 20;  // a reference this blurry cannot judge defocus
     double moved_px = 0.03;               // shift above this share of the width (small image)
     double adapt = 0.02;                  // reference update weight per normal frame
+    int moved_every = 8;                  // frames between "moved" checks in a quiet view
   };
   TamperDetector();
   explicit TamperDetector(Params p);
-  std::vector<edge::Event> process(const cv::Mat& bgr, std::int64_t t_ms);
+  // `view_changed`: much of the view is foreground in this frame (see the class comment).
+  std::vector<edge::Event> process(const cv::Mat& bgr, std::int64_t t_ms, bool view_changed = true);
   void reset_reference();  // learn again (after a camera was deliberately re-aimed)
   bool raised() const { return raised_; }
   const std::string& reason() const { return reason_; }
@@ -244,6 +249,7 @@ class TamperDetector {
   std::string candidate_;
   int candidate_run_ = 0;
   int normal_run_ = 0;
+  int since_moved_check_ = 0;
   cv::Point2d candidate_shift_;  // of the first frame of a "moved" candidate
   bool raised_ = false;
   std::string reason_;
