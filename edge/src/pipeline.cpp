@@ -474,7 +474,7 @@ std::size_t Pipeline::commit_open() {
   }
   journal_.commit();
   OpenTxn done = std::move(open_);
-  open_ = OpenTxn{};
+  open_ = std::move(spare_);
   if (!done.items.empty() && done.items.back().inbox_gen > committed_gen_) {
     for (std::int64_t g = committed_gen_; g < done.items.back().inbox_gen; ++g) {
       std::error_code ec;
@@ -495,7 +495,21 @@ std::size_t Pipeline::commit_open() {
     stats_.alerts_open = static_cast<std::int64_t>(rules_.open_alert_count());
   }
   committed_cv_.notify_all();
-  return done.events.size();
+  const std::size_t n = done.events.size();
+  done.clear();
+  spare_ = std::move(done);
+  return n;
+}
+
+void Pipeline::OpenTxn::clear() {
+  active = false;
+  opened_mono_ns = 0;
+  items.clear();
+  events.clear();
+  from_items.clear();
+  changes.clear();
+  commands.clear();
+  results.clear();
 }
 
 void Pipeline::fail_open(const std::exception& ex) {
@@ -522,7 +536,7 @@ void Pipeline::fail_open(const std::exception& ex) {
   std::vector<Item> again = std::move(open_.items);
   for (auto& item : retry_) again.push_back(std::move(item));
   retry_ = std::move(again);
-  open_ = OpenTxn{};
+  open_.clear();
 }
 
 std::size_t Pipeline::process(std::vector<Item>& batch, std::vector<Command>& commands, bool tick,
