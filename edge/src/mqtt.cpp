@@ -425,12 +425,12 @@ void LocalBus::publish(const std::string& topic, const std::string& payload, int
       // Full (a long outage of the broker): the oldest goes, so that the newest state of each
       // alert gets through, and the republish of the open alerts after the reconnect always
       // finds room. Logged at the 1st, 10th, 100th, ... drop: seen, never a flood.
-      const std::string oldest = out_.front().topic;
-      out_.pop_front();
       const std::int64_t n = ++publish_dropped_;
       if (n == 1 || n == 10 || n == 100 || n % 1000 == 0)
         spdlog::warn("local bus: {} publishes queued ({}): the oldest, to {}, dropped; {} so far",
-                     kMaxBufferedPublishes, connected_ ? "connected" : "disconnected", oldest, n);
+                     kMaxBufferedPublishes, connected_ ? "connected" : "disconnected",
+                     out_.front().topic, n);
+      out_.pop_front();
     }
     out_.push_back({topic, payload, correlation_data, qos, retain});
   }
