@@ -288,11 +288,11 @@ void LocalBus::paho_connected(void* ctx, char*) {
       spdlog::error("local bus: subscribe {} failed: {}", filter, MQTTAsync_strerror(rc));
   }
   if (bus->on_connected_) bus->on_connected_();
-  bus->pump();  // what was queued while away
+  bus->pump(true);  // what was queued while away
 }
 
 void LocalBus::paho_delivered(void* ctx, int) {
-  static_cast<LocalBus*>(ctx)->pump();
+  static_cast<LocalBus*>(ctx)->pump(true);
 }
 
 bool LocalBus::connect_once() {
@@ -430,6 +430,11 @@ void LocalBus::publish(const std::string& topic, const std::string& payload, int
         spdlog::warn("local bus: {} publishes queued ({}): the oldest, to {}, dropped; {} so far",
                      kMaxBufferedPublishes, connected_ ? "connected" : "disconnected",
                      out_.front().topic, n);
+      // A dropped retained publish may leave the broker's copy of its topic stale: the owner
+      // resynchronises those topics once the queue has drained (on_stale_retained).
+      if (out_.front().retain &&
+          stale_retained_.size() < static_cast<std::size_t>(kMaxBufferedPublishes))
+        stale_retained_.insert(std::move(out_.front().topic));
       out_.pop_front();
     }
     out_.push_back({topic, payload, correlation_data, qos, retain});
@@ -456,7 +461,7 @@ int LocalBus::send_now(const Outgoing& m) {
   return rc;
 }
 
-void LocalBus::pump() {
+void LocalBus::pump(bool from_paho) {
   std::unique_lock lock(out_mu_);
   if (pumping_) {
     pump_again_ = true;  // the thread pumping now looks again before it stops
@@ -486,6 +491,16 @@ void LocalBus::pump() {
       if (out_.empty()) out_cv_.notify_all();
       if (pump_again_ && connected_) continue;
       pumping_ = false;
+      if (from_paho && out_.empty() && connected_ && !stale_retained_.empty() &&
+          on_stale_retained_) {
+        std::vector<std::string> topics(stale_retained_.begin(), stale_retained_.end());
+        stale_retained_.clear();
+        lock.unlock();
+        retained_resynced_ += static_cast<std::int64_t>(topics.size());
+        spdlog::info("local bus: drained after drops; resynchronising {} retained topics",
+                     topics.size());
+        on_stale_retained_(std::move(topics));
+      }
       return;
     }
     batch.clear();

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "anju/bridge/city_bridge.hpp"
@@ -416,6 +418,39 @@ class LocalAlertPublisher final : public edge::PipelineHook {
     bus_.publish(topic(a), body, 1, false);
     bus_.publish(topic(a), "", 1, true);
   }
+  // The broker's retained copies may be stale: after a reconnect (a restarted broker lost them),
+  // or after a full queue dropped retained publishes (`stale`: an alert's clearing may be among
+  // them). Called on Paho's thread, which must not wait for the pipeline (Paho holds its own
+  // lock in callbacks, and the pipeline publishes under it): the next tick does the work.
+  void request_resync(const std::vector<std::string>& stale) {
+    std::lock_guard lock(resync_mu_);
+    resync_ = true;
+    stale_.insert(stale.begin(), stale.end());
+  }
+  // Pipeline thread, like after_commit: every open alert is published again, and each stale
+  // topic that is no open alert's is deleted. What the journal says now is the newest state, and
+  // any later change is published after this.
+  void on_tick(edge::Journal& journal, std::int64_t) override {
+    {
+      std::lock_guard lock(resync_mu_);
+      if (!resync_) return;
+    }
+    const auto alerts = edge::load_alerts(journal.db(), true);  // if it throws: the next tick
+    std::set<std::string> stale;
+    {
+      std::lock_guard lock(resync_mu_);
+      resync_ = false;
+      stale.swap(stale_);
+    }
+    std::set<std::string> open;
+    for (const auto& a : alerts) {
+      publish(a);
+      open.insert(topic(a));
+    }
+    const std::string prefix = "anju/" + site_ + "/alert/";
+    for (const auto& t : stale)
+      if (t.rfind(prefix, 0) == 0 && !open.count(t)) bus_.publish(t, "", 1, true);
+  }
   void after_commit(const std::vector<edge::Event>&,
                     const std::vector<edge::AlertChange>& changes) override {
     for (const auto& c : changes) {
@@ -432,6 +467,9 @@ class LocalAlertPublisher final : public edge::PipelineHook {
  private:
   edge::LocalBus& bus_;
   std::string site_;
+  std::mutex resync_mu_;  // resync_ and stale_, set on Paho's thread
+  bool resync_ = false;
+  std::set<std::string> stale_;
 };
 
 // The local control socket (control.hpp): one request per connection, each on a thread of its
@@ -947,13 +985,11 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
   }
 
   // After every (re)connect the local bus gets the open alerts again (retained), so a restarted
-  // broker or a new dashboard sees the same state.
-  std::mutex alerts_mu;
-  bus.on_connected([&] {
-    std::lock_guard lock(alerts_mu);
-    for (const auto& a : edge::load_alerts(edge::open_reader(jo.path), true))
-      local_alerts.publish(a);
-  });
+  // broker or a new dashboard sees the same state; after a full queue dropped retained alert
+  // publishes, the same, and the closed alerts among them are deleted from the broker.
+  bus.on_connected([&] { local_alerts.request_resync({}); });
+  bus.on_stale_retained(
+      [&](const std::vector<std::string>& stale) { local_alerts.request_resync(stale); });
 
   std::mutex evidence_mu;  // evidence_stats: the last prune, for the status socket
   edge::EvidencePrune evidence_stats;
@@ -1015,7 +1051,8 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                       {"messages_in", bus.messages_in()},
                       {"redeliveries_dropped", bus.redeliveries_dropped()},
                       {"publish_queued", bus.publish_queued()},
-                      {"publish_dropped", bus.publish_dropped()}};
+                      {"publish_dropped", bus.publish_dropped()},
+                      {"retained_resynced", bus.retained_resynced()}};
     if (z2m) {
       const auto zs = z2m->stats();
       j["zigbee2mqtt"] = {{"messages", zs.messages},

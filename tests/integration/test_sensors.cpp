@@ -827,5 +827,52 @@ TEST_CASE("local bus: a full queue drops its oldest publishes, never the newest"
   REQUIRE(ms.size() == static_cast<std::size_t>(kMax));
   CHECK(ms.front().payload == std::to_string(kOver));
   CHECK(ms.back().payload == std::to_string(kMax + kOver - 1));
+  CHECK(bus.retained_resynced() == 0);  // nothing retained was dropped
+  bus.stop();
+}
+
+TEST_CASE("local bus: a retained publish dropped from a full queue is resynchronised",
+          "[local_bus]") {
+  // An alert's clearing (an empty retained message) dropped in a long outage would leave the
+  // broker showing the alert open to every new client, for good. The topics of dropped retained
+  // publishes go to the owner once the queue has drained, which publishes their current state.
+  Mosquitto broker;
+  broker.start();
+  const std::string alert = "anju-it/stale/alert/1";
+  {
+    Collector before(broker.uri(), alert);
+    before.publish(alert, "open", 1, true);  // on the broker before the outage
+  }
+  anju::edge::LocalBus bus(local_endpoint(broker, "anju-it-stale"));
+  std::mutex mu;
+  std::vector<std::string> stale;
+  int calls = 0;
+  bus.on_stale_retained([&](const std::vector<std::string>& topics) {
+    for (const auto& t : topics) bus.publish(t, "closed", 1, true);  // the owner's current state
+    std::lock_guard lock(mu);
+    stale.insert(stale.end(), topics.begin(), topics.end());
+    ++calls;
+  });
+  bus.publish(alert, "", 1, true);  // queued first, while the broker is away ...
+  for (int i = 0; i < anju::edge::LocalBus::kMaxBufferedPublishes; ++i)  // ... and pushed out
+    bus.publish("anju-it/stale/other/" + std::to_string(i % 10), std::to_string(i), 1, false);
+  CHECK(bus.publish_dropped() == 1);
+  bus.start();
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return calls > 0;
+      },
+      60s));
+  {
+    std::lock_guard lock(mu);
+    CHECK(calls == 1);
+    CHECK(stale == std::vector<std::string>{alert});
+  }
+  CHECK(bus.retained_resynced() == 1);
+  // A client subscribing now ends up with the current state, not the one before the outage.
+  Collector after(broker.uri(), alert);
+  CHECK(after.wait_for([](const auto& ms) { return !ms.empty() && ms.back().payload == "closed"; },
+                       10s));
   bus.stop();
 }

@@ -74,7 +74,16 @@ class LocalBus {
   // Before start(): topic filters to subscribe at QoS 1 on every (re)connect, and their handler.
   void subscribe(const std::string& filter, Handler handler);
   // Called after every successful (re)connect, on Paho's thread (e.g. republish retained state).
+  // Paho holds its lock while it calls back: these callbacks must not wait for a lock that
+  // another thread holds around publish().
   void on_connected(std::function<void()> cb) { on_connected_ = std::move(cb); }
+  // Called on Paho's thread once the queue has drained, connected, after retained publishes
+  // were dropped from a full queue: the broker may still hold an older retained message on
+  // each topic given (an alert's open state after its clearing was dropped). The owner
+  // publishes each topic's current state, or an empty retained message to delete it.
+  void on_stale_retained(std::function<void(std::vector<std::string>)> cb) {
+    on_stale_retained_ = std::move(cb);
+  }
   // Source keys of messages already handed over (e.g. read back from the journal at start):
   // a redelivery (DUP) of one of them is dropped instead of handled twice.
   void remember(const std::vector<std::string>& source_keys);
@@ -103,6 +112,8 @@ class LocalBus {
   std::int64_t messages_in() const { return messages_in_; }
   std::int64_t redeliveries_dropped() const { return redeliveries_dropped_; }
   std::int64_t publish_dropped() const { return publish_dropped_; }
+  // Topics handed to on_stale_retained so far.
+  std::int64_t retained_resynced() const { return retained_resynced_; }
 
   static bool matches(const std::string& filter, const std::string& topic);
 
@@ -121,7 +132,9 @@ class LocalBus {
   };
   // Hands queued publishes to Paho while the window has room; one thread at a time does it (the
   // others leave a note), so messages go out in the order they were queued.
-  void pump();
+  // `from_paho`: called on Paho's thread, which may run on_stale_retained (never a publisher's
+  // thread: it may hold its own lock around publish()).
+  void pump(bool from_paho = false);
   int send_now(const Outgoing& m);
   void deliver(Message m);
   bool connect_once();
@@ -131,17 +144,20 @@ class LocalBus {
   std::unique_ptr<Impl> impl_;
   std::vector<std::pair<std::string, Handler>> subs_;
   std::function<void()> on_connected_;
+  std::function<void(std::vector<std::string>)> on_stale_retained_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<std::int64_t> messages_in_{0};
   std::atomic<std::int64_t> redeliveries_dropped_{0};
   std::atomic<std::int64_t> publish_dropped_{0};
+  std::atomic<std::int64_t> retained_resynced_{0};
   std::mutex seen_mu_;
   std::deque<std::string> seen_order_;
   std::set<std::string> seen_;
   mutable std::mutex out_mu_;
   std::condition_variable out_cv_;  // the queue became empty
   std::deque<Outgoing> out_;
+  std::set<std::string> stale_retained_;  // topics of retained publishes dropped from out_
   bool pumping_ = false;
   bool pump_again_ = false;
   std::mutex mu_;
