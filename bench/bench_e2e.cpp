@@ -3,23 +3,36 @@
 //  (a) zigbee2mqtt water_leak messages → alert messages at a city subscriber, msgs/s, beside a
 //      bare Paho QoS 1 publisher → subscriber through one mosquitto;
 //  (b) latency from a zigbee2mqtt message to its local alert message at a paced 5,000 msgs/s for
-//      5 s (p50/p99), beside the bare broker round trip at the same pace;
+//      3 s and at 500 msgs/s for 2 s (p50/p99), beside two baselines at the same paces: the bare
+//      broker round trip (publisher → mosquitto → subscriber, one hop) and the bare relay;
 //  (c) idle RSS of anjud with 55 devices known beside a bare Paho subscriber + SQLite process, and
 //      bytes written to disk per event under a steady temperature load beside raw SQLite inserts
 //      of the same rows; with --flash also at a compound's steady 10 msgs/s for 20 s, split into
 //      anjud's writes, its WAL frames and the checkpoint (docs/FLASH.md; the time comes from (b)).
+// The bare relay is this program run as `bench_e2e --relay LOCAL CITY`, a process of its own like
+// anjud, started after anjud has stopped: anjud's MQTT hops per zigbee2mqtt message with Paho as
+// anjud uses it and nothing else (no journal, no rules, no outbox): it receives the message (MQTT
+// 5, QoS 1, a persistent session on anjud's client id), publishes one retained QoS 1 local alert
+// message carrying the device (what the latency matcher reads) and two QoS 1 messages to the city
+// broker (MQTT 5: the alert and the event), with payloads of anjud's sizes and windows of anjud's
+// sizes. It is warmed up with one message per device, then measured by the same probe as anjud.
+// What anjud costs beyond it is the journal, the rules, the outbox and their threads.
 // Run as `bench_e2e --idle-baseline URI DB` it is the idle baseline process itself.
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 
 #include "anju/edge/journal.hpp"
 #include "anju/edge/sqlite.hpp"
+#include "anju/firmware/config.hpp"
 #include "bench_util.hpp"
 
 #ifndef ANJU_BENCH_ANJUD
@@ -46,6 +59,7 @@ constexpr int kMqttVersion = 3;  // zigbee2mqtt speaks MQTT 3.1.1 by default
 const std::string kBase = "zigbee2mqtt";
 const std::string kAlertTopicLocal = std::string("anju/") + bench::kSite + "/alert/+";
 const std::string kAlertTopicCity = std::string("anju/v1/") + bench::kSite + "/alert/#";
+constexpr const char* kDivisionCode = "110105001002";  // the demo config's site.division_code
 
 std::string bench_device(int d) {
   return "leak_bench_" + bench::two_digits(d);
@@ -81,18 +95,21 @@ std::string leak_payload(bool on) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The run's time budget: every wait is capped so that the whole program stays under a minute
-// (anjud's stop and the cleanup come after the budget).
+// The run's time budget: every wait is capped so that the whole program stays under a minute.
+// anjud's runs end by g_deadline; its stop comes after it, then the bare relay's runs in a slot
+// of their own that ends by g_relay_deadline; the relay's stop and the cleanup come after that.
 
 SteadyClock::time_point g_deadline = SteadyClock::now() + std::chrono::seconds(42);
+SteadyClock::time_point g_relay_deadline = SteadyClock::now() + std::chrono::seconds(54);
 
-std::chrono::milliseconds capped(std::chrono::milliseconds want) {
+std::chrono::milliseconds capped(std::chrono::milliseconds want,
+                                 SteadyClock::time_point deadline = g_deadline) {
   const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(g_deadline - SteadyClock::now());
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
   return std::clamp(left, std::chrono::milliseconds(0), want);
 }
-bool have_time(std::chrono::seconds need) {
-  return SteadyClock::now() + need <= g_deadline;
+bool have_time(std::chrono::seconds need, SteadyClock::time_point deadline = g_deadline) {
+  return SteadyClock::now() + need <= deadline;
 }
 
 // Polls the status socket until `pred` holds; returns the last status (empty json on timeout).
@@ -191,6 +208,7 @@ struct Latency {
   double p50 = NAN, p99 = NAN, max = NAN;
   std::size_t n = 0;
   std::int64_t unmatched = 0;
+  double avg_bytes = NAN;  // payload of the messages that arrived (where counted)
   bool complete = false;
   bool ran = false;  // false: skipped for the time budget (the SKIPPED notes say which)
 };
@@ -209,27 +227,63 @@ Latency summarize(const LatencyMatcher& m, std::size_t expected, bool complete) 
   return l;
 }
 
-// zigbee2mqtt messages (`payload_of(i)` to device i % 50) → anjud's local alert messages.
-Latency latency_anju(const std::string& uri, int rate, int seconds,
-                     const std::function<std::string(int)>& payload_of,
-                     std::chrono::milliseconds wait) {
-  const int n = rate * seconds;
-  LatencyMatcher m;
-  bench::Subscriber sub(uri, "bench-alerts", kMqttVersion);
-  sub.start(kAlertTopicLocal, 1, [&](const mqtt::const_message_ptr& msg) {
-    const auto now = SteadyClock::now();
-    if (msg->is_retained()) return;  // the open alerts as they were, on subscribing
-    auto j = json::parse(msg->get_payload_str(), nullptr, false);
-    if (j.is_discarded() || !j.contains("device")) return;
-    m.arrived(j["device"].value("name", ""), now);
-  });
-  bench::WindowedPublisher pub(uri, "bench-z2m-paced", kMqttVersion, 10'000);
-  pub.connect();
-  paced_publish(
-      pub, n, rate, m, [](int i) { return kBase + "/" + bench_device(i % kBenchDevices); },
-      payload_of);
-  const bool done = m.wait_for(static_cast<std::size_t>(n), capped(wait));
-  return summarize(m, static_cast<std::size_t>(n), done);
+// zigbee2mqtt messages (`payload_of(i)` to device i % 50) → local alert messages, anjud's or the
+// bare relay's (whichever is running; both carry the device's name): a subscriber to the local
+// alert topics and a paced zigbee2mqtt publisher, for one run or several in a row (the relay's:
+// each connect costs this process up to a second or two of Paho's, and the relay's slot is short).
+class AlertProbe {
+ public:
+  explicit AlertProbe(const std::string& uri)
+      : sub_(uri, "bench-alerts", kMqttVersion),
+        pub_(uri, "bench-z2m-paced", kMqttVersion, 10'000) {
+    // Both at once: Paho takes up to a second to notice each new connection.
+    auto publisher = std::async(std::launch::async, [this] { pub_.connect(); });
+    sub_.start(kAlertTopicLocal, 1, [this](const mqtt::const_message_ptr& msg) {
+      const auto now = SteadyClock::now();
+      if (msg->is_retained()) return;  // the open alerts as they were, on subscribing
+      auto j = json::parse(msg->get_payload_str(), nullptr, false);
+      if (j.is_discarded() || !j.contains("device")) return;
+      std::lock_guard lock(mu_);
+      if (!current_) return;  // between runs
+      current_->arrived(j["device"].value("name", ""), now);
+      bytes_ += static_cast<std::int64_t>(msg->get_payload().size());
+      ++messages_;
+    });
+    publisher.get();
+  }
+  // `n` messages at `rate`/s; waits up to `wait` (and `deadline`) after the last for the alerts.
+  Latency run(int n, int rate, const std::function<std::string(int)>& payload_of,
+              std::chrono::milliseconds wait, SteadyClock::time_point deadline = g_deadline) {
+    LatencyMatcher m;
+    {
+      std::lock_guard lock(mu_);
+      current_ = &m;
+      bytes_ = messages_ = 0;
+    }
+    paced_publish(
+        pub_, n, rate, m, [](int i) { return kBase + "/" + bench_device(i % kBenchDevices); },
+        payload_of);
+    const bool done = m.wait_for(static_cast<std::size_t>(n), capped(wait, deadline));
+    std::lock_guard lock(mu_);
+    current_ = nullptr;
+    Latency l = summarize(m, static_cast<std::size_t>(n), done);
+    if (messages_ > 0) l.avg_bytes = static_cast<double>(bytes_) / static_cast<double>(messages_);
+    return l;
+  }
+
+ private:
+  std::mutex mu_;
+  LatencyMatcher* current_ = nullptr;
+  std::int64_t bytes_ = 0, messages_ = 0;
+  bench::Subscriber sub_;  // declared after what its callback uses: it disconnects first
+  bench::WindowedPublisher pub_;
+};
+
+Latency latency_z2m_to_alert(const std::string& uri, int rate, int seconds,
+                             const std::function<std::string(int)>& payload_of,
+                             std::chrono::milliseconds wait) {
+  AlertProbe probe(uri);
+  return probe.run(rate * seconds, rate, payload_of, wait);
 }
 
 // The same messages through the broker only: publisher → mosquitto → subscriber.
@@ -268,6 +322,327 @@ int idle_baseline(const std::string& uri, const std::string& db_path) {
   db.exec("INSERT INTO t(v) VALUES('x')");
   for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The bare relay (`bench_e2e --relay LOCAL CITY`; see the top of the file).
+
+// QoS 1 publishes of one Paho client: at most `window` handed to Paho and unacknowledged, the rest
+// queued here and handed over as PUBACKs make room, as anjud's local bus and uplink do. Never
+// blocks: the relay publishes on Paho's thread, the one that also delivers the PUBACKs.
+class RelayOut {
+ public:
+  explicit RelayOut(int window) : window_(window), listener_(*this) {}
+  void attach(mqtt::async_client& client) { client_ = &client; }
+  void set_window(int window) {
+    std::unique_lock lock(mu_);
+    window_ = window;
+  }
+  void publish(std::string topic, std::string payload, bool retain) {
+    std::unique_lock lock(mu_);
+    queue_.push_back({std::move(topic), std::move(payload), retain});
+    peak_queued_ = std::max(peak_queued_, static_cast<std::int64_t>(queue_.size()));
+    pump(lock);
+  }
+  // Waits until everything queued has been acknowledged (or has failed).
+  bool wait_idle(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return queue_.empty() && inflight_ == 0; });
+  }
+  SteadyClock::time_point last_ack() const {
+    std::lock_guard lock(mu_);
+    return last_ack_;
+  }
+  json stats() const {
+    std::lock_guard lock(mu_);
+    return {{"window", window_},          {"sent", sent_},           {"acked", acked_},
+            {"failed", failed_},          {"queued", queue_.size()}, {"inflight", inflight_},
+            {"peak_queued", peak_queued_}};
+  }
+
+ private:
+  struct Out {
+    std::string topic, payload;
+    bool retain = false;
+  };
+  class Listener final : public mqtt::iaction_listener {
+   public:
+    explicit Listener(RelayOut& r) : r_(r) {}
+    void on_success(const mqtt::token&) override { r_.done(true); }
+    void on_failure(const mqtt::token&) override { r_.done(false); }
+
+   private:
+    RelayOut& r_;
+  };
+  void done(bool ok) {
+    std::unique_lock lock(mu_);
+    --inflight_;
+    ++(ok ? acked_ : failed_);
+    last_ack_ = SteadyClock::now();
+    pump(lock);
+  }
+  // Hands queued messages to Paho while the window has room, without holding the lock meanwhile;
+  // one thread at a time (another one finds pumping_ set and leaves it to the loop, which looks
+  // at the queue and the window again under the lock before it stops).
+  void pump(std::unique_lock<std::mutex>& lock) {
+    if (pumping_) return;
+    pumping_ = true;
+    while (!queue_.empty() && inflight_ < window_) {
+      Out m = std::move(queue_.front());
+      queue_.pop_front();
+      ++inflight_;
+      ++sent_;
+      lock.unlock();
+      bool ok = true;
+      try {
+        client_->publish(mqtt::make_message(m.topic, m.payload, 1, m.retain), nullptr, listener_);
+      } catch (const mqtt::exception&) {
+        ok = false;
+      }
+      lock.lock();
+      if (!ok) {
+        --inflight_;
+        ++failed_;
+      }
+    }
+    pumping_ = false;
+    if (queue_.empty() && inflight_ == 0) cv_.notify_all();
+  }
+
+  int window_;
+  Listener listener_;
+  mqtt::async_client* client_ = nullptr;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Out> queue_;
+  bool pumping_ = false;
+  int inflight_ = 0;
+  std::int64_t sent_ = 0, acked_ = 0, failed_ = 0, peak_queued_ = 0;
+  SteadyClock::time_point last_ack_{};
+};
+
+// A uuid-shaped id from a counter: the relay draws no random numbers.
+std::string relay_id(std::uint64_t n) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "01a20000-0000-7000-8000-%012llx",
+                static_cast<unsigned long long>(n));
+  return buf;
+}
+
+// The relay's state of one device's alert: enough to make payloads shaped and sized as anjud's
+// (anjud's alert keeps its first event ids and the most recent ones, 32 at most: every bench
+// device has had over 32 toggles by the time (b) runs).
+struct RelayAlert {
+  std::string device_json;  // {"gb28181":"","id":...,"kind":...,"name":...}
+  std::string name, alert_id, older_ids;
+  std::int64_t count = 1, version = 0, first_ms = 0, last_ms = 0;
+};
+
+// The bare relay process: connects, says "relay: ready", relays until SIGTERM, then waits up to
+// 0.5 s for what is still queued and prints its counters as one "relay-stats {json}" line.
+int relay(const std::string& local_uri, const std::string& city_uri) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the benchmark
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // Paho's threads inherit the mask
+
+  const std::string site = bench::kSite;
+  const std::string prefix = kBase + "/";
+  const std::string local_alert = "anju/" + site + "/alert/";
+  const std::string city_alert = "anju/v1/" + site + "/alert/water_leak";
+  const std::string city_event = "anju/v1/" + site + "/event/water_leak";
+  // anjud's client ids (firmware/src/config.cpp): the local one replaces the persistent session
+  // anjud left on the local broker, which would otherwise queue every message of the relay's runs.
+  const auto local_ep = bench::bench_endpoint(local_uri, "anjud-" + site + "-local", 5);
+  const auto city_ep = bench::bench_endpoint(city_uri, "anjud-" + site, 5);
+  const std::string boot = edge::boot_id();
+
+  // Declared before the clients: the clients (and their callbacks) go first.
+  RelayOut local_out(edge::LocalBus::kWindow);
+  RelayOut city_out(firmware::UplinkConfig{}.window);
+  std::map<std::string, RelayAlert> alerts;  // Paho's thread only
+  std::atomic<std::int64_t> messages{0};
+  std::atomic<std::int64_t> last_message_ns{0};
+  std::uint64_t next_id = 0;
+  std::int64_t seq = 0;
+  auto relay_one = [&](const mqtt::const_message_ptr& msg) {
+    const std::string& topic = msg->get_topic();
+    // zigbee2mqtt/<device> only (not bridge/..., <device>/availability)
+    if (topic.size() <= prefix.size() || topic.find('/', prefix.size()) != std::string::npos)
+      return;
+    const std::string& p = msg->get_payload_str();
+    const auto at = p.find("\"water_leak\":");
+    if (at == std::string::npos) return;
+    const bool leak = p.compare(at + 13, 4, "true") == 0;
+    const std::string name = topic.substr(prefix.size());
+    const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+    auto [it, fresh] = alerts.try_emplace(name);
+    RelayAlert& a = it->second;
+    if (fresh) {
+      const std::string ieee =
+          "0x00158d00000100" + (name.size() >= 2 ? name.substr(name.size() - 2) : "00");
+      a.name = name;
+      a.device_json = R"({"gb28181":"","id":")" + ieee +
+                      R"(","kind":"water_leak_sensor","name":")" + name + R"("})";
+      a.alert_id = edge::uuid_from_name("anju-bench-relay/" + name);
+      for (int k = 0; k < 31; ++k) a.older_ids += '"' + relay_id(next_id++) + "\",";
+      a.first_ms = now_ms;
+    } else if (leak) {
+      ++a.count;  // the condition returned
+    }
+    if (leak) a.last_ms = now_ms;
+    ++a.version;
+    const std::string event_id = relay_id(next_id++);
+    const std::string s = std::to_string(++seq);
+    std::string alert =
+        R"({"alert_id":")" + a.alert_id + R"(","condition_cleared":)" + (leak ? "false" : "true") +
+        R"(,"count":)" + std::to_string(a.count) + R"(,"device":)" + a.device_json +
+        R"(,"escalation_level":0,"event_ids":[)" + a.older_ids + '"' + event_id +
+        R"("],"first_seen_ms":)" + std::to_string(a.first_ms) + R"(,"grid_code":")" +
+        bench::kGridCode + R"(","history":[],"kind":"water_leak","last_seen_ms":)" +
+        std::to_string(a.last_ms) + R"(,"last_seq":)" + s +
+        R"(,"location":{"building":"","room":"","unit":""},"message":"water leak at )" + name +
+        R"(","rule":"water_leak","schema":1,"severity":3,"site":")" + site +
+        R"(","state":"raised","updated_ms":)" + std::to_string(now_ms) + R"(,"version":)" +
+        std::to_string(a.version) + "}";
+    std::string city_alert_body = R"({"alert_id":")" + a.alert_id + R"(","change":")" +
+                                  (fresh  ? "raised"
+                                   : leak ? "condition_returned"
+                                          : "condition_cleared") +
+                                  R"(","clock_synced":false,"division_code":")" + kDivisionCode +
+                                  R"(","grid_code":")" + bench::kGridCode + R"(","id":")" +
+                                  relay_id(next_id++) + R"(","schema":1,"seq":)" + s +
+                                  R"(,"site":")" + site + R"(","ts_ms":)" + std::to_string(now_ms) +
+                                  R"(,"alert":)" + alert + "}";
+    std::string event_body =
+        R"({"active":)" + std::string(leak ? "true" : "false") + R"(,"boot_id":")" + boot +
+        R"(","clock_synced":false,"device":)" + a.device_json + R"(,"division_code":")" +
+        kDivisionCode + R"(","grid_code":")" + bench::kGridCode + R"(","id":")" + event_id +
+        R"(","kind":"water_leak","location":{"building":"","room":"","unit":""},"mono_ns":)" +
+        std::to_string(SteadyClock::now().time_since_epoch().count()) + R"(,"schema":1,"seq":)" +
+        s + R"(,"severity":)" + (leak ? "3" : "4") + R"(,"site":")" + site + R"(","ts_ms":)" +
+        std::to_string(now_ms) + R"(,"values":[]})";
+    // anjud's order: the local alert (after the commit), then the city's alert before its event.
+    local_out.publish(local_alert + a.alert_id, std::move(alert), true);
+    city_out.publish(city_alert, std::move(city_alert_body), false);
+    city_out.publish(city_event, std::move(event_body), false);
+    ++messages;
+    last_message_ns = SteadyClock::now().time_since_epoch().count();
+  };
+
+  // As anjud's local bus (edge/src/mqtt.cpp): MQTT 5, persistent session, Paho's buffer 4 windows.
+  auto local_create = edge::make_create_options(local_ep);
+  local_create.set_max_buffered_messages(4 * edge::LocalBus::kWindow);
+  mqtt::async_client local(local_uri, local_ep.client_id, local_create, nullptr);
+  mqtt::async_client city(city_uri, city_ep.client_id, edge::make_create_options(city_ep), nullptr);
+  local_out.attach(local);
+  city_out.attach(city);
+
+  // As the uplink (cloud-bridge/src/uplink.cpp): MQTT 5, clean start, Paho's in-flight limit the
+  // window + 16.
+  // Both at once: Paho takes up to a second to notice each CONNACK.
+  auto city_opts = edge::make_connect_options(city_ep, /*clean=*/true, std::nullopt);
+  city_opts.set_max_inflight(firmware::UplinkConfig{}.window + 16);
+  local.set_message_callback(relay_one);
+  auto city_connected = city.connect(city_opts);
+  // Clean start, then kept for a week as anjud's: anjud's session settings, without the state
+  // anjud left in it (resuming that one made the relay ten times slower in trials).
+  auto local_opts = edge::make_connect_options(local_ep, /*clean=*/false, std::nullopt);
+  local_opts.set_clean_start(true);
+  auto connected = local.connect(local_opts);
+  if (!city_connected->wait_for(std::chrono::seconds(10)) || !city.is_connected())
+    throw std::runtime_error("relay: cannot connect to " + city_uri);
+  if (!connected->wait_for(std::chrono::seconds(10)) || !local.is_connected())
+    throw std::runtime_error("relay: cannot connect to " + local_uri);
+  // The local window: at most the broker's Receive Maximum, as the local bus's.
+  int receive_max = -1;
+  const mqtt::connect_response connack = connected->get_connect_response();
+  const mqtt::properties& props = connack.get_properties();
+  if (props.contains(mqtt::property::RECEIVE_MAXIMUM)) {
+    receive_max = mqtt::get<std::uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM);
+    if (receive_max > 0) local_out.set_window(std::min(edge::LocalBus::kWindow, receive_max));
+  }
+  edge::disable_nagle_on_tcp_sockets();
+  local.subscribe(prefix + "#", 1)->wait_for(std::chrono::seconds(10));
+  std::printf("relay: ready; local window %d (broker Receive Maximum %d), city window %d\n",
+              local_out.stats().at("window").get<int>(), receive_max,
+              city_out.stats().at("window").get<int>());
+  std::fflush(stdout);
+
+  int sig = 0;
+  ::sigwait(&stop_signals, &sig);
+  const auto drain_end = SteadyClock::now() + std::chrono::milliseconds(500);
+  const bool local_drained = local_out.wait_idle(capped(std::chrono::seconds(1), drain_end));
+  const bool city_drained = city_out.wait_idle(capped(std::chrono::seconds(1), drain_end));
+  const bool drained = local_drained && city_drained;
+  const SteadyClock::time_point last_message{SteadyClock::duration(last_message_ns.load())};
+  json stats{{"messages", messages.load()},
+             {"local", local_out.stats()},
+             {"city", city_out.stats()},
+             {"receive_maximum", receive_max},
+             {"drained", drained}};
+  if (messages > 0) {
+    stats["local_done_ms"] = bench::ms_between(last_message, local_out.last_ack());
+    stats["city_done_ms"] = bench::ms_between(last_message, city_out.last_ack());
+  }
+  std::printf("relay-stats %s\n", stats.dump().c_str());
+  std::fflush(stdout);
+  try {
+    local.disconnect(std::chrono::milliseconds(200))->wait_for(std::chrono::seconds(1));
+    city.disconnect(std::chrono::milliseconds(200))->wait_for(std::chrono::seconds(1));
+  } catch (const std::exception&) {
+  }
+  return 0;
+}
+
+// The bare relay as a child process, for one phase: stopped by its PID and reaped at the end of it
+// (or when this goes out of scope).
+class RelayChild {
+ public:
+  RelayChild(const std::string& self, const std::string& local_uri, const std::string& city_uri,
+             std::string log)
+      : log_(std::move(log)), pid_(bench::spawn({self, "--relay", local_uri, city_uri}, log_)) {}
+  ~RelayChild() { stop(); }
+  RelayChild(const RelayChild&) = delete;
+  RelayChild& operator=(const RelayChild&) = delete;
+
+  // Polls its log for the line it prints once connected and subscribed.
+  bool wait_ready(std::chrono::milliseconds timeout) {
+    const auto deadline = SteadyClock::now() + timeout;
+    for (;;) {
+      if (log_text().find("relay: ready") != std::string::npos) return true;
+      if (SteadyClock::now() >= deadline || !bench::process_alive(pid_)) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  // SIGTERM: it waits up to 0.5 s for what it still has queued, prints its counters and exits.
+  // Returns the counters (an empty object if it printed none).
+  json stop() {
+    if (pid_ <= 0) return stats_;
+    bench::stop_process(pid_, std::chrono::milliseconds(2000));
+    pid_ = -1;
+    const std::string text = log_text();
+    const auto at = text.rfind("relay-stats ");
+    if (at != std::string::npos) {
+      auto j = json::parse(text.substr(at + 12, text.find('\n', at) - at - 12), nullptr, false);
+      if (j.is_object()) stats_ = std::move(j);
+    }
+    return stats_;
+  }
+  const std::string& log() const { return log_; }
+
+ private:
+  std::string log_text() const {
+    std::ifstream in(log_);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::string log_;
+  pid_t pid_;
+  json stats_ = json::object();
+};
 
 std::string mb(std::int64_t kb) {
   return kb < 0 ? "-" : bench::fmt(static_cast<double>(kb) / 1024.0, 1) + " MB";
@@ -593,7 +968,7 @@ int run() {
   if (have_time(std::chrono::seconds(kSecondsLow * 2 + kSecondsB * 2 + 6))) {
     std::vector<std::string> low;
     for (int i = 0; i < kRateLow * kSecondsLow; ++i) low.push_back(toggle(i));
-    lat_low = latency_anju(
+    lat_low = latency_z2m_to_alert(
         local.uri(), kRateLow, kSecondsLow, [&](int i) { return low[static_cast<std::size_t>(i)]; },
         std::chrono::seconds(3));
     wait_status(sock, quiet, capped(std::chrono::seconds(5)), &ok);
@@ -610,7 +985,7 @@ int run() {
   if (have_time(std::chrono::seconds(kSecondsB + 2))) {
     std::vector<std::string> high;
     for (int i = 0; i < kRateB * kSecondsB; ++i) high.push_back(toggle(i));
-    lat_anju = latency_anju(
+    lat_anju = latency_z2m_to_alert(
         local.uri(), kRateB, kSecondsB, [&](int i) { return high[static_cast<std::size_t>(i)]; },
         std::chrono::seconds(3));
     // Last: what anjud has not done yet is left to its stop.
@@ -631,6 +1006,38 @@ int run() {
   const int exit_status = bench::stop_process(anjud, std::chrono::milliseconds(7000));
   const double stop_s = bench::seconds_between(stop0, SteadyClock::now());
 
+  // The bare relay: anjud has stopped (the two never load the machine at once); the relay's runs
+  // have a slot of the budget of their own, after anjud's stop. One relay process and one probe
+  // for its runs; the lower pace first, as anjud's, when there is time for both, else only the
+  // goal's pace.
+  Latency relay_low, relay_high;
+  json relay_stats = json::object();
+  std::string relay_failed;  // a relay that did not start: its log
+  if (have_time(std::chrono::seconds(kSecondsB + 4), g_relay_deadline)) {
+    RelayChild relay(self, local.uri(), city.uri(), tmp / "relay.log");
+    if (relay.wait_ready(capped(std::chrono::seconds(5), g_relay_deadline))) {
+      AlertProbe probe(local.uri());
+      auto run_relay = [&](int n, int rate) {
+        std::vector<std::string> payloads;
+        for (int i = 0; i < n; ++i) payloads.push_back(toggle(i));
+        return probe.run(
+            n, rate, [&](int i) { return payloads[static_cast<std::size_t>(i)]; },
+            std::chrono::seconds(3), g_relay_deadline);
+      };
+      // Its first messages wait ~80-100 ms (a fresh process, fresh connections): one toggle per
+      // device through it first, as anjud had relayed thousands before its (b).
+      run_relay(kBenchDevices, kRateLow);
+      if (have_time(std::chrono::seconds(kSecondsLow + 1 + kSecondsB + 1), g_relay_deadline))
+        relay_low = run_relay(kRateLow * kSecondsLow, kRateLow);
+      if (have_time(std::chrono::seconds(kSecondsB + 1), g_relay_deadline))
+        relay_high = run_relay(kRateB * kSecondsB, kRateB);
+    } else {
+      relay_failed = relay.log();
+    }
+    relay_stats = relay.stop();
+  }
+  if (!relay_failed.empty()) tail_log(relay_failed);
+
   // ---- report
   bench::Table t(
       "bench_e2e: anjud (embedded demo config, synchronous=FULL) between a local and "
@@ -641,16 +1048,26 @@ int run() {
         bench::met(a_complete && ra >= 0.8));
   t.add("(a) time for " + bench::fmt(kMessagesA) + " messages", bench::fmt(a_s, 2) + " s",
         bench::fmt(b_s, 2) + " s", "-", "-", "-");
-  auto lat_rows = [&](const std::string& pace, const Latency& a, const Latency& b) {
+  const std::string relay_not_run =
+      relay_failed.empty() ? "not run (time budget)" : "not run (relay did not start)";
+  const std::string relay_label = ", bare relay (same MQTT hops, no journal)";
+  auto lat_rows = [&](const std::string& pace, const Latency& a, const Latency& b,
+                      const Latency& r) {
     t.add("(b) msg -> local alert p50, " + pace, ms(a.p50), ms(b.p50) + " (bare rt)",
           times(a.p50 / b.p50), "-", "-");
     t.add("(b) msg -> local alert p99, " + pace, ms(a.p99), ms(b.p99) + " (bare rt)",
           times(a.p99 / b.p99), "<= 5 ms", bench::met(a.complete && a.p99 <= 5.0));
     t.add("(b) msg -> local alert max, " + pace, ms(a.max), ms(b.max) + " (bare rt)", "-", "-",
           "-");
+    t.add("(b) ... p50, " + pace + relay_label, ms(a.p50),
+          r.ran ? ms(r.p50) + " (bare relay)" : relay_not_run, r.ran ? times(a.p50 / r.p50) : "-",
+          "-", "-");
+    t.add("(b) ... p99, " + pace + relay_label, ms(a.p99),
+          r.ran ? ms(r.p99) + " (bare relay)" : relay_not_run, r.ran ? times(a.p99 / r.p99) : "-",
+          "-", "-");
   };
-  lat_rows(bench::fmt(kRateB) + "/s", lat_anju, lat_bare);
-  lat_rows(std::to_string(kRateLow) + "/s", lat_low, lat_low_bare);
+  lat_rows(bench::fmt(kRateB) + "/s", lat_anju, lat_bare, relay_high);
+  lat_rows(std::to_string(kRateLow) + "/s", lat_low, lat_low_bare, relay_low);
   t.add("(c) idle RSS, " + std::to_string(kKnownDevices) + " devices known", mb(idle_rss),
         mb(idle_base_rss) + " (Paho sub + SQLite)",
         bench::pct(double(idle_rss) / double(idle_base_rss)), "<= 15 MB",
@@ -719,6 +1136,51 @@ int run() {
                              " outbox rows, and had dropped " + std::to_string(b_dropped) +
                              " local publishes in all"
                        : std::string()));
+  // The relay's own counters (its "relay-stats" line).
+  auto relay_hops = [](const json& st) {
+    if (!st.contains("city")) return std::string("no counters from the relay");
+    auto i64 = [](const json& j, const char* k) { return j.value(k, std::int64_t{-1}); };
+    auto ms_of = [&](const char* k) { return bench::fmt(st.value(k, NAN), 1) + " ms"; };
+    const json& lo = st["local"];
+    const json& ci = st["city"];
+    return std::to_string(i64(st, "messages")) + " z2m messages relayed; local alerts PUBACKed " +
+           std::to_string(i64(lo, "acked")) + " of " + std::to_string(i64(lo, "sent")) +
+           ", city messages " + std::to_string(i64(ci, "acked")) + " of " +
+           std::to_string(i64(ci, "sent")) + ", the last local PUBACK " + ms_of("local_done_ms") +
+           " and the last city PUBACK " + ms_of("city_done_ms") +
+           " after the last z2m message; most queued beyond the windows: local " +
+           std::to_string(i64(lo, "peak_queued")) + ", city " +
+           std::to_string(i64(ci, "peak_queued")) +
+           (i64(lo, "failed") + i64(ci, "failed") > 0
+                ? "; publishes FAILED: local " + std::to_string(i64(lo, "failed")) + ", city " +
+                      std::to_string(i64(ci, "failed"))
+                : std::string()) +
+           (st.value("drained", false) ? "" : "; NOT drained within 0.5 s of SIGTERM");
+  };
+  if (relay_low.ran || relay_high.ran) {
+    const json& lo = relay_stats.value("local", json::object());
+    t.note(
+        "(b) bare relay (`bench_e2e --relay`, a process of its own started after anjud's stop, "
+        "warmed up with one message per device; Paho C++ " +
+        std::string(mqtt::VERSION_STR.substr(mqtt::VERSION_STR.rfind(' ') + 1)) +
+        ", MQTT 5, QoS 1, anjud's client ids, a persistent local session started clean, the local "
+        "alert retained; windows: local " +
+        std::to_string(lo.value("window", -1)) + " (broker Receive Maximum " +
+        std::to_string(relay_stats.value("receive_maximum", -1)) + "), city " +
+        std::to_string(relay_stats.value("city", json::object()).value("window", -1)) + "): " +
+        bench::fmt(kRateB) + "/s: alerts arrived " + arrived(relay_high, kRateB * kSecondsB) +
+        " (" + std::to_string(relay_high.unmatched) + " unmatched); " + std::to_string(kRateLow) +
+        "/s: " + arrived(relay_low, kRateLow * kSecondsLow) + "; " + relay_hops(relay_stats) +
+        "; local alert payloads " + bench::fmt(lat_anju.avg_bytes) + " B on average from anjud, " +
+        bench::fmt(relay_high.ran ? relay_high.avg_bytes : relay_low.avg_bytes) +
+        " B from the relay");
+  }
+  if (relay_failed.empty()) {
+    if (!relay_high.ran) skipped.push_back("(b) bare relay at " + bench::fmt(kRateB) + "/s");
+    if (!relay_low.ran) skipped.push_back("(b) bare relay at " + std::to_string(kRateLow) + "/s");
+  } else {
+    t.note("the bare relay did not start: see its log above (stderr)");
+  }
   t.note("(c) " + std::to_string(c_events) + " temperature events at " + std::to_string(kRateC) +
          "/s" + (c_complete ? "" : " (INCOMPLETE)") + "; bytes = /proc/<anjud>/io deltas; raw = " +
          std::to_string(bodies.size()) + " of the same rows (" + bench::fmt(body_avg) +
@@ -750,6 +1212,15 @@ int run() {
 int main(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "--idle-baseline")
     return idle_baseline(argv[2], argv[3]);
+  if (argc == 4 && std::string(argv[1]) == "--relay") {
+    spdlog::set_level(spdlog::level::warn);
+    try {
+      return relay(argv[2], argv[3]);
+    } catch (const std::exception& e) {
+      std::cerr << "bench_e2e --relay: " << e.what() << "\n";
+      return 1;
+    }
+  }
   if (argc == 2 && std::string(argv[1]) == "--flash") g_flash = true;
   bench::Watchdog watchdog(std::chrono::seconds(58));
   spdlog::set_level(spdlog::level::warn);
