@@ -417,8 +417,8 @@ std::size_t LocalBus::publish_queued() const {
   return out_.size();
 }
 
-void LocalBus::publish(const std::string& topic, const std::string& payload, int qos, bool retain,
-                       const std::string& correlation_data) {
+void LocalBus::publish(std::string topic, std::string payload, int qos, bool retain,
+                       std::string correlation_data) {
   {
     std::lock_guard lock(out_mu_);
     if (out_.size() >= static_cast<std::size_t>(kMaxBufferedPublishes)) {
@@ -437,9 +437,10 @@ void LocalBus::publish(const std::string& topic, const std::string& payload, int
         stale_retained_.insert(std::move(out_.front().topic));
       out_.pop_front();
     }
-    out_.push_back({topic, payload, correlation_data, qos, retain});
+    out_.push_back(
+        {std::move(topic), std::move(payload), std::move(correlation_data), qos, retain});
   }
-  pump();
+  if (batches_.load() == 0) pump();
 }
 
 int LocalBus::send_now(const Outgoing& m) {

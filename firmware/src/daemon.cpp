@@ -409,9 +409,10 @@ class LocalAlertPublisher final : public edge::PipelineHook {
   LocalAlertPublisher(edge::LocalBus& bus, std::string site) : bus_(bus), site_(std::move(site)) {}
   std::string topic(const edge::Alert& a) const { return "anju/" + site_ + "/alert/" + a.alert_id; }
   void publish(const edge::Alert& a, const std::string& json = {}) {
-    const std::string body = json.empty() ? to_json(a).dump() : json;
+    std::string body = json.empty() ? to_json(a).dump() : json;
     if (a.open()) {
-      bus_.publish(topic(a), body, 1, true);  // retained while open: a new client sees it
+      bus_.publish(topic(a), std::move(body), 1,
+                   true);  // retained while open: a new client sees it
       return;
     }
     // Closed: announce it, then clear the retained copy (an empty retained message deletes it).
@@ -442,6 +443,7 @@ class LocalAlertPublisher final : public edge::PipelineHook {
       resync_ = false;
       stale.swap(stale_);
     }
+    edge::LocalBus::Batch batch(bus_);
     std::set<std::string> open;
     for (const auto& a : alerts) {
       publish(a);
@@ -453,8 +455,13 @@ class LocalAlertPublisher final : public edge::PipelineHook {
   }
   void after_commit(const std::vector<edge::Event>&,
                     const std::vector<edge::AlertChange>& changes) override {
+    if (changes.empty()) return;
+    {
+      // Queued together, handed to Paho together; logged after that, not in between.
+      edge::LocalBus::Batch batch(bus_);
+      for (const auto& c : changes) publish(c.alert, c.json);
+    }
     for (const auto& c : changes) {
-      publish(c.alert, c.json);
       // Repeats of an open alert are logged at debug: a detector alarming every few seconds must
       // not fill the log.
       spdlog::log(

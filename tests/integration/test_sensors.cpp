@@ -808,6 +808,27 @@ TEST_CASE("local bus: publishes queued while disconnected go out after the conne
   bus.stop();
 }
 
+TEST_CASE("local bus: publishes made in a Batch go out, in order, when it ends", "[local_bus]") {
+  Mosquitto broker;
+  broker.start();
+  Collector got(broker.uri(), "anju-it/batch/#");
+  anju::edge::LocalBus bus(local_endpoint(broker, "anju-it-batch"));
+  bus.start();
+  REQUIRE(wait_until([&] { return bus.connected(); }, 10s));
+  {
+    anju::edge::LocalBus::Batch batch(bus);
+    for (int i = 0; i < 10; ++i)
+      bus.publish("anju-it/batch/" + std::to_string(i % 3), std::to_string(i), 1, i % 2 == 0);
+    CHECK(bus.publish_queued() == 10);  // nothing in flight, so nothing pumps before the end
+  }
+  CHECK(got.wait_for([](const auto& ms) { return ms.size() >= 10; }, 10s));
+  const auto ms = got.messages();
+  REQUIRE(ms.size() == 10);
+  for (int i = 0; i < 10; ++i) CHECK(ms[static_cast<std::size_t>(i)].payload == std::to_string(i));
+  CHECK(bus.publish_queued() == 0);
+  bus.stop();
+}
+
 TEST_CASE("local bus: a full queue drops its oldest publishes, never the newest", "[local_bus]") {
   // A long outage of the compound's broker: what is queued is bounded, and the newest state of
   // each alert (the last messages) is what must get through.

@@ -103,8 +103,23 @@ class LocalBus {
   // Non-blocking and thread-safe: queued in order, and handed to Paho as acknowledgements make
   // room in the window, also while disconnected (sent after the reconnect). When
   // kMaxBufferedPublishes are queued, the oldest is dropped (and counted): the newest state wins.
-  void publish(const std::string& topic, const std::string& payload, int qos, bool retain,
-               const std::string& correlation_data = {});
+  void publish(std::string topic, std::string payload, int qos, bool retain,
+               std::string correlation_data = {});
+  // Publishes made while a Batch lives are only queued; the last Batch to end hands them to
+  // Paho, with one look at Paho's window for the lot instead of one per publish (a commit
+  // publishes hundreds of alert changes). Deliveries keep pumping meanwhile.
+  class Batch {
+   public:
+    explicit Batch(LocalBus& bus) : bus_(bus) { ++bus_.batches_; }
+    ~Batch() {
+      if (--bus_.batches_ == 0) bus_.pump();
+    }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    LocalBus& bus_;
+  };
   // Publishes queued here and not yet handed to Paho.
   std::size_t publish_queued() const;
 
@@ -159,6 +174,7 @@ class LocalBus {
   std::deque<Outgoing> out_;
   std::set<std::string> stale_retained_;  // topics of retained publishes dropped from out_
   bool pumping_ = false;
+  std::atomic<int> batches_{0};  // Batches alive: publish() only queues
   bool pump_again_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
