@@ -112,8 +112,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto with = cam::url_with_credentials(s.url, "op:pa@ss/w:rd\n");
     if (with.error.empty()) {
       check(cam::url_has_credentials(with.url));
-      check(cam::redact_url(with.url).find("pa%40ss") == std::string::npos);
-      check(with.url.find("pa@ss") == std::string::npos);
+      // The redaction hides exactly the inserted user:password, whatever the rest of the URL
+      // holds (its path may itself contain "pa%40ss"; that is not a leak).
+      const auto authority = s.url.find("://") + 3;
+      check(cam::redact_url(with.url) ==
+            s.url.substr(0, authority) + "***@" + s.url.substr(authority));
+      check(with.url.find("pa%40ss%2Fw%3Ard@") != std::string::npos);
     }
     all["streams"].push_back(to_json(s));
   }
