@@ -100,6 +100,7 @@ void Uplink::start() {
       std::lock_guard lock(mu_);
       lost_ = true;
       stats_.connected = false;
+      stats_.window = 0;
       stats_.last_error = "connection lost: " + cause;
     }
     cv_.notify_all();
@@ -203,8 +204,19 @@ bool Uplink::connect() {
     auto opts = anju::edge::make_connect_options(options_.endpoint, /*clean=*/true, will);
     // The window, the birth/stop messages and answers to downlink commands.
     opts.set_max_inflight(std::max(options_.window, 1) + 16);
-    client_->connect(opts)->wait_for(std::chrono::seconds(10));
+    auto connect_tok = client_->connect(opts);
+    connect_tok->wait_for(std::chrono::seconds(10));
     if (!client_->is_connected()) throw std::runtime_error("connect timed out");
+    // A broker takes at most its Receive Maximum of unacknowledged QoS 1 publishes (Mosquitto's
+    // default: 20). Paho keeps any beyond it in its own queue and sends them one per PUBACK, late
+    // and out of our accounting: the window handed to Paho is clamped to it.
+    window_ = std::max(options_.window, 1);
+    const auto resp = connect_tok->get_connect_response();
+    const auto& props = resp.get_properties();
+    if (resp.get_mqtt_version() >= 5 && props.contains(mqtt::property::RECEIVE_MAXIMUM)) {
+      const int rm = mqtt::get<uint16_t>(props, mqtt::property::RECEIVE_MAXIMUM);
+      if (rm > 0) window_ = std::min(window_, rm);
+    }
     anju::edge::disable_nagle_on_tcp_sockets();
     // Birth message: the counterpart of the Last Will.
     client_->publish(topic, gateway_status(options_, sender_->db(), true), 1, true);
@@ -237,8 +249,9 @@ bool Uplink::connect() {
   std::lock_guard lock(mu_);
   ++stats_.connects;
   stats_.connected = true;
+  stats_.window = window_;
   lost_ = false;
-  spdlog::info("uplink: connected to {}", options_.endpoint.uri);
+  spdlog::info("uplink: connected to {} (window {})", options_.endpoint.uri, window_);
   return true;
 }
 
@@ -248,9 +261,9 @@ void Uplink::fill_window() {
   // message sent, the uplink thread's largest cost (perf during bench_e2e). A quarter of the
   // window free, or nothing in flight, is worth the queries; the rest stays in flight meanwhile.
   const int in_flight = static_cast<int>(inflight_.size());
-  if (in_flight > 0 && options_.window - in_flight < std::max(1, options_.window / 4)) return;
+  if (in_flight > 0 && window_ - in_flight < std::max(1, window_ / 4)) return;
   for (int c = 0; c < kClasses; ++c) {
-    const int room = options_.window - static_cast<int>(inflight_.size());
+    const int room = window_ - static_cast<int>(inflight_.size());
     if (room <= 0) return;
     for (auto& m : sender_->next(static_cast<MsgClass>(c), cursor_[c], room)) {
       cursor_[c] = m.oid;
@@ -278,7 +291,7 @@ void Uplink::fill_window() {
     }
     // A higher class with rows still waiting holds the lower ones back.
     if (counters_.rows[c] > static_cast<std::int64_t>(0) &&
-        static_cast<int>(inflight_.size()) >= options_.window)
+        static_cast<int>(inflight_.size()) >= window_)
       return;
   }
 }
@@ -380,6 +393,7 @@ void Uplink::loop() {
         lost_ = false;
         connected = false;
         stats_.connected = false;
+        stats_.window = 0;
       }
       if (stopping_ && inflight_.empty()) {
         bool more = false;
@@ -411,6 +425,9 @@ void Uplink::loop() {
     }
   } catch (const std::exception&) {
   }
+  std::lock_guard lock(mu_);
+  stats_.connected = false;
+  stats_.window = 0;
 }
 
 }  // namespace anju::bridge

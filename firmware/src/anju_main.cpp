@@ -1013,7 +1013,11 @@ int main(int argc, char** argv) {
       if (j["uplink"].contains("connected"))
         std::cout << "  city uplink    "
                   << (j["uplink"]["connected"].get<bool>() ? "connected" : "DISCONNECTED")
-                  << ", in flight " << j["uplink"]["inflight"] << ", acked " << j["uplink"]["acked"]
+                  << ", in flight " << j["uplink"]["inflight"]
+                  << (j["uplink"].value("window", 0) > 0
+                          ? " of " + std::to_string(j["uplink"].value("window", 0))
+                          : "")
+                  << ", acked " << j["uplink"]["acked"]
                   << (j["uplink"]["last_error"].get<std::string>().empty()
                           ? ""
                           : ", last error: " + j["uplink"]["last_error"].get<std::string>())

@@ -1047,6 +1047,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                      {"published", us.published},
                      {"acked", us.acked},
                      {"inflight", us.inflight},
+                     {"window", us.window},
                      {"next_retry_ms", us.next_retry_ms},
                      {"commands", us.commands},
                      {"responses", us.responses},

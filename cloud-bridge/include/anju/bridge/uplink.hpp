@@ -52,6 +52,9 @@ struct UplinkStats {
   std::int64_t published = 0;  // PUBLISH sent (including retransmissions)
   std::int64_t acked = 0;
   std::int64_t inflight = 0;
+  // This connection's window: UplinkOptions::window, or the city broker's Receive Maximum when
+  // that is less (MQTT 5). 0 while disconnected.
+  std::int64_t window = 0;
   std::int64_t commands = 0;       // downlink messages received
   std::int64_t responses = 0;      // answers sent
   std::int64_t next_retry_ms = 0;  // while disconnected: time until the next connect attempt
@@ -117,6 +120,7 @@ class Uplink {
 
   // uplink thread only
   std::set<std::int64_t> inflight_;
+  int window_ = 1;  // this connection's window (see UplinkStats::window)
   std::array<std::int64_t, kClasses> cursor_{};
   std::thread thread_;
 };
