@@ -417,6 +417,10 @@ std::size_t LocalBus::publish_queued() const {
   return out_.size();
 }
 
+int LocalBus::window() const {
+  return impl_->window;
+}
+
 void LocalBus::publish(std::string topic, std::string payload, int qos, bool retain,
                        std::string correlation_data) {
   {

@@ -7,6 +7,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "anju/edge/mqtt.hpp"
+
 namespace anju::firmware {
 namespace {
 
@@ -294,6 +296,13 @@ std::string mosquitto_conf_snippet(std::string_view site, std::string_view liste
       "# Keep QoS 1 messages for a briefly absent anjud (Mosquitto's default of 1000 drops the "
       "rest).\n"
       "max_queued_messages 100000\n"
+      "# QoS 1 messages in flight per client (MQTT 5: the Receive Maximum). Mosquitto's default\n"
+      "# of 20 throttles anjud's window of " +
+      std::to_string(anju::edge::LocalBus::kWindow) +
+      " (docs/ARCHITECTURE.md, \"The brokers' Receive Maximum\").\n"
+      "max_inflight_messages " +
+      std::to_string(anju::edge::LocalBus::kWindow) +
+      "\n"
       "set_tcp_nodelay true\n";
   return out;
 }

@@ -1059,6 +1059,7 @@ int run_daemon(const Config& config, std::atomic<bool>* stop_flag, const DaemonE
                       {"messages_in", bus.messages_in()},
                       {"redeliveries_dropped", bus.redeliveries_dropped()},
                       {"publish_queued", bus.publish_queued()},
+                      {"window", bus.window()},
                       {"publish_dropped", bus.publish_dropped()},
                       {"retained_resynced", bus.retained_resynced()}};
     if (z2m) {

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "anju/edge/mqtt.hpp"
 #include "harness.hpp"
 
 using namespace anju::it;
@@ -156,6 +157,16 @@ TEST_CASE("on the generated ACL an operator commands alerts and nobody else can"
   z2m.publish("zigbee2mqtt/bridge/devices", demo_devices_json(), 1, true);
   gw.start();
   REQUIRE(gw.wait_devices(5, 20s));
+  // The generated config raises the broker's Receive Maximum from Mosquitto's 20 to anjud's
+  // window, and the package's mosquitto-anju.conf says the same.
+  const auto st = gw.status();
+  REQUIRE(st);
+  CHECK((*st)["local_bus"]["window"] == anju::edge::LocalBus::kWindow);
+  const std::string inflight =
+      "\nmax_inflight_messages " + std::to_string(anju::edge::LocalBus::kWindow) + "\n";
+  CHECK(read_file(out / "mosquitto.conf").find(inflight) != std::string::npos);
+  CHECK(read_file(fs::path(ANJU_SOURCE_DIR) / "firmware/packaging/mosquitto-anju.conf")
+            .find(inflight) != std::string::npos);
 
   const std::string op_pw = password_of(out, "wang");
   Collector op_alerts(local.uri(), "anju/" + kSite + "/alert/+", "wang", op_pw);

@@ -122,6 +122,8 @@ class LocalBus {
   };
   // Publishes queued here and not yet handed to Paho.
   std::size_t publish_queued() const;
+  // This connection's window: kWindow, or the broker's Receive Maximum when less (MQTT 5).
+  int window() const;
 
   bool connected() const { return connected_; }
   std::int64_t messages_in() const { return messages_in_; }
