@@ -246,9 +246,10 @@ inline bool process_alive(pid_t pid) {
 }
 
 // A private mosquitto on 127.0.0.1:<free port>, no persistence, no logging; stopped by its PID.
+// `extra`: more config lines (e.g. "max_inflight_messages 64\n").
 class Mosquitto {
  public:
-  explicit Mosquitto(const std::string& dir) {
+  explicit Mosquitto(const std::string& dir, const std::string& extra = "") {
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = free_port();
       conf_ = dir + "/mosquitto-" + std::to_string(port_) + ".conf";
@@ -259,7 +260,8 @@ class Mosquitto {
           << "persistence false\n"
           << "log_dest none\n"
           << "max_queued_messages 100000\n"
-          << "set_tcp_nodelay true\n";
+          << "set_tcp_nodelay true\n"
+          << extra;
       }
       pid_ =
           spawn({"mosquitto", "-c", conf_}, dir + "/mosquitto-" + std::to_string(port_) + ".log");
