@@ -445,6 +445,11 @@ std::string render_metrics(const json& status, const DashboardCounters& c) {
   w.sample("anju_uplink_connect_failures_total", num(up, "connect_failures"));
   w.family("anju_uplink_inflight", "QoS 1 messages awaiting the city's PUBACK.", "gauge");
   w.sample("anju_uplink_inflight", num(up, "inflight"));
+  w.family("anju_uplink_window",
+           "QoS 1 messages the uplink keeps in flight at most on this connection (the city "
+           "broker's Receive Maximum when lower); 0 while disconnected.",
+           "gauge");
+  w.sample("anju_uplink_window", num(up, "window"));
 
   const json& lb = sub(status, "local_bus");
   w.family("anju_local_bus_connected", "1 while connected to the local broker.", "gauge");
@@ -454,6 +459,16 @@ std::string render_metrics(const json& status, const DashboardCounters& c) {
   w.family("anju_local_bus_redeliveries_dropped_total",
            "Redelivered messages dropped as already journaled.", "counter");
   w.sample("anju_local_bus_redeliveries_dropped_total", num(lb, "redeliveries_dropped"));
+  w.family("anju_local_bus_window",
+           "QoS 1 publishes anjud keeps in flight at most on the local broker (its Receive "
+           "Maximum when lower).",
+           "gauge");
+  w.sample("anju_local_bus_window", num(lb, "window"));
+  w.family("anju_local_bus_publish_queued", "Publishes queued for the local broker.", "gauge");
+  w.sample("anju_local_bus_publish_queued", num(lb, "publish_queued"));
+  w.family("anju_local_bus_publish_dropped_total",
+           "Publishes dropped from a full local queue (the oldest first).", "counter");
+  w.sample("anju_local_bus_publish_dropped_total", num(lb, "publish_dropped"));
 
   // Drivers' counters, one family at a time (a family's samples follow its # TYPE line).
   static constexpr const char* kDrivers[] = {"zigbee2mqtt", "chirpstack", "generic_mqtt", "modbus"};

@@ -288,8 +288,9 @@ TEST_CASE("dashboard: /metrics from a status document is valid Prometheus text",
     "outbox":{"alert":{"rows":1,"bytes":100,"evicted":0,"sent":5},
               "event":{"rows":7,"bytes":900,"evicted":2,"sent":50}},
     "uplink":{"connected":true,"connects":3,"connect_failures":1,"published":55,"acked":55,
-              "inflight":0,"last_error":""},
-    "local_bus":{"connected":true,"messages_in":40,"redeliveries_dropped":0,"publish_dropped":0},
+              "inflight":0,"window":20,"last_error":""},
+    "local_bus":{"connected":true,"messages_in":40,"redeliveries_dropped":0,"publish_dropped":6,
+                 "publish_queued":11,"window":64},
     "zigbee2mqtt":{"messages":40,"events":38,"parse_errors":2,"unknown_device":0,"devices":5}})");
   DashboardCounters c;
   c.events_by_kind = {{"smoke", 3}, {"audit", 4}};
@@ -311,6 +312,10 @@ TEST_CASE("dashboard: /metrics from a status document is valid Prometheus text",
   CHECK(r.value("anju_journal_file_bytes") == 4096);
   CHECK(r.value("anju_uplink_connected") == 1);
   CHECK(r.value("anju_uplink_connects_total") == 3);
+  CHECK(r.value("anju_uplink_window") == 20);
+  CHECK(r.value("anju_local_bus_window") == 64);
+  CHECK(r.value("anju_local_bus_publish_queued") == 11);
+  CHECK(r.value("anju_local_bus_publish_dropped_total") == 6);
   CHECK(r.value("anju_driver_parse_errors_total", {{"driver", "zigbee2mqtt"}}) == 2);
   CHECK(r.value("anju_dashboard_logins_total", {{"result", "failed"}}) == 2);
   // Every name carries the anju_ prefix.
