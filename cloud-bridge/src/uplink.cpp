@@ -84,6 +84,10 @@ Uplink::Uplink(UplinkOptions options, OutboxCounters& counters)
 
 Uplink::~Uplink() {
   stop(std::chrono::milliseconds(0));
+  // Paho calls back for what it still holds (in flight, or queued beyond the broker's Receive
+  // Maximum) until its client is gone: destroy the client while the listener and the state its
+  // callbacks touch are alive (members are destroyed in reverse order, the client last).
+  client_.reset();
 }
 
 std::string Uplink::gateway_status_topic() const {
