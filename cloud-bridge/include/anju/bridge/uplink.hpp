@@ -29,6 +29,8 @@ struct UplinkOptions {
   std::string site;
   std::string grid_code;
   std::string division_code;  // in the gateway status payload when not empty
+  // QoS 1 publishes in flight at most; each connection uses less when the city broker's
+  // Receive Maximum is lower (MQTT 5; see UplinkStats::window).
   int window = 64;
   int backoff_min_ms = 500;
   int backoff_max_ms = 60'000;
