@@ -1,5 +1,6 @@
 // bench_camera: frames per second per core at 640x360, decode only (the baseline) vs decode +
-// the camera analytics (drivers/camera: MOG2 foreground, an intrusion zone, a loitering zone, a
+// the camera analytics (drivers/camera: the foreground (sigma_delta, or `--background mog2`), an
+// intrusion zone, a loitering zone, a
 // counting line, a thrown-object zone, tamper), how many 5 fps streams one core sustains, and
 // RSS per stream. The video is Debian's opencv-doc vtest.avi (people walking, 10 fps) resized to
 // 640x360 and re-encoded in a temp dir (H.264 in MP4 when this FFmpeg has an encoder, else MJPG).
@@ -28,6 +29,7 @@ namespace {
 const std::string kVtest = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
 const cv::Size kSize{640, 360};
 const cv::Size kSmall{320, 180};
+cam::BackgroundModel g_background = cam::BackgroundModel::sigma_delta;
 
 double cpu_seconds() {
   timespec ts{};
@@ -71,6 +73,7 @@ cam::StreamConfig config(cv::Size size = kSize, bool facade = true) {
   s.width = size.width;
   s.height = size.height;
   s.fps = 10;
+  s.background = g_background;
   auto z = [](std::string id, cam::Detector d, std::vector<cam::PointN> p) {
     cam::ZoneConfig zc;
     zc.id = std::move(id);
@@ -141,7 +144,19 @@ Run run(const std::string& path, bool analyse, int every, bool encode = false,
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--background" && i + 1 < argc && std::string(argv[i + 1]) == "mog2") {
+      g_background = cam::BackgroundModel::mog2;
+      ++i;
+    } else if (a == "--background" && i + 1 < argc && std::string(argv[i + 1]) == "sigma_delta") {
+      ++i;
+    } else {
+      std::fprintf(stderr, "usage: bench_camera [--background sigma_delta|mog2]\n");
+      return 2;
+    }
+  }
   Watchdog watchdog(std::chrono::seconds(58));
   cv::setNumThreads(0);
   TempDir dir("bench-camera");
@@ -213,8 +228,9 @@ int main() {
     const std::int64_t rss1 = read_status_kb("VmRSS");
     const double per_stream_mb = static_cast<double>(rss1 - rss0) / 4 / 1024;
 
-    Table t("bench_camera: 640x360, " + codec + ", " + std::to_string(dec.frames) +
-            " frames of vtest.avi (10 fps)");
+    Table t(std::string("bench_camera (background ") +
+            (g_background == cam::BackgroundModel::mog2 ? "mog2" : "sigma_delta") + "): 640x360, " +
+            codec + ", " + std::to_string(dec.frames) + " frames of vtest.avi (10 fps)");
     ratio_row(t, "frames/s per core, decode + analytics (640x360) on every frame", all);
     ratio_row(t, "frames/s per core, decode all + analytics (640x360) on every 2nd (5 of 10 fps)",
               half);

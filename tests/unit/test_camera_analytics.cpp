@@ -105,6 +105,98 @@ void square(cv::Mat& f, cv::Point2d c, int half, cv::Scalar colour = {0, 0, 230}
 
 }  // namespace
 
+TEST_CASE("camera analytics: sigma-delta's vector and scalar paths give the same bytes") {
+  // An odd width leaves a scalar tail after the vectors; steps of 0 (mean held), 1 and 16.
+  cv::RNG rng(11);
+  const cv::Size size(83, 7);
+  cv::Mat frame(size, CV_8UC3);
+  rng.fill(frame, cv::RNG::UNIFORM, cv::Scalar::all(0), cv::Scalar::all(256));
+  cv::Mat mean_v = frame.clone(), mean_s = frame.clone();
+  cv::Mat spread_v(size, CV_8UC1, cv::Scalar(SigmaDelta::kInitialSpread)), spread_s;
+  spread_v.copyTo(spread_s);
+  cv::Mat mask_v, mask_s;
+  for (int i = 0; i < 40; ++i) {
+    rng.fill(frame, cv::RNG::UNIFORM, cv::Scalar::all(0), cv::Scalar::all(256));
+    const int step = i % 3 == 0 ? 0 : (i % 3 == 1 ? 1 : 16);
+    SigmaDelta::step(frame, mean_v, spread_v, mask_v, step, true);
+    SigmaDelta::step(frame, mean_s, spread_s, mask_s, step, false);
+    INFO("frame " << i);
+    REQUIRE(cv::norm(mean_v, mean_s, cv::NORM_INF) == 0);
+    REQUIRE(cv::norm(spread_v, spread_s, cv::NORM_INF) == 0);
+    REQUIRE(cv::norm(mask_v, mask_s, cv::NORM_INF) == 0);
+  }
+  // Random frames are all foreground to a model that follows them by one level a frame.
+  CHECK(cv::countNonZero(mask_s) > static_cast<int>(mask_s.total() / 2));
+}
+
+TEST_CASE("camera analytics: sigma-delta follows the frame by its step, spread bounded") {
+  const cv::Size size(40, 4);
+  cv::Mat mean(size, CV_8UC3, cv::Scalar(100, 100, 100));
+  cv::Mat spread(size, CV_8UC1, cv::Scalar(SigmaDelta::kInitialSpread));
+  cv::Mat mask;
+  const cv::Mat frame(size, CV_8UC3, cv::Scalar(160, 95, 100));
+  SigmaDelta::step(frame, mean, spread, mask, 16);
+  CHECK(mean.at<cv::Vec3b>(0, 0) == cv::Vec3b(116, 95, 100));  // +16, -5 (no overshoot), =
+  // Difference 44 > spread 17 (16 moved up one towards 4 x 44): foreground.
+  CHECK(spread.at<std::uint8_t>(0, 0) == SigmaDelta::kInitialSpread + 1);
+  CHECK(cv::countNonZero(mask) == static_cast<int>(mask.total()));
+  // A steady frame is learned at one level a step; then nothing is foreground.
+  for (int i = 0; i < 200; ++i) SigmaDelta::step(frame, mean, spread, mask, 1);
+  CHECK(mean.at<cv::Vec3b>(3, 39) == cv::Vec3b(160, 95, 100));
+  CHECK(spread.at<std::uint8_t>(3, 39) <= SigmaDelta::kMaxSpread);
+  CHECK(cv::countNonZero(mask) == 0);
+  // Noise within a few levels stays background; a jump of 60 is foreground.
+  cv::Mat noisy = frame.clone();
+  noisy.setTo(cv::Scalar(163, 92, 102));
+  SigmaDelta::step(noisy, mean, spread, mask, 1);
+  CHECK(cv::countNonZero(mask) == 0);
+  cv::Mat object = frame.clone();
+  object.setTo(cv::Scalar(100, 95, 40));
+  SigmaDelta::step(object, mean, spread, mask, 1);
+  CHECK(cv::countNonZero(mask) == static_cast<int>(mask.total()));
+  CHECK(spread.at<std::uint8_t>(0, 0) >= SigmaDelta::kMinSpread);
+}
+
+TEST_CASE("camera analytics: a shadow is not foreground, an object of the same size is") {
+  const auto model = GENERATE(BackgroundModel::sigma_delta, BackgroundModel::mog2);
+  INFO("model " << (model == BackgroundModel::mog2 ? "mog2" : "sigma_delta"));
+  ForegroundExtractor fg(500, model);
+  const cv::Mat bg = scene();
+  for (int i = 0; i < 20; ++i) fg.apply(bg);
+  CHECK(cv::countNonZero(fg.apply(bg)) == 0);
+  const cv::Rect r(100, 60, 60, 60);
+  cv::Mat shadowed = bg.clone();
+  shadowed(r).convertTo(shadowed(r), -1, 0.8);  // the same colours, 20 % darker
+  CHECK(cv::countNonZero(fg.apply(shadowed)(r)) < r.area() / 10);
+  cv::Mat object = bg.clone();
+  object(r).setTo(cv::Scalar(40, 160, 40));
+  CHECK(cv::countNonZero(fg.apply(object)(r)) > r.area() * 8 / 10);
+}
+
+TEST_CASE("camera analytics: an object cut in two by a zone's edge is one blob in the zone") {
+  cv::Mat mask = cv::Mat::zeros(100, 100, CV_8U);
+  // A U: two arms (x 10-19 and 40-49, y 10-69) joined by a base (y 60-69), and a speck apart.
+  mask(cv::Rect(10, 10, 10, 60)).setTo(255);
+  mask(cv::Rect(40, 10, 10, 60)).setTo(255);
+  mask(cv::Rect(10, 60, 40, 10)).setTo(255);
+  mask(cv::Rect(80, 80, 5, 5)).setTo(255);
+  cv::Mat region = cv::Mat::zeros(100, 100, CV_8U);
+  region(cv::Rect(0, 0, 100, 50)).setTo(255);  // y < 50: the arms' upper parts, not the base
+  const auto in_zone = find_blobs(mask, region, 1);
+  REQUIRE(in_zone.size() == 1);  // the speck is outside the zone
+  CHECK(in_zone[0].area == 2 * 10 * 40);
+  CHECK(in_zone[0].box == cv::Rect(10, 10, 40, 40));
+  CHECK(in_zone[0].centroid.x == Approx(29.5));
+  CHECK(in_zone[0].centroid.y == Approx(29.5));
+  CHECK(find_blobs(mask, region, 801).empty());  // min_area applies to the part in the zone
+  const auto everywhere = find_blobs(mask, {}, 1);
+  REQUIRE(everywhere.size() == 2);
+  CHECK(everywhere[0].area == 1400);
+  CHECK(everywhere[1].area == 25);
+  CHECK(find_blobs(mask, {}, 26).size() == 1);
+  CHECK(find_blobs(cv::Mat::zeros(100, 100, CV_8U), region, 1).empty());
+}
+
 TEST_CASE("camera analytics: intrusion in a zone, none in a zone nothing enters") {
   StreamAnalyzer a(stream({zone("right", Detector::intrusion, rect(0.6, 0, 1, 1)),
                            zone("top", Detector::intrusion, rect(0, 0, 1, 0.15))}));

@@ -252,6 +252,21 @@ TEST_CASE("camera config: rtsp_transport and credentials_file") {
   CHECK(parse_streams_json(good()).error.empty());
 }
 
+TEST_CASE("camera config: the background model") {
+  json j = good();
+  j["streams"][0]["background"] = "mog2";
+  auto r = parse_streams_json(j);
+  REQUIRE(r.error.empty());
+  CHECK(r.streams[0].background == BackgroundModel::mog2);
+  CHECK(r.streams[1].background == BackgroundModel::sigma_delta);  // the default
+  j["streams"][0]["background"] = "sigma_delta";
+  CHECK(parse_streams_json(j).streams.at(0).background == BackgroundModel::sigma_delta);
+  j["streams"][0]["background"] = "gmm";
+  CHECK(error_of(j) == "streams[0].background: must be sigma_delta or mog2");
+  j["streams"][0]["background"] = 2;
+  CHECK(error_of(j) == "streams[0].background: must be a string");
+}
+
 TEST_CASE("camera config: credentials from a file go into the URL, encoded, never redacted out") {
   auto r = url_with_credentials("rtsp://10.0.0.5:554/stream1", "admin:s3cret\n");
   REQUIRE(r.error.empty());

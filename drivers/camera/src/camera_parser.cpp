@@ -297,11 +297,11 @@ bool parse_zone(const json& z, ZoneConfig& out, const Ctx& c) {
 
 bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!s.is_object()) return c.fail("", "must be an object");
-  if (!check_keys(
-          s,
-          {"id", "name", "url", "building", "unit", "room", "width", "height", "fps", "tamper",
-           "zones", "covers", "utc_offset_minutes", "rtsp_transport", "credentials_file"},
-          c))
+  if (!check_keys(s,
+                  {"id", "name", "url", "building", "unit", "room", "width", "height", "fps",
+                   "tamper", "zones", "covers", "utc_offset_minutes", "rtsp_transport",
+                   "credentials_file", "background"},
+                  c))
     return false;
   if (!get_string(s, "id", out.id, c, true, kMaxIdBytes)) return false;
   if (!valid_id(out.id)) return c.fail("id", "only letters, digits and _ - . : allowed");
@@ -343,6 +343,12 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
   if (!get_int(s, "height", out.height, 32, 1080, c)) return false;
   if (!get_number(s, "fps", out.fps, 0.5, 30, c)) return false;
   if (!get_bool(s, "tamper", out.tamper, c)) return false;
+  std::string background = "sigma_delta";
+  if (!get_string(s, "background", background, c, false, kMaxIdBytes)) return false;
+  if (background == "mog2")
+    out.background = BackgroundModel::mog2;
+  else if (background != "sigma_delta")
+    return c.fail("background", "must be sigma_delta or mog2");
   if (!get_int(s, "utc_offset_minutes", out.utc_offset_minutes, -720, 840, c)) return false;
   if (auto covers = s.find("covers"); covers != s.end()) {
     if (!covers->is_array()) return c.fail("covers", "must be a list of door or device ids");

@@ -27,30 +27,77 @@ struct Blob {
   double area = 0;  // pixels
 };
 
-// Background subtraction (MOG2, shadows marked and dropped) with an opening and a closing, so
-// that noise specks vanish and a person is one blob. The first frame becomes the background.
+// One step of the Σ-Δ background estimate (Manzanera and Richefeu, 2004), on a BGR frame: every
+// channel of `mean` moves towards the frame by at most `step` levels; `spread` (one byte per
+// pixel) moves by one level towards kSpreadFactor times the pixel's largest channel difference
+// from the mean, within [kMinSpread, kMaxSpread]; `mask` is 255 where that difference exceeds the
+// spread, else 0. Integer arithmetic only, so the vector path (OpenCV's universal intrinsics:
+// SSE2, NEON) and the scalar one (`simd` false, or a CPU without them) give the same bytes.
+// `mean` and `spread` must already be the frame's size (CV_8UC3 and CV_8UC1).
+struct SigmaDelta {
+  static constexpr int kSpreadFactor = 4;
+  static constexpr int kMinSpread = 8;
+  static constexpr int kMaxSpread = 48;
+  static constexpr int kInitialSpread = 16;
+  static void step(const cv::Mat& bgr, cv::Mat& mean, cv::Mat& spread, cv::Mat& mask, int step,
+                   bool simd = true);
+};
+
+// Foreground extraction: a light blur, a background model, shadows dropped, an opening and a
+// closing so that noise specks vanish and a person is one blob, and regions that only changed
+// their lighting cleared. The first frame becomes the background. Two models
+// (docs/CAMERA.md, "Background models"):
+// - sigma_delta (the default): one background per pixel with its own noise level; a tenth of
+//   MOG2's cost. A pixel that alternates between two backgrounds (leaves in the wind, a
+//   flickering sign) only raises its spread, which makes it less sensitive.
+// - mog2: OpenCV's mixture of Gaussians, which learns such pixels' several backgrounds.
 class ForegroundExtractor {
  public:
-  // `history` frames: a still object is absorbed into the background after about a tenth of it.
-  explicit ForegroundExtractor(int history = 500, double var_threshold = 25);
+  // `history` frames: a still object is absorbed into the background after about a tenth of it
+  // (sigma_delta: a still object 48 levels away from the background, after about a tenth).
+  explicit ForegroundExtractor(int history = 500,
+                               BackgroundModel model = BackgroundModel::sigma_delta,
+                               double var_threshold = 25);
   // The 0/255 foreground mask of `bgr`.
   const cv::Mat& apply(const cv::Mat& bgr);
   int frames() const { return frames_; }
-  static constexpr int kLearnFrames = 10;  // at MOG2's fast start-up rate
+  static constexpr int kLearnFrames = 10;  // at a fast start-up rate
 
  private:
+  void apply_sigma_delta();
+  void drop_shadows();
   void drop_lighting_changes();
-  cv::Ptr<cv::BackgroundSubtractorMOG2> mog_;
+  BackgroundModel model_;
+  cv::Ptr<cv::BackgroundSubtractorMOG2> mog_;  // mog2 only
   int history_;
+  int mean_every_;  // sigma_delta: frames between steps of the mean after learning
   cv::Mat blurred_, raw_, mask_, open_kernel_, close_kernel_;
+  cv::Mat mean_, spread_;  // sigma_delta's background and its per-pixel noise level
   cv::Mat background_, bg_gray_, cur_gray_, tile_b_, tile_c_;
   int frames_ = 0;
   static constexpr int kBackgroundEvery = 8;
   int background_frame_ = 0;  // frames_ when bg_gray_ was taken
 };
 
+// The connected regions (8-connected) of a frame's foreground, labelled once for all the zones
+// of the frame. A zone's blobs are the parts of these regions inside it: one object partly in a
+// zone is one blob there, even where the zone's edge cuts it in two.
+class Components {
+ public:
+  // Labels `mask` (0/255); `pixels`: its non-zero count when the caller has it (-1: unknown).
+  void label(const cv::Mat& mask, int pixels = -1);
+  // Each region's part inside `region` (0/255, its bounding box `region_box`; an empty region is
+  // the whole frame) with an area in [min_area_px, max_area_px].
+  std::vector<Blob> blobs(const cv::Mat& region, const cv::Rect& region_box, double min_area_px,
+                          double max_area_px = 1e18) const;
+
+ private:
+  cv::Mat labels_, stats_, centroids_;
+  int count_ = 0;  // labels, the background's included; 0: nothing labelled
+};
+
 // Blobs of `mask` (0/255) inside `region` (0/255, empty = everywhere) with area in
-// [min_area_px, max_area_px].
+// [min_area_px, max_area_px] (labels `mask` afresh: a frame's detectors share one Components).
 std::vector<Blob> find_blobs(const cv::Mat& mask, const cv::Mat& region, double min_area_px,
                              double max_area_px = 1e18);
 
@@ -102,6 +149,7 @@ struct FrameView {
   const cv::Mat& bgr;
   const cv::Mat& foreground;  // 0/255
   std::int64_t t_ms;
+  const Components& components;  // of `foreground`
 };
 
 // Events the detectors return carry kind, severity, active, values and attrs ("zone",
@@ -122,10 +170,13 @@ class ZoneDetector {
   explicit ZoneDetector(ZoneConfig zone) : zone_(std::move(zone)) {}
   edge::Event make_event(edge::EventKind kind) const;
   const cv::Mat& mask(cv::Size size);  // the zone's polygon mask, made at the first frame
+  // The zone's blobs in `f` with an area in [min_area, max_area] (fractions of the frame).
+  std::vector<Blob> blobs(const FrameView& f, double min_area, double max_area = 1e18);
   ZoneConfig zone_;
 
  private:
   cv::Mat mask_;
+  cv::Rect box_;  // mask_'s bounding box
 };
 
 // Foreground blob of at least min_area inside the zone for `confirm_frames` frames in a row:
@@ -289,6 +340,7 @@ class StreamAnalyzer {
   std::vector<std::unique_ptr<ZoneDetector>> zones_;
   std::vector<bool> armed_;  // per zone, as at the last frame
   TamperDetector tamper_;
+  Components components_;
   cv::Mat resized_;
 };
 

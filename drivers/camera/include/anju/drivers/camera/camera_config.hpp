@@ -95,6 +95,13 @@ struct ZoneConfig {
   bool operator==(const ZoneConfig&) const = default;
 };
 
+// How a stream's analytics tell the foreground from the background (analytics.hpp,
+// ForegroundExtractor; docs/CAMERA.md, "Background models").
+enum class BackgroundModel {
+  sigma_delta,  // one background per pixel and its noise level: cheap (the default)
+  mog2,         // OpenCV's MOG2: several backgrounds per pixel (swaying trees), ~10x the cost
+};
+
 struct StreamConfig {
   std::string id;
   std::string name;
@@ -108,6 +115,7 @@ struct StreamConfig {
   int height = 360;
   double fps = 5;
   bool tamper = true;
+  BackgroundModel background = BackgroundModel::sigma_delta;
   int utc_offset_minutes = 480;  // local time of the zones' schedules
   std::vector<ZoneConfig> zones;
   // Doors (attrs.door) or devices (id or name) whose alerts this camera watches: when one of them
