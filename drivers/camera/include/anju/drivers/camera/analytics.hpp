@@ -73,7 +73,7 @@ class ForegroundExtractor {
   int mean_every_;  // sigma_delta: frames between steps of the mean after learning
   cv::Mat blurred_, raw_, mask_, open_kernel_, close_kernel_;
   cv::Mat mean_, spread_;  // sigma_delta's background and its per-pixel noise level
-  cv::Mat background_, bg_gray_, cur_gray_, tile_b_, tile_c_;
+  cv::Mat background_, bg_gray_, cur_gray_;
   int frames_ = 0;
   static constexpr int kBackgroundEvery = 8;
   int background_frame_ = 0;  // frames_ when bg_gray_ was taken
