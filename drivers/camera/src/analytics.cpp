@@ -54,12 +54,12 @@ double quadratic_c2(const std::vector<double>& t, const std::vector<double>& y) 
 
 // ---- foreground -------------------------------------------------------------------------------
 
-void SigmaDelta::step(const cv::Mat& bgr, cv::Mat& mean, cv::Mat& spread, cv::Mat& mask, int step,
-                      bool simd) {
+void SigmaDelta::step(const cv::Mat& bgr, cv::Mat& mean, cv::Mat& spread, cv::Mat& mask,
+                      int max_step, bool simd) {
   CV_Assert(bgr.type() == CV_8UC3 && mean.type() == CV_8UC3 && spread.type() == CV_8UC1);
   CV_Assert(bgr.size() == mean.size() && bgr.size() == spread.size());
   mask.create(bgr.size(), CV_8UC1);
-  const int s = std::clamp(step, 0, 255);
+  const int s = std::clamp(max_step, 0, 255);
   for (int y = 0; y < bgr.rows; ++y) {
     const std::uint8_t* in = bgr.ptr<std::uint8_t>(y);
     std::uint8_t* m = mean.ptr<std::uint8_t>(y);
@@ -87,6 +87,7 @@ void SigmaDelta::step(const cv::Mat& bgr, cv::Mat& mean, cv::Mat& spread, cv::Ma
         cv::v_store_interleave(m + 3 * x, mb, mg, mr);
         const cv::v_uint8 o = cv::v_max(cv::v_absdiff(ib, mb),
                                         cv::v_max(cv::v_absdiff(ig, mg), cv::v_absdiff(ir, mr)));
+        static_assert(kSpreadFactor == 4, "the vectors multiply by adding twice");
         const cv::v_uint8 o2 = o + o;  // saturating: min(255, 4 o)
         const cv::v_uint8 n = o2 + o2;
         cv::v_uint8 vv = cv::vx_load(v + x);
@@ -176,7 +177,7 @@ void ForegroundExtractor::apply_sigma_delta() {
 // is the mean's scaled by a in [0.7, 1), within 1.5 a times the pixel's spread, is dropped
 // (MOG2's test, after Prati et al. 2003, with the spread standing for MOG2's deviation). MOG2
 // takes a down to 0.5; here that took people in grey over grey pavement for shadows (vtest.avi's
-// line count fell from 12 to 9; docs/CAMERA.md, "Background models"), so only the lighter
+// line count fell from 14 to 9; docs/CAMERA.md, "Background models"), so only the lighter
 // shadows go. In integers, exact on every CPU: with d = I.M and m = M.M, a = d/m, and the
 // distance from the scaled colour is |I - aM|^2 = (|I|^2 m - d^2) / m.
 void ForegroundExtractor::drop_shadows() {

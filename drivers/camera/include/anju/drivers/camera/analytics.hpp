@@ -28,7 +28,7 @@ struct Blob {
 };
 
 // One step of the Σ-Δ background estimate (Manzanera and Richefeu, 2004), on a BGR frame: every
-// channel of `mean` moves towards the frame by at most `step` levels; `spread` (one byte per
+// channel of `mean` moves towards the frame by at most `max_step` levels; `spread` (one byte per
 // pixel) moves by one level towards kSpreadFactor times the pixel's largest channel difference
 // from the mean, within [kMinSpread, kMaxSpread]; `mask` is 255 where that difference exceeds the
 // spread, else 0. Integer arithmetic only, so the vector path (OpenCV's universal intrinsics:
@@ -39,7 +39,7 @@ struct SigmaDelta {
   static constexpr int kMinSpread = 8;
   static constexpr int kMaxSpread = 48;
   static constexpr int kInitialSpread = 16;
-  static void step(const cv::Mat& bgr, cv::Mat& mean, cv::Mat& spread, cv::Mat& mask, int step,
+  static void step(const cv::Mat& bgr, cv::Mat& mean, cv::Mat& spread, cv::Mat& mask, int max_step,
                    bool simd = true);
 };
 
