@@ -32,6 +32,7 @@ json to_json(const cam::StreamConfig& s) {
             {"height", s.height},
             {"fps", s.fps},
             {"tamper", s.tamper},
+            {"background", s.background == cam::BackgroundModel::mog2 ? "mog2" : "sigma_delta"},
             {"utc_offset_minutes", s.utc_offset_minutes},
             {"covers", s.covers},
             {"zones", json::array()}};
