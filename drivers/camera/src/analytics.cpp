@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include <opencv2/core/hal/intrin.hpp>
@@ -269,24 +270,60 @@ void ForegroundExtractor::drop_lighting_changes() {
 
 void Components::label(const cv::Mat& mask, int pixels) {
   if (pixels < 0) pixels = cv::countNonZero(mask);
+  regions_.clear();
   if (pixels == 0) {
     count_ = 0;
     return;
   }
-  count_ = cv::connectedComponentsWithStats(mask, labels_, stats_, centroids_, 8, CV_32S);
+  // The labels only: OpenCV's statistics pass visits every pixel, the background's too, and cost
+  // three times the labelling on a sparse mask (bench_camera); ours visits the foreground only.
+  count_ = cv::connectedComponents(mask, labels_, 8, CV_32S);
+  regions_.resize(static_cast<std::size_t>(count_));
+  for (int y = 0; y < mask.rows; ++y) {
+    const std::uint8_t* m = mask.ptr<std::uint8_t>(y);
+    const int* lab = labels_.ptr<int>(y);
+    int x = 0;
+    while (x < mask.cols) {
+      // Eight background pixels at a time.
+      if (x + 8 <= mask.cols) {
+        std::uint64_t eight;
+        std::memcpy(&eight, m + x, sizeof eight);
+        if (eight == 0) {
+          x += 8;
+          continue;
+        }
+      }
+      if (m[x]) {
+        Region& r = regions_[static_cast<std::size_t>(lab[x])];
+        if (r.area == 0) {
+          r.x0 = r.x1 = x;
+          r.y0 = r.y1 = y;
+        }
+        r.x0 = std::min(r.x0, x);
+        r.x1 = std::max(r.x1, x);
+        r.y1 = y;
+        ++r.area;
+        r.sx += x;
+        r.sy += y;
+      }
+      ++x;
+    }
+  }
 }
 
 std::vector<Blob> Components::blobs(const cv::Mat& region, const cv::Rect& region_box,
                                     double min_area_px, double max_area_px) const {
   std::vector<Blob> out;
   for (int i = 1; i < count_; ++i) {
-    const cv::Rect box(stats_.at<int>(i, cv::CC_STAT_LEFT), stats_.at<int>(i, cv::CC_STAT_TOP),
-                       stats_.at<int>(i, cv::CC_STAT_WIDTH), stats_.at<int>(i, cv::CC_STAT_HEIGHT));
+    const Region& c = regions_[static_cast<std::size_t>(i)];
+    if (c.area == 0) continue;
+    const cv::Rect box(c.x0, c.y0, c.x1 - c.x0 + 1, c.y1 - c.y0 + 1);
     Blob b;
     if (region.empty()) {
       b.box = box;
-      b.centroid = {centroids_.at<double>(i, 0), centroids_.at<double>(i, 1)};
-      b.area = stats_.at<int>(i, cv::CC_STAT_AREA);
+      b.centroid = {static_cast<double>(c.sx) / static_cast<double>(c.area),
+                    static_cast<double>(c.sy) / static_cast<double>(c.area)};
+      b.area = static_cast<double>(c.area);
     } else {
       // The region's part: only the pixels of the region's box and the component's are looked at.
       const cv::Rect r = box & region_box;

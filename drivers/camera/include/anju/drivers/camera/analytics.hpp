@@ -92,8 +92,13 @@ class Components {
                           double max_area_px = 1e18) const;
 
  private:
-  cv::Mat labels_, stats_, centroids_;
-  int count_ = 0;  // labels, the background's included; 0: nothing labelled
+  struct Region {  // one label's pixels: bounding box (inclusive), count, sums of coordinates
+    int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+    std::int64_t area = 0, sx = 0, sy = 0;
+  };
+  cv::Mat labels_;
+  std::vector<Region> regions_;  // by label; [0] is the background's (unused)
+  int count_ = 0;                // labels, the background's included; 0: nothing labelled
 };
 
 // Blobs of `mask` (0/255) inside `region` (0/255, empty = everywhere) with area in
