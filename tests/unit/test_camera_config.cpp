@@ -74,7 +74,7 @@ TEST_CASE("camera config: a full example parses with its defaults") {
 
   const auto& l = r.streams[1];
   CHECK(l.name == "lobby");  // default: the id
-  CHECK(l.width == 320);     // default without a thrown_object zone
+  CHECK(l.width == 320);     // the default
   CHECK(l.height == 180);
   CHECK(l.fps == 5);
   CHECK_FALSE(l.tamper);
@@ -82,22 +82,17 @@ TEST_CASE("camera config: a full example parses with its defaults") {
   CHECK(l.zones.empty());
 }
 
-TEST_CASE("camera config: the default analysis size serves the zones") {
+TEST_CASE("camera config: the default analysis size is 320x180, thrown_object zones or not") {
   json j = good();
   j["streams"][0].erase("width");
   j["streams"][0].erase("height");
   auto r = parse_streams_json(j);
   REQUIRE(r.error.empty());
-  // A thrown_object zone: its falling objects are a few pixels wide even at 640x360.
-  CHECK(r.streams[0].width == 640);
-  CHECK(r.streams[0].height == 360);
-  // Without one, a quarter of the pixels.
-  j["streams"][0]["zones"].erase(3);
-  r = parse_streams_json(j);
-  REQUIRE(r.error.empty());
+  // With a thrown_object zone too: that zone gets its own finer band (StreamAnalyzer).
+  REQUIRE(r.streams[0].zones[3].detector == Detector::thrown_object);
   CHECK(r.streams[0].width == 320);
   CHECK(r.streams[0].height == 180);
-  CHECK(analysis_size_for({}) == FrameSize{320, 180});
+  CHECK(kDefaultAnalysisSize == FrameSize{320, 180});
   // A size that is given wins.
   j["streams"][0]["width"] = 1280;
   j["streams"][0]["height"] = 720;

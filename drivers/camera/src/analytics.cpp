@@ -125,13 +125,18 @@ void SigmaDelta::step(const cv::Mat& bgr, cv::Mat& mean, cv::Mat& spread, cv::Ma
   }
 }
 
-ForegroundExtractor::ForegroundExtractor(int history, BackgroundModel model, double var_threshold)
+ForegroundExtractor::ForegroundExtractor(int history, BackgroundModel model, double var_threshold,
+                                         Targets targets)
     : model_(model),
+      targets_(targets),
       history_(history),
       // A still object 48 levels from the background is absorbed after about history/10 frames,
       // as in MOG2 (docs/CAMERA.md, "Background models").
       mean_every_(std::max(1, history / (10 * 48))),
-      open_kernel_(cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3})),
+      // For small objects a square: it keeps a 5x5 object whole, where the cross would take its
+      // corners and leave it under the default min_area at 640x360.
+      open_kernel_(cv::getStructuringElement(
+          targets == Targets::people ? cv::MORPH_ELLIPSE : cv::MORPH_RECT, {3, 3})),
       close_kernel_(cv::getStructuringElement(cv::MORPH_ELLIPSE, {7, 7})) {
   if (model_ == BackgroundModel::mog2)
     mog_ = cv::createBackgroundSubtractorMOG2(history, var_threshold, /*detectShadows=*/true);
@@ -140,28 +145,31 @@ ForegroundExtractor::ForegroundExtractor(int history, BackgroundModel model, dou
 const cv::Mat& ForegroundExtractor::apply(const cv::Mat& bgr) {
   // A light blur first: sensor and compression noise on textured surfaces (brick, foliage)
   // would otherwise come through as dense speckle that the morphology joins into blobs.
-  cv::GaussianBlur(bgr, blurred_, {5, 5}, 0);
+  const bool people = targets_ == Targets::people;
+  if (people) cv::GaussianBlur(bgr, blurred_, {5, 5}, 0);
+  const cv::Mat& in = people ? blurred_ : bgr;
   if (model_ == BackgroundModel::mog2) {
     // MOG2's automatic rate is 1/(2n) for the first history/2 frames: right for learning the
     // first background, but it would absorb anything still for a few seconds during that time.
     // After the first frames, the rate is the history's.
-    mog_->apply(blurred_, raw_, frames_ < kLearnFrames ? -1.0 : 1.0 / history_);
+    mog_->apply(in, raw_, frames_ < kLearnFrames ? -1.0 : 1.0 / history_);
     // 255 = foreground, 127 = shadow (dropped), 0 = background.
     cv::threshold(raw_, mask_, 200, 255, cv::THRESH_BINARY);
   } else {
-    apply_sigma_delta();
+    apply_sigma_delta(in);
   }
   ++frames_;
   cv::morphologyEx(mask_, mask_, cv::MORPH_OPEN, open_kernel_);
+  if (!people) return mask_;
   cv::morphologyEx(mask_, mask_, cv::MORPH_CLOSE, close_kernel_);
   if (frames_ > kLearnFrames) drop_lighting_changes();
   return mask_;
 }
 
-void ForegroundExtractor::apply_sigma_delta() {
-  if (mean_.size() != blurred_.size()) {
-    blurred_.copyTo(mean_);
-    spread_.create(blurred_.size(), CV_8UC1);
+void ForegroundExtractor::apply_sigma_delta(const cv::Mat& in) {
+  if (mean_.size() != in.size()) {
+    in.copyTo(mean_);
+    spread_.create(in.size(), CV_8UC1);
     spread_.setTo(SigmaDelta::kInitialSpread);
     frames_ = 0;
   }
@@ -170,8 +178,8 @@ void ForegroundExtractor::apply_sigma_delta() {
   // level every mean_every_ frames.
   const int left = kLearnFrames - frames_;
   const int step = left > 0 ? 1 << std::min(4, left / 2) : (frames_ % mean_every_ == 0 ? 1 : 0);
-  SigmaDelta::step(blurred_, mean_, spread_, mask_, step);
-  drop_shadows();
+  SigmaDelta::step(in, mean_, spread_, mask_, step);
+  if (targets_ == Targets::people) drop_shadows();
 }
 
 // A shadow darkens the background without changing its colour: a foreground pixel whose colour
@@ -219,11 +227,7 @@ void ForegroundExtractor::drop_lighting_changes() {
   for (int y = 0; y < mask_.rows; y += kTile) {
     for (int x = 0; x < mask_.cols; x += kTile) {
       const cv::Rect r(x, y, std::min(kTile, mask_.cols - x), std::min(kTile, mask_.rows - y));
-      int n = 0;
-      for (int yy = r.y; yy < r.y + r.height; ++yy) {
-        const std::uint8_t* m = mask_.ptr<std::uint8_t>(yy);
-        for (int xx = r.x; xx < r.x + r.width; ++xx) n += m[xx] != 0;
-      }
+      const int n = cv::countNonZero(mask_(r));
       if (n < kMinPixels) continue;
       if (!grey) {
         // sigma_delta's background is its mean. MOG2's background image costs about as much as
@@ -451,27 +455,31 @@ Event ZoneDetector::make_event(EventKind kind) const {
   return e;
 }
 
-const cv::Mat& ZoneDetector::mask(cv::Size size) {
-  if (mask_.size() != size) {
-    mask_ = polygon_mask(zone_.polygon, size);
+std::vector<Blob> ZoneDetector::blobs(const FrameView& f, double min_area, double max_area) {
+  const cv::Rect view(f.origin, f.foreground.size());
+  if (mask_frame_ != f.frame_size || mask_view_ != view) {
+    mask_ = polygon_mask(zone_.polygon, f.frame_size)(view).clone();
+    mask_frame_ = f.frame_size;
+    mask_view_ = view;
     box_ = cv::boundingRect(mask_);
   }
-  return mask_;
-}
-
-std::vector<Blob> ZoneDetector::blobs(const FrameView& f, double min_area, double max_area) {
-  const cv::Size size = f.foreground.size();
-  const double area = frame_area(size);
-  const cv::Mat& region = mask(size);
   if (box_.empty()) return {};  // a polygon too thin to cover a pixel
-  return f.components.blobs(region, box_, min_area * area, max_area * area);
+  const double area = frame_area(f.frame_size);
+  auto found = f.components.blobs(mask_, box_, min_area * area, max_area * area);
+  if (f.origin != cv::Point()) {
+    for (auto& b : found) {
+      b.box += f.origin;
+      b.centroid += cv::Point2d(f.origin);
+    }
+  }
+  return found;
 }
 
 IntrusionDetector::IntrusionDetector(ZoneConfig zone, int confirm_frames, std::int64_t clear_ms)
     : ZoneDetector(std::move(zone)), confirm_frames_(confirm_frames), clear_ms_(clear_ms) {}
 
 void IntrusionDetector::process(const FrameView& f, std::vector<Event>& out) {
-  const cv::Size size = f.foreground.size();
+  const cv::Size size = f.frame_size;
   const auto blobs = this->blobs(f, zone_.min_area);
   const bool occupied = !blobs.empty();
   if (occupied) {
@@ -518,7 +526,7 @@ LoiteringDetector::LoiteringDetector(ZoneConfig zone, std::int64_t max_gap_ms)
     : ZoneDetector(std::move(zone)), max_gap_ms_(max_gap_ms) {}
 
 void LoiteringDetector::process(const FrameView& f, std::vector<Event>& out) {
-  const cv::Size size = f.foreground.size();
+  const cv::Size size = f.frame_size;
   if (!tracker_) tracker_.emplace(0.1 * std::hypot(size.width, size.height), max_gap_ms_, 0.5);
   tracker_->update(blobs(f, zone_.min_area), f.t_ms);
   const auto dwell_ms = static_cast<std::int64_t>(zone_.dwell_s * 1000);
@@ -573,7 +581,7 @@ int LineCounter::side_of(const cv::Point2d& p, cv::Size size, bool& within_span)
 }
 
 void LineCounter::process(const FrameView& f, std::vector<Event>& out) {
-  const cv::Size size = f.foreground.size();
+  const cv::Size size = f.frame_size;
   if (!tracker_) tracker_.emplace(0.08 * std::hypot(size.width, size.height), max_gap_ms_, 0.8);
   tracker_->update(f.components.blobs({}, {}, zone_.min_area * frame_area(size)), f.t_ms);
   for (auto& t : tracker_->tracks()) {
@@ -661,7 +669,7 @@ std::optional<Event> ThrownObjectDetector::judge(const Track& t, cv::Size size) 
 }
 
 void ThrownObjectDetector::process(const FrameView& f, std::vector<Event>& out) {
-  const cv::Size size = f.foreground.size();
+  const cv::Size size = f.frame_size;
   const auto frame_ms = static_cast<std::int64_t>(1000.0 / std::max(fps_, 0.1));
   // An object may enter the zone already falling fast: a wide gate for the second point.
   if (!tracker_) tracker_.emplace(0.05 * size.height, frame_ms * 5 / 2, 0.8, 0.2 * size.height);
@@ -868,6 +876,28 @@ StreamAnalyzer::StreamAnalyzer(StreamConfig cfg, const edge::Clock* clock)
     }
   }
   armed_.assign(zones_.size(), true);
+  in_band_.assign(zones_.size(), false);
+  // Thrown-object zones are analysed finer than the rest when the analysis size is coarser than
+  // kDetailSize, in the band of the view that covers them all.
+  if (cfg_.width < kDetailSize.width || cfg_.height < kDetailSize.height) {
+    Band band;
+    for (std::size_t i = 0; i < zones_.size(); ++i) {
+      const ZoneConfig& z = zones_[i]->zone();
+      if (z.detector != Detector::thrown_object || z.polygon.empty()) continue;
+      double x0 = 1, y0 = 1, x1 = 0, y1 = 0;
+      for (const auto& p : z.polygon) {
+        x0 = std::min(x0, p.x);
+        y0 = std::min(y0, p.y);
+        x1 = std::max(x1, p.x);
+        y1 = std::max(y1, p.y);
+      }
+      const cv::Rect2d box(x0, y0, std::max(0.0, x1 - x0), std::max(0.0, y1 - y0));
+      band.area = band.zones.empty() ? box : (band.area | box);
+      band.zones.push_back(i);
+      in_band_[i] = true;
+    }
+    if (!band.zones.empty()) band_ = std::move(band);
+  }
 }
 
 bool StreamAnalyzer::armed(const std::string& zone_id) const {
@@ -906,7 +936,50 @@ std::vector<Event> StreamAnalyzer::stream_lost() {
     label(e);
   }
   fg_ = ForegroundExtractor(history_for(cfg_), cfg_.background);
+  if (band_) band_->fg.reset();
   return out;
+}
+
+bool StreamAnalyzer::cut_band(const cv::Mat& bgr, std::vector<Event>& out) {
+  Band& b = *band_;
+  // The band's scale: kDetailSize, or the frame's own size when that is smaller (no upscaling).
+  const cv::Size size(std::min(kDetailSize.width, bgr.cols),
+                      std::min(kDetailSize.height, bgr.rows));
+  const bool finer = size.width > cfg_.width || size.height > cfg_.height;
+  const cv::Size used = finer ? size : cv::Size();
+  if (used != b.size) {
+    // The band's zones change scale (the first frame, or a stream that came back at another
+    // size): their tracks are in the old scale's pixels.
+    for (std::size_t i : b.zones) zones_[i]->disarm(out);
+    b.fg.reset();
+    b.size = used;
+    if (finer) {
+      const int x0 = static_cast<int>(std::floor(b.area.x * size.width));
+      const int y0 = static_cast<int>(std::floor(b.area.y * size.height));
+      const int x1 = static_cast<int>(std::ceil(b.area.br().x * size.width));
+      const int y1 = static_cast<int>(std::ceil(b.area.br().y * size.height));
+      b.rect = cv::Rect(cv::Point(x0, y0), cv::Point(x1, y1)) & cv::Rect(cv::Point(), size);
+    } else {
+      b.rect = cv::Rect();
+    }
+  }
+  if (!finer || b.rect.empty()) return false;
+  if (bgr.size() == size) {
+    b.frame = bgr(b.rect);  // no copy
+  } else {
+    const double sx = static_cast<double>(bgr.cols) / size.width;
+    const double sy = static_cast<double>(bgr.rows) / size.height;
+    const cv::Rect source = cv::Rect(cv::Point(static_cast<int>(std::floor(b.rect.x * sx)),
+                                               static_cast<int>(std::floor(b.rect.y * sy))),
+                                     cv::Point(static_cast<int>(std::ceil(b.rect.br().x * sx)),
+                                               static_cast<int>(std::ceil(b.rect.br().y * sy)))) &
+                            cv::Rect(cv::Point(), bgr.size());
+    cv::resize(bgr(source), b.frame, b.rect.size(), 0, 0, cv::INTER_AREA);
+  }
+  if (!b.fg)
+    b.fg.emplace(history_for(cfg_), cfg_.background, 25,
+                 ForegroundExtractor::Targets::small_objects);
+  return true;
 }
 
 std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms) {
@@ -915,6 +988,7 @@ std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms
     cv::resize(bgr, resized_, {cfg_.width, cfg_.height}, 0, 0, cv::INTER_AREA);
     frame = &resized_;
   }
+  analysed_ = *frame;
   const cv::Mat& fg = fg_.apply(*frame);
   const int foreground = cv::countNonZero(fg);
   std::vector<Event> out;
@@ -922,6 +996,7 @@ std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms
   // costly "moved" check runs on such frames (and on every few otherwise).
   if (cfg_.tamper)
     out = tamper_.process(*frame, t_ms, foreground > static_cast<int>(fg.total() / 8));
+  const bool banded = band_ && cut_band(bgr, out);
   // Schedules, on the wall clock (not the frame's time: a replayed file has media time).
   std::optional<std::int64_t> wall;
   for (std::size_t i = 0; i < zones_.size(); ++i) {
@@ -937,9 +1012,21 @@ std::vector<Event> StreamAnalyzer::process(const cv::Mat& bgr, std::int64_t t_ms
   const bool global_change = foreground > static_cast<int>(fg.total() / 2) || tamper_.raised();
   if (fg_.frames() > 5 && !global_change) {
     components_.label(fg, foreground);  // once for all the zones
-    const FrameView view{*frame, fg, t_ms, components_};
+    const FrameView view{*frame, fg, t_ms, components_, frame->size()};
     for (std::size_t i = 0; i < zones_.size(); ++i)
-      if (armed_[i]) zones_[i]->process(view, out);
+      if (armed_[i] && !(banded && in_band_[i])) zones_[i]->process(view, out);
+  }
+  if (banded) {
+    Band& b = *band_;
+    const cv::Mat& band_fg = b.fg->apply(b.frame);
+    const int band_pixels = cv::countNonZero(band_fg);
+    if (b.fg->frames() > 5 && band_pixels <= static_cast<int>(band_fg.total() / 2) &&
+        !tamper_.raised()) {
+      b.components.label(band_fg, band_pixels);
+      const FrameView view{b.frame, band_fg, t_ms, b.components, b.size, b.rect.tl()};
+      for (std::size_t i : b.zones)
+        if (armed_[i]) zones_[i]->process(view, out);
+    }
   }
   for (auto& e : out) {
     label(e);

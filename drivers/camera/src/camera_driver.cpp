@@ -310,7 +310,7 @@ void CameraDriver::run(Stream& s) {
       // One analyzer for the stream's life: latched zones and the tamper reference outlive a
       // reconnect; what a lost stream leaves raised is cleared when it is lost (below).
       if (!analyzer) analyzer.emplace(s.cfg, &clock_);
-      cv::Mat frame, small, evidence_frame;
+      cv::Mat frame, evidence_frame;
       bool first = true;
       double next_analysis = -1;
       std::int64_t status_due = clock_.mono_ms() + options_.status_interval.count() * 1000;
@@ -370,13 +370,11 @@ void CameraDriver::run(Stream& s) {
           next_analysis = (next_analysis < 0 || t - next_analysis > period_ms)
                               ? t + period_ms
                               : next_analysis + period_ms;
-          // The analyser sees a copy downscaled to the analysis size.
-          if (frame.cols != s.cfg.width || frame.rows != s.cfg.height)
-            cv::resize(frame, small, {s.cfg.width, s.cfg.height}, 0, 0, cv::INTER_AREA);
-          else
-            small = frame;
+          // The analyser downscales the frame to the analysis size (and cuts out the band of
+          // its thrown-object zones at their finer size).
           const auto t_ms = static_cast<std::int64_t>(t);
-          auto events = analyzer->process(small, t_ms);
+          auto events = analyzer->process(frame, t_ms);
+          const cv::Mat& small = analyzer->analysed();
           {
             std::lock_guard lk(s.mu);
             ++s.stats.frames_analysed;

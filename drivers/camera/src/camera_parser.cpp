@@ -379,9 +379,8 @@ bool parse_stream(const json& s, StreamConfig& out, const Ctx& c) {
     }
   }
   if (!s.contains("width")) {
-    const FrameSize size = analysis_size_for(out.zones);
-    out.width = size.width;
-    out.height = size.height;
+    out.width = kDefaultAnalysisSize.width;
+    out.height = kDefaultAnalysisSize.height;
   }
   return true;
 }
@@ -418,12 +417,6 @@ bool schedule_armed(const std::vector<ScheduleWindow>& schedule, int utc_offset_
     }
   }
   return false;
-}
-
-FrameSize analysis_size_for(const std::vector<ZoneConfig>& zones) {
-  for (const auto& z : zones)
-    if (z.detector == Detector::thrown_object) return {640, 360};
-  return {320, 180};
 }
 
 int default_severity(Detector d) {

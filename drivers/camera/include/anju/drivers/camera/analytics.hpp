@@ -53,21 +53,27 @@ struct SigmaDelta {
 // - mog2: OpenCV's mixture of Gaussians, which learns such pixels' several backgrounds.
 class ForegroundExtractor {
  public:
+  // What the foreground is for: people and vehicles (the whole pipeline above), or small objects
+  // (thrown from height: a few pixels wide), where the background model's mask is only opened.
+  // The blur would fade such an object into the background and the closing merge it with its
+  // neighbours; what the shadow and lighting tests clear is larger than a small object anyway.
+  enum class Targets { people, small_objects };
   // `history` frames: a still object is absorbed into the background after about a tenth of it
   // (sigma_delta: a still object 48 levels away from the background, after about a tenth).
   explicit ForegroundExtractor(int history = 500,
                                BackgroundModel model = BackgroundModel::sigma_delta,
-                               double var_threshold = 25);
+                               double var_threshold = 25, Targets targets = Targets::people);
   // The 0/255 foreground mask of `bgr`.
   const cv::Mat& apply(const cv::Mat& bgr);
   int frames() const { return frames_; }
   static constexpr int kLearnFrames = 10;  // at a fast start-up rate
 
  private:
-  void apply_sigma_delta();
+  void apply_sigma_delta(const cv::Mat& in);
   void drop_shadows();
   void drop_lighting_changes();
   BackgroundModel model_;
+  Targets targets_;
   cv::Ptr<cv::BackgroundSubtractorMOG2> mog_;  // mog2 only
   int history_;
   int mean_every_;  // sigma_delta: frames between steps of the mean after learning
@@ -149,12 +155,16 @@ class CentroidTracker {
   std::vector<Track> ended_;
 };
 
-// What every detector sees of one frame.
+// What every detector sees of one frame: the whole view (`frame_size`), or a band of it whose
+// top left corner is at `origin` (zones analysed finer than the rest, see StreamAnalyzer).
+// Blobs and tracks are in the whole view's pixels either way.
 struct FrameView {
   const cv::Mat& bgr;
-  const cv::Mat& foreground;  // 0/255
+  const cv::Mat& foreground;  // 0/255, bgr's size
   std::int64_t t_ms;
   const Components& components;  // of `foreground`
+  cv::Size frame_size;           // the whole view, at this view's scale
+  cv::Point origin{};            // bgr's top left corner in it
 };
 
 // Events the detectors return carry kind, severity, active, values and attrs ("zone",
@@ -174,14 +184,16 @@ class ZoneDetector {
  protected:
   explicit ZoneDetector(ZoneConfig zone) : zone_(std::move(zone)) {}
   edge::Event make_event(edge::EventKind kind) const;
-  const cv::Mat& mask(cv::Size size);  // the zone's polygon mask, made at the first frame
-  // The zone's blobs in `f` with an area in [min_area, max_area] (fractions of the frame).
+  // The zone's blobs in `f` with an area in [min_area, max_area] (fractions of the whole view),
+  // in the whole view's pixels.
   std::vector<Blob> blobs(const FrameView& f, double min_area, double max_area = 1e18);
   ZoneConfig zone_;
 
  private:
-  cv::Mat mask_;
-  cv::Rect box_;  // mask_'s bounding box
+  cv::Mat mask_;         // the zone's polygon over f's bgr, made at the first frame
+  cv::Rect mask_view_;   // where mask_ lies in the whole view
+  cv::Size mask_frame_;  // the whole view's size it was made for
+  cv::Rect box_;         // mask_'s bounding box
 };
 
 // Foreground blob of at least min_area inside the zone for `confirm_frames` frames in a row:
@@ -312,6 +324,9 @@ class TamperDetector {
 };
 
 // Everything one stream runs on a frame: the foreground once, its zone detectors, and tamper.
+// Thrown-object zones are analysed at kDetailSize when that is finer than the analysis size and
+// the frame given has the pixels (docs/CAMERA.md, "Analysis size"): in a band of the frame that
+// covers them, with a foreground of their own (ForegroundExtractor::Targets::small_objects).
 // Events come back with device (id = stream id, kind "camera", name), location, source
 // "camera" and severity set; the driver stamps ids and times.
 // Zone schedules: a zone with a schedule runs its detector only while `clock`'s wall time is in
@@ -321,8 +336,15 @@ class TamperDetector {
 class StreamAnalyzer {
  public:
   explicit StreamAnalyzer(StreamConfig cfg, const edge::Clock* clock = nullptr);
-  // `bgr` at the configured analysis size (others are resized); t_ms: the frame's time.
+  // `bgr`: the frame as decoded (it is resized to the analysis size, and its band cut out, here);
+  // t_ms: the frame's time.
   std::vector<edge::Event> process(const cv::Mat& bgr, std::int64_t t_ms);
+  // The last frame analysed, at the analysis size (it may share the pixels of the frame given).
+  const cv::Mat& analysed() const { return analysed_; }
+  // The band's rectangle at the band's scale, and that scale's whole view (empty: no band, the
+  // thrown-object zones are analysed with the rest).
+  cv::Rect band() const { return band_ ? band_->rect : cv::Rect(); }
+  cv::Size band_frame_size() const { return band_ ? band_->size : cv::Size(); }
   bool reset_zone(const std::string& zone_id);  // re-arms a latched intrusion zone
   // The stream was lost: what the zones had raised and does not latch is cleared (events with
   // active = false, attrs.reason "stream lost"), tracks end, and the background is learned again
@@ -337,16 +359,31 @@ class StreamAnalyzer {
   bool armed(const std::string& zone_id) const;
 
  private:
+  // Zones analysed finer than the rest, in the band of the frame that covers them.
+  struct Band {
+    std::vector<std::size_t> zones;  // indices into zones_
+    cv::Rect2d area;                 // normalised: the union of the zones' bounding boxes
+    std::optional<ForegroundExtractor> fg;
+    Components components;
+    cv::Size size;  // the whole view at the band's scale; empty: the band is not used
+    cv::Rect rect;  // the band in it
+    cv::Mat frame;  // the band's pixels (a view of the frame given, or resized from it)
+  };
   // Names the stream on an event: the camera as its device, its location and source.
   void label(edge::Event& e) const;
+  // Cuts the band out of `bgr`; false when the band is not finer than the analysis size.
+  bool cut_band(const cv::Mat& bgr, std::vector<edge::Event>& out);
   StreamConfig cfg_;
   const edge::Clock* clock_;
   ForegroundExtractor fg_;
   std::vector<std::unique_ptr<ZoneDetector>> zones_;
-  std::vector<bool> armed_;  // per zone, as at the last frame
+  std::vector<bool> armed_;    // per zone, as at the last frame
+  std::vector<bool> in_band_;  // per zone: analysed in the band, when it is used
+  std::optional<Band> band_;
   TamperDetector tamper_;
   Components components_;
   cv::Mat resized_;
+  cv::Mat analysed_;
 };
 
 }  // namespace anju::drivers::camera

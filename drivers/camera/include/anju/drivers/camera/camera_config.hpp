@@ -13,7 +13,7 @@
 //                                          // put into the URL then; never with user:pass@ in url
 //      "building": "3", "unit": "", "room": "north gate",   // optional location
 //      "width": 640, "height": 360,        // analysis size, 32..1920 x 32..1080, both or
-//                                          // neither; default by the zones (analysis_size_for)
+//                                          // neither; default 320x180 (kDefaultAnalysisSize)
 //      "fps": 5,                           // analysis rate, 0.5..30
 //      "tamper": true,                     // camera tamper detection, default true
 //      "utc_offset_minutes": 480,          // local time of the zones' schedules, -720..840,
@@ -109,8 +109,8 @@ struct StreamConfig {
   std::string rtsp_transport = "tcp";  // rtsp(s):// only: "tcp" or "udp"
   std::string credentials_file;        // absolute path; empty: none
   edge::Location location;
-  // The analysis size. The parser's default depends on the zones (analysis_size_for); a config
-  // made in code gets 640x360 unless it says otherwise.
+  // The analysis size. The parser's default is kDefaultAnalysisSize; a config made in code gets
+  // 640x360 unless it says otherwise.
   int width = 640;
   int height = 360;
   double fps = 5;
@@ -156,15 +156,17 @@ CredentialUrl open_url_with_credentials(const StreamConfig& cfg);
 // thrown_object 2.
 int default_severity(Detector d);
 
-// The analysis size of a stream whose config gives none: the smallest that serves its zones.
-// 640x360 when a zone looks for objects thrown from height (a falling object is a few pixels
-// wide even there), 320x180 otherwise: a quarter of the pixels, and background subtraction, the
-// bulk of the analytics' cost, scales with them (docs/CAMERA.md, "Analysis size").
 struct FrameSize {  // a frame's size in pixels: the analysis size, the evidence size
   int width = 0;
   int height = 0;
   bool operator==(const FrameSize&) const = default;
 };
-FrameSize analysis_size_for(const std::vector<ZoneConfig>& zones);
+// The analysis size of a stream whose config gives none: 320x180. A person at a gate is tens of
+// pixels tall there, and background subtraction, the bulk of the analytics' cost, scales with
+// the pixels (docs/CAMERA.md, "Analysis size").
+inline constexpr FrameSize kDefaultAnalysisSize{320, 180};
+// Thrown-object zones are analysed at least this fine, in their own band of the frame: a falling
+// object is a few pixels wide even here, and the opening of a 320x180 analysis would erase it.
+inline constexpr FrameSize kDetailSize{640, 360};
 
 }  // namespace anju::drivers::camera
